@@ -1,0 +1,14 @@
+"""detcli's own components, registered through the same hook third-party plugins use."""
+
+from __future__ import annotations
+
+from detcli.plugins import hookimpl
+from detcli.registry import Registries
+
+
+@hookimpl
+def detcli_register(registries: Registries) -> None:
+    """Import the modules whose decorators register detcli's components (this imports torch)."""
+    from detcli.engine.optimizers import register_torch_optimizers
+
+    register_torch_optimizers(registries.OPTIMIZERS)

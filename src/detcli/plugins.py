@@ -1,0 +1,156 @@
+"""Plugins: pip packages that add components through pluggy hooks.
+
+A plugin declares an entry point in group `detcli.plugins` pointing at a module (or object)
+with `@hookimpl def detcli_register(registries)`. detcli's own components come in through
+the same hook (`detcli.builtin_components`), so the plugin API is complete because the core
+uses it.
+
+Environment:
+  DETCLI_DISABLE_PLUGIN_AUTOLOAD=1   load no third-party plugins
+  DETCLI_DISABLE_PLUGINS=a,b         skip the plugins with these entry-point names
+  DETCLI_TRACE_PLUGINS=1             print every hook call (pluggy's tracing) to stderr
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from detcli.errors import PluginError, RegistryError
+from detcli.registry import BUILTIN_SOURCE, REGISTRIES, Registries, registering_as
+
+PLUGIN_GROUP = "detcli.plugins"
+
+hookspec = pluggy.HookspecMarker("detcli")
+hookimpl = pluggy.HookimplMarker("detcli")
+
+
+class HookSpecs:
+    """The hooks a plugin may implement (the documented contract)."""
+
+    @hookspec
+    def detcli_register(self, registries: Registries) -> None:
+        """Register components: `registries.MODELS.register(MyBackbone)`, `registries.HOOKS...`."""
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as discovered: where it comes from, what it registered, or why it failed."""
+
+    name: str  # the entry-point name (also the registry source name)
+    value: str  # "package.module" the entry point points at
+    distribution: str | None = None
+    version: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
+    error: str | None = None
+    disabled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.disabled
+
+
+@dataclass
+class _State:
+    manager: pluggy.PluginManager | None = None
+    plugins: list[PluginInfo] = field(default_factory=list)
+
+
+_state = _State()
+
+
+def load_plugins() -> list[PluginInfo]:
+    """Register detcli's components and every installed plugin's, once per process."""
+    if _state.manager is not None:
+        return _state.plugins
+    manager = pluggy.PluginManager("detcli")
+    manager.add_hookspecs(HookSpecs)
+    if os.environ.get("DETCLI_TRACE_PLUGINS"):
+        manager.trace.root.setwriter(lambda text: sys.stderr.write(text))
+        manager.enable_tracing()
+    _state.manager = manager
+
+    from detcli import __version__, builtin_components
+
+    builtin = PluginInfo(BUILTIN_SOURCE, builtin_components.__name__, "detcli", __version__)
+    _state.plugins = [builtin]
+    _register(manager, builtin, builtin_components)
+    if builtin.error:  # our own components failing is a bug, not a user problem: surface it
+        raise RuntimeError(f"detcli's built-in components failed to register: {builtin.error}")
+
+    if os.environ.get("DETCLI_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in ("", "0", "false"):
+        return _state.plugins
+    disabled = {n.strip() for n in os.environ.get("DETCLI_DISABLE_PLUGINS", "").split(",") if n.strip()}
+    for ep in sorted(metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(ep.name, ep.value, dist.name if dist else None, dist.version if dist else None)
+        _state.plugins.append(info)
+        if ep.name in disabled:
+            info.disabled = True
+            continue
+        with registering_as(ep.name):  # decorators run at import time count for the plugin
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                info.error = _describe(exc)
+                _forget(info)
+                continue
+        _register(manager, info, plugin)
+    return _state.plugins
+
+
+def loaded_plugins() -> list[PluginInfo]:
+    """The plugins `load_plugins()` found (empty before it ran)."""
+    return list(_state.plugins)
+
+
+def failed_plugins() -> list[PluginInfo]:
+    """Plugins that could not be imported or registered."""
+    return [p for p in _state.plugins if p.error]
+
+
+def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: ModuleType | Any) -> None:
+    """Register one plugin's hooks and call its `detcli_register` with only its own impls."""
+    try:
+        manager.register(plugin, name=info.name)
+        manager.check_pending()  # a misspelled hook name is an error, not silence
+    except Exception as exc:
+        info.error = _describe(exc)
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
+        _forget(info)
+        return
+    others = [p for p in manager.get_plugins() if p is not plugin]
+    call = manager.subset_hook_caller("detcli_register", remove_plugins=others)
+    with registering_as(info.name):
+        try:
+            call(registries=REGISTRIES)
+        except RegistryError as exc:  # a name clash: which type you'd get would be a guess
+            _forget(info)
+            raise PluginError(str(exc)) from None
+        except Exception as exc:
+            info.error = _describe(exc)
+            manager.unregister(plugin)
+            _forget(info)
+            return
+    info.registered = {r.kind: r.names(info.name) for r in REGISTRIES if r.names(info.name)}
+
+
+def _forget(info: PluginInfo) -> None:
+    """Undo whatever a failing plugin registered before it failed."""
+    for registry in REGISTRIES:
+        registry.remove_source(info.name)
+
+
+def _describe(exc: BaseException) -> str:
+    """`ErrorType: message (file:line)` of where the plugin's code raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
