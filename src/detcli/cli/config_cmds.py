@@ -1,0 +1,57 @@
+"""`detcli print-config` and `detcli check`."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from detcli.cli.options import ConfigArg, SetOption
+from detcli.cli.output import console, load_plugins_reporting_failures
+
+
+class Format(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
+
+def print_config(
+    config: ConfigArg,
+    set_: SetOption = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.yaml,
+    show_origin: Annotated[
+        bool,
+        typer.Option("--show-origin", help="Mark every value with the file:line or --set that gave it."),
+    ] = False,
+) -> None:
+    """Print the fully merged config (bases, overrides and ${...} references resolved)."""
+    from detcli.config import render_config, resolve_config
+
+    resolved = resolve_config(config, set_ or [])
+    typer.echo(render_config(resolved, fmt.value, show_origin), nl=False)
+
+
+def check(config: ConfigArg, set_: SetOption = None) -> None:
+    """Validate a config without building anything heavy; list every problem. Exit 2 if any."""
+    from detcli.config import resolve_config
+    from detcli.config.check import check_config
+
+    resolved = resolve_config(config, set_ or [])
+    load_plugins_reporting_failures()
+    problems = check_config(resolved)
+    if not problems:
+        console.print(f"[green]✓[/] {escape(str(config))}: no problems found.")
+        return
+    console.print(f"[red]✗[/] {len(problems)} problem(s) in {escape(str(config))}:")
+    for p in problems:  # a list, not a table: long messages stay readable and greppable
+        where = f" [dim]({escape(p.origin)})[/]" if p.origin else ""
+        console.print(f"  [bold cyan]{escape(p.where)}[/]{where}\n    {escape(p.message)}")
+    raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("print-config")(print_config)
+    app.command("check")(check)

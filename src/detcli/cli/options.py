@@ -1,0 +1,19 @@
+"""Command-line options shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML or JSON).", show_default=False)]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a config value after all files: KEY.PATH=VALUE (VALUE is YAML). Repeatable.",
+        show_default=False,
+    ),
+]

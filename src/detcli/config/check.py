@@ -1,0 +1,279 @@
+"""`detcli check`: every problem of a merged config at once, each with its path and origin.
+
+Nothing heavy is built: types are looked up in the registries and arguments compared with
+constructor signatures (`Registry.signature`), so a typo costs seconds, not a failed run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detcli.config.loader import ResolvedConfig
+from detcli.config.origins import ConfigPath, format_path
+from detcli.config.schema import (
+    CHECKPOINT_SCHEMES,
+    COMPONENT_PLACES,
+    KNOWN_TOP_LEVEL_KEYS,
+    PATH_KEYS,
+    RUNTIME_KEYS,
+)
+from detcli.config.typecheck import component_slot, describe, matches
+from detcli.registry import REGISTRIES, Registries
+from detcli.suggest import close_names, did_you_mean
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: where (config path and file:line) and what."""
+
+    path: ConfigPath
+    message: str
+    origin: str
+
+    @property
+    def where(self) -> str:
+        return format_path(self.path)
+
+
+def check_config(resolved: ResolvedConfig, registries: Registries = REGISTRIES) -> list[Problem]:
+    """All problems of `resolved` (empty when it is clean); call after `load_plugins()`."""
+    checker = _Checker(resolved, registries)
+    checker.run()
+    return checker.problems
+
+
+class _Checker:
+    def __init__(self, resolved: ResolvedConfig, registries: Registries):
+        self.resolved = resolved
+        self.cfg = resolved.cfg
+        self.registries = registries
+        self.problems: list[Problem] = []
+        self.components = 0  # how many components were checked (for the summary)
+
+    def run(self) -> None:
+        self._top_level_keys()
+        for place in COMPONENT_PLACES:
+            value = self._get(place.path)
+            if value is _MISSING or value is None:
+                continue
+            items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+            for index, item in items:
+                path = place.path if index is None else (*place.path, index)
+                self._component(path, item, place.kind, place.builder_keys)
+        self._runtime_keys()
+        self._num_classes()
+        self._paths(self.cfg, ())
+
+    def report(self, path: ConfigPath, message: str) -> None:
+        origin = self.resolved.origin(path)
+        self.problems.append(Problem(path, message, str(origin) if origin else ""))
+
+    # -- components -------------------------------------------------------------------------
+
+    def _component(self, path: ConfigPath, cfg: Any, kind: str, builder_keys: frozenset[str] = frozenset()) -> None:
+        registry = self.registries[kind]
+        if not isinstance(cfg, dict):
+            self.report(path, f"expected a {kind} component (a mapping with `type`), got {_show(cfg)}.")
+            return
+        if "type" not in cfg:
+            self.report(path, f"this {kind} component has no `type` key.")
+            self._opaque(path, cfg)
+            return
+        name = cfg["type"]
+        type_path = (*path, "type")
+        if not isinstance(name, str):
+            self.report(type_path, f"`type` must be a {kind} type name, got {_show(name)}.")
+            return
+        if name not in registry:
+            elsewhere = [r.kind for r in self.registries.find(name)]
+            if elsewhere:
+                self.report(type_path, f"{name!r} is a {' and '.join(elsewhere)} type, but this place needs a {kind} type.")
+            else:
+                self.report(type_path, registry.unknown_message(name))
+            self._opaque(path, cfg)  # still look inside: report every problem at once
+            return
+        self.components += 1
+        signature = registry.signature(name)
+        for key, value in cfg.items():
+            if key == "type" or key in builder_keys:
+                continue
+            arg = signature.arguments.get(key)
+            if arg is None:
+                if not signature.accepts_any:
+                    accepted = ", ".join(signature.arguments) or "no arguments"
+                    self.report(
+                        (*path, key),
+                        f"{name} has no argument {key!r}.{did_you_mean(key, signature.arguments)} "
+                        f"It accepts: {accepted}.",
+                    )
+                self._opaque((*path, key), value)
+                continue
+            self._argument((*path, key), value, arg.annotation, name)
+        for arg in signature.arguments.values():
+            if arg.required and arg.name not in cfg:
+                self.report(path, f"{name} needs argument {arg.name!r} ({describe(arg.annotation)}), which is not set.")
+
+    def _argument(self, path: ConfigPath, value: Any, hint: Any, owner: str) -> None:
+        slot = component_slot(hint)
+        if slot is not None:
+            if value is None and matches(None, hint):
+                return
+            if slot.single and isinstance(value, dict):
+                self._component(path, value, slot.kind)
+                return
+            if slot.many and isinstance(value, list):
+                for i, item in enumerate(value):
+                    self._component((*path, i), item, slot.kind)
+                return
+        if not matches(value, hint):
+            self.report(path, f"{owner} expects {describe(hint)} for {path[-1]!r}, got {_show(value)}.")
+            return
+        self._opaque(path, value)
+
+    def _opaque(self, path: ConfigPath, value: Any) -> None:
+        """Look inside a value no signature describes for `type`s that name a registered component.
+
+        Such mappings are often layer settings (`norm_cfg: {type: BN}`, `nms: {type: nms}`) read
+        by their owner, so an unknown name there is only reported when it is a near miss of a
+        registered one (`MaxIOUAssigner` for `MaxIoUAssigner`).
+        """
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self._opaque((*path, i), item)
+            return
+        if not isinstance(value, dict):
+            return
+        name = value.get("type")
+        if isinstance(name, str):
+            holders = self.registries.find(name)
+            if len(holders) == 1:
+                self._component(path, value, holders[0].kind)
+                return
+            if not holders:
+                near = close_names(name, self._all_names(), n=1, cutoff=0.85)
+                if near:
+                    self.report((*path, "type"), f"unknown type {name!r}. Did you mean {near[0]!r}?")
+        for key, child in value.items():
+            self._opaque((*path, key), child)
+
+    def _all_names(self) -> list[str]:
+        return [entry.name for registry in self.registries for entry in registry]
+
+    # -- settings outside components ---------------------------------------------------------
+
+    def _top_level_keys(self) -> None:
+        for key in self.cfg:
+            if key in KNOWN_TOP_LEVEL_KEYS or not isinstance(key, str):
+                continue
+            near = close_names(key, KNOWN_TOP_LEVEL_KEYS, n=1, cutoff=0.8)
+            if near:
+                self.report((key,), f"unknown top-level key {key!r}; it would be ignored. Did you mean {near[0]!r}?")
+
+    def _runtime_keys(self) -> None:
+        for path, hint in RUNTIME_KEYS.items():
+            value = self._get(path)
+            if value is not _MISSING and not matches(value, hint):
+                self.report(path, f"{format_path(path)} must be {describe(hint)}, got {_show(value)}.")
+
+    def _num_classes(self) -> None:
+        """The head's `num_classes` must equal the number of `classes` of every split."""
+        lists = {p: c for p, c in self._class_lists() if isinstance(c, list)}
+        if not lists:
+            return
+        (first_path, first), *rest = lists.items()
+        for path, classes in rest:
+            if classes != first:
+                self.report(path, f"classes differ from {format_path(first_path)}: {_diff(first, classes)}.")
+        model = self.cfg.get("model")
+        for path, value in _find_key(model, "num_classes", ("model",)):
+            if "rpn_head" in path:  # the RPN scores objectness: one class whatever the dataset
+                continue
+            if isinstance(value, int) and value != len(first):
+                self.report(
+                    path,
+                    f"num_classes is {value}, but {format_path(first_path)} lists {len(first)} classes; "
+                    f"set it to {len(first)} (a mismatch trains a head that cannot name your classes).",
+                )
+
+    def _class_lists(self) -> list[tuple[ConfigPath, Any]]:
+        found: list[tuple[ConfigPath, Any]] = []
+        data = self.cfg.get("data")
+        if isinstance(data, dict):
+            for split in ("train", "val", "test"):
+                found += _find_key(data.get(split), "classes", ("data", split))
+        return found
+
+    def _paths(self, value: Any, path: ConfigPath) -> None:
+        """Files and folders named in the config must exist (relative paths: the working dir)."""
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self._paths(item, (*path, i))
+            return
+        if not isinstance(value, dict):
+            return
+        for key, child in value.items():
+            child_path = (*path, key)
+            kind = PATH_KEYS.get(key) if isinstance(key, str) else None
+            if key == "checkpoint" and path and path[-1] == "init_cfg":
+                kind = "file"
+            if kind and child:
+                for p, item in [(child_path, child)] if not isinstance(child, list) else [
+                    ((*child_path, i), c) for i, c in enumerate(child)
+                ]:
+                    self._path_exists(p, item, kind)
+            else:
+                self._paths(child, child_path)
+
+    def _path_exists(self, path: ConfigPath, value: Any, kind: str) -> None:
+        if not isinstance(value, str) or value.startswith(CHECKPOINT_SCHEMES):
+            return
+        if path[-1] == "resume_from" and value == "auto":
+            return
+        p = Path(value).expanduser()
+        ok = p.is_file() if kind == "file" else p.is_dir()
+        if not ok:
+            what = "file" if kind == "file" else "folder"
+            state = f"is not a {what}" if p.exists() else "does not exist"
+            self.report(path, f"{what} {value!r} {state} (relative paths start at {Path.cwd()}).")
+
+    def _get(self, path: ConfigPath) -> Any:
+        node: Any = self.cfg
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return _MISSING
+        return node
+
+
+_MISSING = object()
+
+
+def _find_key(value: Any, key: str, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:
+    """Every (path, value) of `key` inside `value`, at any depth."""
+    found: list[tuple[ConfigPath, Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == key:
+                found.append(((*path, k), v))
+            else:
+                found += _find_key(v, key, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += _find_key(v, key, (*path, i))
+    return found
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _diff(a: list[Any], b: list[Any]) -> str:
+    lines = list(difflib.ndiff([str(x) for x in a], [str(x) for x in b]))
+    changed = [line for line in lines if line[:1] in "+-"]
+    return "; ".join(changed[:6]) if changed else f"same names, different order: {b}"

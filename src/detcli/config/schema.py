@@ -1,0 +1,91 @@
+"""What `detcli check` knows about the shape of a config beyond the registries.
+
+Component places say which registry the `type` at a config path is looked up in; the
+runtime keys are plain settings the engine reads, with the type each must have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from detcli.config.origins import ConfigPath
+
+
+@dataclass(frozen=True)
+class Place:
+    """A config path holding a component (or a list of them) of one registry kind."""
+
+    path: ConfigPath
+    kind: str
+    # Keys the builder takes out before calling the constructor (not constructor arguments).
+    builder_keys: frozenset[str] = frozenset()
+
+
+COMPONENT_PLACES: tuple[Place, ...] = (
+    Place(("model",), "MODELS"),
+    Place(("data", "train"), "DATASETS"),
+    Place(("data", "val"), "DATASETS"),
+    Place(("data", "test"), "DATASETS"),
+    Place(("optimizer",), "OPTIMIZERS", frozenset({"paramwise_cfg", "constructor"})),
+    Place(("optim_wrapper", "optimizer"), "OPTIMIZERS"),
+    Place(("param_scheduler",), "SCHEDULERS"),
+    Place(("custom_hooks",), "HOOKS", frozenset({"priority"})),
+    Place(("log_config", "hooks"), "HOOKS", frozenset({"priority"})),
+    Place(("val_evaluator",), "METRICS"),
+    Place(("test_evaluator",), "METRICS"),
+)
+
+# Settings outside components, checked when present: path -> type hint.
+RUNTIME_KEYS: dict[ConfigPath, Any] = {
+    ("seed",): int | None,
+    ("work_dir",): str | None,
+    ("load_from",): str | None,
+    ("resume_from",): str | None,
+    ("device",): str | None,
+    ("log_level",): str,
+    ("gpu_ids",): list[int] | None,
+    ("data", "samples_per_gpu"): int,
+    ("data", "workers_per_gpu"): int,
+    ("data", "persistent_workers"): bool,
+    ("evaluation", "interval"): int,
+    ("evaluation", "metric"): str | list[str],
+    ("runner", "type"): Literal["EpochBasedRunner", "IterBasedRunner"],
+    ("runner", "max_epochs"): int,
+    ("runner", "max_iters"): int,
+    ("checkpoint_config", "interval"): int,
+    ("checkpoint_config", "max_keep_ckpts"): int,
+    ("log_config", "interval"): int,
+    ("optimizer_config", "grad_clip"): dict[str, Any] | None,
+    ("optimizer_config", "grad_clip", "max_norm"): float,
+    ("optimizer_config", "grad_clip", "norm_type"): float,
+    ("lr_config", "policy"): str,
+    ("lr_config", "warmup"): str | None,
+    ("lr_config", "warmup_iters"): int,
+    ("lr_config", "warmup_ratio"): float,
+    ("lr_config", "step"): int | list[int],
+    ("auto_scale_lr", "enable"): bool,
+    ("auto_scale_lr", "base_batch_size"): int,
+}
+
+# Top-level keys the field's configs use. An unknown key close to one of these is a typo
+# that would otherwise be ignored in silence (`optimzer:` leaves the default optimizer).
+KNOWN_TOP_LEVEL_KEYS = frozenset(
+    {
+        "model", "data", "evaluation", "optimizer", "optimizer_config", "lr_config", "runner",
+        "checkpoint_config", "log_config", "custom_hooks", "load_from", "resume_from", "work_dir",
+        "seed", "device", "auto_scale_lr", "dist_params", "log_level", "gpu_ids", "workflow",
+        "param_scheduler", "optim_wrapper", "val_evaluator", "test_evaluator", "fp16",
+        "data_root", "classes", "default_hooks", "train_cfg", "val_cfg", "test_cfg",
+    }
+)  # fmt: skip
+
+# Keys naming files or folders that must exist before a run starts: key -> "file" | "dir".
+PATH_KEYS: dict[str, str] = {
+    "ann_file": "file",
+    "img_prefix": "dir",
+    "load_from": "file",
+    "resume_from": "file",
+}
+# `init_cfg.checkpoint` may also name a hub weight (`timm:...`, `torchvision:...`, a URL).
+CHECKPOINT_SCHEMES = ("timm:", "torchvision:", "http://", "https://", "hf-hub:", "hf_hub:")
