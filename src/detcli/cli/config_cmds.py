@@ -47,7 +47,7 @@ def check(config: ConfigArg, set_: SetOption = None) -> None:
     console.print(f"[red]✗[/] {len(problems)} problem(s) in {escape(str(config))}:")
     for p in problems:  # a list, not a table: long messages stay readable and greppable
         where = f" [dim]({escape(p.origin)})[/]" if p.origin else ""
-        console.print(f"  [bold cyan]{escape(p.where)}[/]{where}\n    {escape(p.message)}")
+        console.print(f"  [bold cyan]{escape(p.where)}[/]{where}\n    {escape(p.message)}", soft_wrap=True)
     raise typer.Exit(2)
 
 

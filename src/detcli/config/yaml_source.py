@@ -30,6 +30,9 @@ ConfigLoader.add_implicit_resolver(
 )
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def read_yaml_file(path: Path) -> tuple[Any, Origins]:
     """Parse `path`; return its data and the origin (file:line) of every value in it."""
     try:
@@ -69,6 +72,11 @@ def _construct(
     source: str,
 ) -> Any:
     origins[path] = Origin(source, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise ConfigError(
+            f"{source}:{node.start_mark.line + 1}: unsupported YAML tag {node.tag!r}; a config holds "
+            "plain mappings, lists and scalars only (nothing is ever executed)."
+        )
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         result: dict[Any, Any] = {}

@@ -1,0 +1,88 @@
+"""Shared test helpers: writing config trees, running the CLI in-process or as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_PLUGINS = Path(__file__).parent / "fixtures" / "plugins"
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    """`write("a/b.yaml", text)` writes dedented text under tmp_path and returns the path."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run `detcli ARGS` in this process (fast); returns exit code, stdout and stderr."""
+    from detcli.cli import main
+
+    def _run(*args: str) -> Result:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run
+
+
+def run_detcli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+    """Run `python -m detcli ARGS` as a real process (what plugin discovery needs)."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "detcli", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=300,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def pip_install_target(target: Path, *packages: Path) -> None:
+    """A real `pip install` of fixture plugin packages into `target` (then put on PYTHONPATH)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "--target", str(target), *map(str, packages)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, str]]:
+    """`plugin_env("detcli-toy", ...)`: env whose PYTHONPATH holds those fixture plugins, pip-installed."""
+    installed: dict[tuple[str, ...], Path] = {}
+
+    def _env(*names: str) -> dict[str, str]:
+        key = tuple(sorted(names))
+        if key not in installed:
+            target = tmp_path_factory.mktemp("site-" + "-".join(key))
+            pip_install_target(target, *(FIXTURE_PLUGINS / n for n in key))
+            installed[key] = target
+        return {"PYTHONPATH": os.pathsep.join([str(installed[key]), os.environ.get("PYTHONPATH", "")])}
+
+    return _env
