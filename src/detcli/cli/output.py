@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 
 if TYPE_CHECKING:
     from detcli.plugins import PluginInfo
@@ -17,10 +16,8 @@ err_console = Console(stderr=True, highlight=False)
 
 def print_error(exc: BaseException) -> None:
     """A user error as one red block on stderr (no traceback: the message says what to do)."""
-    err_console.print(
-        Panel(escape(str(exc)), title=f"[bold]{type(exc).__name__}[/]", title_align="left",
-              border_style="red", expand=False)
-    )
+    # Not a boxed panel: the message names files, and wrapped paths cannot be copied.
+    err_console.print(f"[bold red]error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
 
 
 def load_plugins_reporting_failures() -> list[PluginInfo]:

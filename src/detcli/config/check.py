@@ -80,7 +80,7 @@ class _Checker:
             return
         if "type" not in cfg:
             self.report(path, f"this {kind} component has no `type` key.")
-            self._opaque(path, cfg)
+            self._opaque_children(path, cfg)
             return
         name = cfg["type"]
         type_path = (*path, "type")
@@ -93,7 +93,7 @@ class _Checker:
                 self.report(type_path, f"{name!r} is a {' and '.join(elsewhere)} type, but this place needs a {kind} type.")
             else:
                 self.report(type_path, registry.unknown_message(name))
-            self._opaque(path, cfg)  # still look inside: report every problem at once
+            self._opaque_children(path, cfg)  # still look inside: report every problem at once
             return
         self.components += 1
         signature = registry.signature(name)
@@ -156,8 +156,12 @@ class _Checker:
                 near = close_names(name, self._all_names(), n=1, cutoff=0.85)
                 if near:
                     self.report((*path, "type"), f"unknown type {name!r}. Did you mean {near[0]!r}?")
-        for key, child in value.items():
-            self._opaque((*path, key), child)
+        self._opaque_children(path, value)
+
+    def _opaque_children(self, path: ConfigPath, mapping: dict[Any, Any]) -> None:
+        for key, child in mapping.items():
+            if key != "type":
+                self._opaque((*path, key), child)
 
     def _all_names(self) -> list[str]:
         return [entry.name for registry in self.registries for entry in registry]

@@ -1,0 +1,95 @@
+"""Plugin discovery through real pip-installed packages with `detcli.plugins` entry points."""
+
+from __future__ import annotations
+
+from conftest import run_detcli
+
+
+def test_plugins_lists_version_and_registered_names(plugin_env):
+    result = run_detcli("plugins", env=plugin_env("detcli-toy"))
+    assert result.code == 0, result.err
+    row = next(line for line in result.out.splitlines() if "detcli-toy" in line)
+    assert "1.2.3" in row and "ok" in row
+    assert "MODELS: ToyBackbone, ToyDetector, ToyHead, ToyNeck" in result.out
+    assert "HOOKS: ToyHook" in result.out  # registered by decorator at import: still the plugin's
+    assert "TRANSFORMS: ToyFlip" in result.out and "DATASETS: ToyDataset, ToyRepeat" in result.out
+    assert "OPTIMIZERS: " in result.out and "SGD" in result.out  # detcli's own, through the same hook
+
+
+def test_plugin_types_are_usable_by_check_and_types(plugin_env, write, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    write("ann.json", "{}")
+    config = write("toy.yaml", f"""
+        classes: [a, b, c]
+        model:
+          type: ToyDetector
+          backbone: {{type: ToyBackbone, depth: 34}}
+          neck: {{type: ToyNeck, in_channels: [64, 128], out_channels: 64}}
+          bbox_head: {{type: ToyHead, num_classes: 3}}
+        data:
+          train:
+            type: ToyRepeat
+            times: 2
+            dataset:
+              type: ToyDataset
+              ann_file: {tmp_path / 'ann.json'}
+              img_prefix: {tmp_path / 'imgs'}
+              classes: ${{classes}}
+              pipeline: [{{type: ToyFlip, flip_ratio: 0.5}}]
+        optimizer: {{type: SGD, lr: 0.01, momentum: 0.9}}
+        custom_hooks: [{{type: ToyHook, interval: 2}}]
+    """)
+    env = plugin_env("detcli-toy")
+    clean = run_detcli("check", str(config), env=env)
+    assert clean.code == 0, clean.out + clean.err
+    assert "no problems" in clean.out
+
+    bad = run_detcli("check", str(config), "--set", "model.neck.type=toyneck", "--set",
+                     "data.train.dataset.pipeline.0.type=ToyFlp", "--set", "model.bbox_head.num_classes=4",
+                     "--set", "model.backbone.depht=50", env=env)
+    assert bad.code == 2
+    assert "3 problem(s)" not in bad.out and "4 problem(s)" in bad.out
+    assert "Did you mean 'ToyNeck'?" in bad.out and "Did you mean 'ToyFlip'?" in bad.out
+    assert "num_classes is 4, but data.train.dataset.classes lists 3 classes" in bad.out
+    assert "ToyBackbone has no argument 'depht'. Did you mean 'depth'?" in bad.out
+    assert "Traceback" not in bad.out + bad.err
+
+    types = run_detcli("types", "models", env=env)
+    assert types.code == 0
+    assert "ToyBackbone" in types.out and "depth=18" in types.out and "toy" in types.out
+    one = run_detcli("types", "MODELS", "ToyNeck", env=env)
+    assert "in_channels" in one.out and "required" in one.out and "list[int]" in one.out
+
+
+def test_broken_plugin_is_reported_and_the_cli_keeps_working(plugin_env, write):
+    env = plugin_env("detcli-toy", "detcli-broken")
+    result = run_detcli("plugins", env=env)
+    assert result.code == 0, result.err
+    row = next(line for line in result.out.splitlines() if "detcli-broken" in line)
+    assert "failed" in row
+    assert "ModuleNotFoundError" in result.out and "detcli_dependency_that_is_not_installed" in result.out
+    assert "plugin broken" in result.err and "failed to load" in result.err
+    assert "ToyBackbone" in result.out  # other plugins still load
+
+    config = write("c.yaml", "optimizer: {type: SGD, lr: 0.1}\n")
+    check = run_detcli("check", str(config), env=env)
+    assert check.code == 0 and "no problems" in check.out and "broken" in check.err
+    assert run_detcli("print-config", str(config), env=env).code == 0
+
+
+def test_two_plugins_with_one_name_is_an_error_naming_both(plugin_env):
+    result = run_detcli("plugins", env=plugin_env("detcli-toy", "detcli-clash"))
+    assert result.code == 2
+    err = " ".join(result.err.split())
+    assert "ToyBackbone" in err and "plugin 'clash'" in err and "plugin 'toy'" in err
+    assert "Traceback" not in result.err
+    # The way out the message offers works:
+    env = {**plugin_env("detcli-toy", "detcli-clash"), "DETCLI_DISABLE_PLUGINS": "clash"}
+    result = run_detcli("plugins", env=env)
+    assert result.code == 0 and "disabled" in result.out
+
+
+def test_autoload_can_be_disabled(plugin_env):
+    env = {**plugin_env("detcli-toy"), "DETCLI_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = run_detcli("plugins", env=env)
+    assert result.code == 0 and "detcli-toy" not in result.out and "SGD" in result.out
