@@ -58,7 +58,11 @@ def run_detcli(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "detcli", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=300,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -66,9 +70,23 @@ def run_detcli(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
 def pip_install_target(target: Path, *packages: Path) -> None:
     """A real `pip install` of fixture plugin packages into `target` (then put on PYTHONPATH)."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), *map(str, packages)],
-        check=True, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            *map(str, packages),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -83,6 +101,8 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[s
             target = tmp_path_factory.mktemp("site-" + "-".join(key))
             pip_install_target(target, *(FIXTURE_PLUGINS / n for n in key))
             installed[key] = target
-        return {"PYTHONPATH": os.pathsep.join([str(installed[key]), os.environ.get("PYTHONPATH", "")])}
+        return {
+            "PYTHONPATH": os.pathsep.join([str(installed[key]), os.environ.get("PYTHONPATH", "")])
+        }
 
     return _env

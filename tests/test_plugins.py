@@ -13,13 +13,17 @@ def test_plugins_lists_version_and_registered_names(plugin_env):
     assert "MODELS: ToyBackbone, ToyDetector, ToyHead, ToyNeck" in result.out
     assert "HOOKS: ToyHook" in result.out  # registered by decorator at import: still the plugin's
     assert "TRANSFORMS: ToyFlip" in result.out and "DATASETS: ToyDataset, ToyRepeat" in result.out
-    assert "OPTIMIZERS: " in result.out and "SGD" in result.out  # detcli's own, through the same hook
+    assert (
+        "OPTIMIZERS: " in result.out and "SGD" in result.out
+    )  # detcli's own, through the same hook
 
 
 def test_plugin_types_are_usable_by_check_and_types(plugin_env, write, tmp_path):
     (tmp_path / "imgs").mkdir()
     write("ann.json", "{}")
-    config = write("toy.yaml", f"""
+    config = write(
+        "toy.yaml",
+        f"""
         classes: [a, b, c]
         model:
           type: ToyDetector
@@ -32,21 +36,32 @@ def test_plugin_types_are_usable_by_check_and_types(plugin_env, write, tmp_path)
             times: 2
             dataset:
               type: ToyDataset
-              ann_file: {tmp_path / 'ann.json'}
-              img_prefix: {tmp_path / 'imgs'}
+              ann_file: {tmp_path / "ann.json"}
+              img_prefix: {tmp_path / "imgs"}
               classes: ${{classes}}
               pipeline: [{{type: ToyFlip, flip_ratio: 0.5}}]
         optimizer: {{type: SGD, lr: 0.01, momentum: 0.9}}
         custom_hooks: [{{type: ToyHook, interval: 2}}]
-    """)
+    """,
+    )
     env = plugin_env("detcli-toy")
     clean = run_detcli("check", str(config), env=env)
     assert clean.code == 0, clean.out + clean.err
     assert "no problems" in clean.out
 
-    bad = run_detcli("check", str(config), "--set", "model.neck.type=toyneck", "--set",
-                     "data.train.dataset.pipeline.0.type=ToyFlp", "--set", "model.bbox_head.num_classes=4",
-                     "--set", "model.backbone.depht=50", env=env)
+    bad = run_detcli(
+        "check",
+        str(config),
+        "--set",
+        "model.neck.type=toyneck",
+        "--set",
+        "data.train.dataset.pipeline.0.type=ToyFlp",
+        "--set",
+        "model.bbox_head.num_classes=4",
+        "--set",
+        "model.backbone.depht=50",
+        env=env,
+    )
     assert bad.code == 2
     assert "3 problem(s)" not in bad.out and "4 problem(s)" in bad.out
     assert "Did you mean 'ToyNeck'?" in bad.out and "Did you mean 'ToyFlip'?" in bad.out
@@ -67,7 +82,10 @@ def test_broken_plugin_is_reported_and_the_cli_keeps_working(plugin_env, write):
     assert result.code == 0, result.err
     row = next(line for line in result.out.splitlines() if "detcli-broken" in line)
     assert "failed" in row
-    assert "ModuleNotFoundError" in result.out and "detcli_dependency_that_is_not_installed" in result.out
+    assert (
+        "ModuleNotFoundError" in result.out
+        and "detcli_dependency_that_is_not_installed" in result.out
+    )
     assert "plugin broken" in result.err and "failed to load" in result.err
     assert "ToyBackbone" in result.out  # other plugins still load
 

@@ -60,7 +60,7 @@ def test_bad_arguments_are_reported_at_build(models):
         def __init__(self, out_channels: int):
             pass
 
-    with pytest.raises(RegistryError, match="Cannot build MODELS type 'FPN'.*out_chanels"):
+    with pytest.raises(RegistryError, match=r"Cannot build MODELS type 'FPN'.*out_chanels"):
         models.build({"type": "FPN", "out_channels": 3, "out_chanels": 3})
     with pytest.raises(RegistryError, match="needs a `type` key"):
         models.build({"out_channels": 3})
@@ -72,7 +72,10 @@ def test_same_name_from_two_sources_names_both(models):
     with registering_as("plugin-b"), pytest.raises(RegistryError) as err:
         models.add(type("Neck", (), {"__module__": "b.necks"}))
     message = str(err.value)
-    assert "plugin 'plugin-a' (a.necks.Neck)" in message and "plugin 'plugin-b' (b.necks.Neck)" in message
+    assert (
+        "plugin 'plugin-a' (a.necks.Neck)" in message
+        and "plugin 'plugin-b' (b.necks.Neck)" in message
+    )
     assert "DETCLI_DISABLE_PLUGINS" in message
 
 
@@ -99,6 +102,14 @@ def test_signature_resolves_hints_and_component_annotations(models):
 
 def test_registries_by_kind():
     assert REGISTRIES["models"] is REGISTRIES.MODELS
-    assert REGISTRIES.kinds() == ["MODELS", "TRANSFORMS", "DATASETS", "HOOKS", "OPTIMIZERS", "SCHEDULERS", "METRICS"]
+    assert REGISTRIES.kinds() == [
+        "MODELS",
+        "TRANSFORMS",
+        "DATASETS",
+        "HOOKS",
+        "OPTIMIZERS",
+        "SCHEDULERS",
+        "METRICS",
+    ]
     with pytest.raises(RegistryError, match="Did you mean 'MODELS'"):
         REGISTRIES["MODEL"]

@@ -87,10 +87,14 @@ def load_plugins() -> list[PluginInfo]:
 
     if os.environ.get("DETCLI_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in ("", "0", "false"):
         return _state.plugins
-    disabled = {n.strip() for n in os.environ.get("DETCLI_DISABLE_PLUGINS", "").split(",") if n.strip()}
+    disabled = {
+        n.strip() for n in os.environ.get("DETCLI_DISABLE_PLUGINS", "").split(",") if n.strip()
+    }
     for ep in sorted(metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         dist = getattr(ep, "dist", None)
-        info = PluginInfo(ep.name, ep.value, dist.name if dist else None, dist.version if dist else None)
+        info = PluginInfo(
+            ep.name, ep.value, dist.name if dist else None, dist.version if dist else None
+        )
         _state.plugins.append(info)
         if ep.name in disabled:
             info.disabled = True

@@ -57,7 +57,9 @@ class Entry:
 
     @property
     def qualname(self) -> str:
-        return f"{getattr(self.obj, '__module__', '?')}.{getattr(self.obj, '__qualname__', self.name)}"
+        return (
+            f"{getattr(self.obj, '__module__', '?')}.{getattr(self.obj, '__qualname__', self.name)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ class Registry:
         self.injected = injected
         self._entries: dict[str, Entry] = {}
 
-    def register(self, obj: T | None = None, *, name: str | None = None, force: bool = False) -> Any:
+    def register(
+        self, obj: T | None = None, *, name: str | None = None, force: bool = False
+    ) -> Any:
         """Decorator (`@MODELS.register()` or `@MODELS.register`) adding a class under its name."""
         if obj is not None:
             self.add(obj, name=name, force=force)
@@ -117,7 +121,7 @@ class Registry:
         self._entries[name] = Entry(name, obj, source)
 
     def remove_source(self, source: str) -> list[str]:
-        """Forget every type registered by `source` (a plugin that failed half-way); return names."""
+        """Forget every type `source` registered (a plugin that failed half-way); return names."""
         names = [n for n, e in self._entries.items() if e.source == source]
         for n in names:
             del self._entries[n]
@@ -145,7 +149,8 @@ class Registry:
         sources = ", ".join(sorted({e.source for e in self._entries.values()}))
         return (
             f"Unknown {self.kind} type {name!r}.{did_you_mean(name, self._entries)} "
-            f"Registered {self.kind} types come from: {sources} (`detcli types {self.kind}` lists them)."
+            f"Registered {self.kind} types come from: {sources} "
+            f"(`detcli types {self.kind}` lists them)."
         )
 
     def signature(self, name: str) -> Signature:
@@ -153,7 +158,7 @@ class Registry:
         return signature_of(self.get(name), skip=self.injected)
 
     def build(self, cfg: Mapping[str, Any], **injected: Any) -> Any:
-        """Make the object a `{type: Name, **args}` mapping describes; `injected` adds code-side args."""
+        """Build what a `{type: Name, **args}` mapping describes; `injected`: code-side args."""
         if not isinstance(cfg, Mapping) or "type" not in cfg:
             raise RegistryError(f"A {self.kind} config needs a `type` key, got {cfg!r}.")
         args = {k: v for k, v in cfg.items() if k != "type"}
@@ -186,7 +191,7 @@ def signature_of(obj: Callable[..., Any], skip: tuple[str, ...] = ()) -> Signatu
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return Signature({}, accepts_any=True)
-    target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
+    target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable forward references: check names, not types
@@ -227,7 +232,7 @@ METRICS = Registry("METRICS")
 
 
 class Registries:
-    """The registries by kind: `registries.MODELS` or `registries["MODELS"]` (what plugins receive)."""
+    """Registries by kind: `registries.MODELS` or `registries["MODELS"]` (what plugins receive)."""
 
     def __init__(self, *registries: Registry):
         self._by_kind = {r.kind: r for r in registries}
@@ -236,7 +241,9 @@ class Registries:
         try:
             return self._by_kind[kind]
         except KeyError:
-            raise AttributeError(f"no registry {kind!r}.{did_you_mean(kind, self._by_kind)}") from None
+            raise AttributeError(
+                f"no registry {kind!r}.{did_you_mean(kind, self._by_kind)}"
+            ) from None
 
     def __getitem__(self, kind: str) -> Registry:
         try:

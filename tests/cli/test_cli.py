@@ -40,7 +40,9 @@ def test_print_config_yaml_json_and_origin(cli):
         ({"c.yaml": "_base_: d.yaml\na: {_delete_: true}\n", "d.yaml": "a: 1\n"}, [], "_delete_"),
     ],
 )
-def test_user_errors_exit_2_with_one_message_and_no_traceback(cli, write, tmp_path, files, args, expected):
+def test_user_errors_exit_2_with_one_message_and_no_traceback(
+    cli, write, tmp_path, files, args, expected
+):
     for name, text in files.items():
         write(name, text)
     for command in ("print-config", "check"):
@@ -76,13 +78,26 @@ def test_check_reports_reference_config_problems_with_paths(cli):
 
 
 def _imported_modules(*args: str) -> set[str]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "detcli", *args],
-                          capture_output=True, text=True, cwd=REPO, check=True)
-    return {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "detcli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if "|" in line
+    }
 
 
 def test_help_and_print_config_do_not_import_torch():
-    for args in (["--help"], ["print-config", "configs/trash.yaml", "--show-origin"], ["check", "--help"]):
+    for args in (
+        ["--help"],
+        ["print-config", "configs/trash.yaml", "--show-origin"],
+        ["check", "--help"],
+    ):
         modules = _imported_modules(*args)
         assert "detcli" in modules
         assert not modules & {"torch", "torchvision", "timm", "numpy", "pycocotools"}, args

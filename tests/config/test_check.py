@@ -12,13 +12,24 @@ from detcli.registry import ModelCfg, Registries, Registry, TransformCfg
 
 
 class FPN:
-    def __init__(self, in_channels: list[int], out_channels: int, num_outs: int = 5, add_extra_convs: bool | str = False):
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: int,
+        num_outs: int = 5,
+        add_extra_convs: bool | str = False,
+    ):
         pass
 
 
 class ResNet:
-    def __init__(self, depth: Literal[18, 34, 50, 101, 152] = 50, out_indices: tuple[int, ...] = (0, 1, 2, 3),
-                 norm_cfg: dict[str, Any] | None = None, init_cfg: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        depth: Literal[18, 34, 50, 101, 152] = 50,
+        out_indices: tuple[int, ...] = (0, 1, 2, 3),
+        norm_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | None = None,
+    ):
         pass
 
 
@@ -38,8 +49,14 @@ class MaxIoUAssigner:
 
 
 class Detector:
-    def __init__(self, backbone: ModelCfg, neck: ModelCfg | None = None, rpn_head: ModelCfg | None = None,
-                 bbox_head: ModelCfg | None = None, train_cfg: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        backbone: ModelCfg,
+        neck: ModelCfg | None = None,
+        rpn_head: ModelCfg | None = None,
+        bbox_head: ModelCfg | None = None,
+        train_cfg: dict[str, Any] | None = None,
+    ):
         pass
 
 
@@ -59,7 +76,13 @@ class Resize:
 
 
 class CocoDataset:
-    def __init__(self, ann_file: str, img_prefix: str, pipeline: list[TransformCfg], classes: list[str] | None = None):
+    def __init__(
+        self,
+        ann_file: str,
+        img_prefix: str,
+        pipeline: list[TransformCfg],
+        classes: list[str] | None = None,
+    ):
         pass
 
 
@@ -75,8 +98,15 @@ class LoggerHook:
 
 @pytest.fixture
 def registries() -> Registries:
-    regs = Registries(Registry("MODELS"), Registry("TRANSFORMS"), Registry("DATASETS"), Registry("HOOKS"),
-                      Registry("OPTIMIZERS", injected=("params",)), Registry("SCHEDULERS"), Registry("METRICS"))
+    regs = Registries(
+        Registry("MODELS"),
+        Registry("TRANSFORMS"),
+        Registry("DATASETS"),
+        Registry("HOOKS"),
+        Registry("OPTIMIZERS", injected=("params",)),
+        Registry("SCHEDULERS"),
+        Registry("METRICS"),
+    )
     for cls in (FPN, ResNet, BBoxHead, CrossEntropyLoss, MaxIoUAssigner, Detector, RPNHead):
         regs.MODELS.register(cls)
     regs.TRANSFORMS.register(RandomFlip)
@@ -91,7 +121,9 @@ def registries() -> Registries:
 def clean_config(write, tmp_path):
     (tmp_path / "images").mkdir()
     write("ann.json", "{}")
-    return write("exp.yaml", f"""
+    return write(
+        "exp.yaml",
+        f"""
         classes: [cat, dog]
         model:
           type: Detector
@@ -120,7 +152,8 @@ def clean_config(write, tmp_path):
           interval: 50
           hooks: [{{type: LoggerHook, anything: 1}}]
         runner: {{type: EpochBasedRunner, max_epochs: 12}}
-    """)
+    """,
+    )
 
 
 def _problems(path, registries, overrides=()):
@@ -132,7 +165,9 @@ def test_clean_config_has_no_problems(clean_config, registries):
 
 
 def test_near_miss_type_names_are_suggested(clean_config, registries):
-    problems = _problems(clean_config, registries, ["model.neck.type=fPn", "data.train.pipeline.1.type=Randomflip"])
+    problems = _problems(
+        clean_config, registries, ["model.neck.type=fPn", "data.train.pipeline.1.type=Randomflip"]
+    )
     assert "Did you mean 'FPN'?" in problems["model.neck.type"].message
     assert "Did you mean 'RandomFlip'?" in problems["data.train.pipeline.1.type"].message
     assert problems["model.neck.type"].origin == "--set model.neck.type=fPn"
@@ -140,29 +175,50 @@ def test_near_miss_type_names_are_suggested(clean_config, registries):
 
 def test_type_from_the_wrong_registry_is_named(clean_config, registries):
     problems = _problems(clean_config, registries, ["model.neck.type=RandomFlip"])
-    assert "'RandomFlip' is a TRANSFORMS type, but this place needs a MODELS type" in problems["model.neck.type"].message
+    assert (
+        "'RandomFlip' is a TRANSFORMS type, but this place needs a MODELS type"
+        in problems["model.neck.type"].message
+    )
 
 
 def test_unknown_and_missing_arguments(clean_config, registries):
-    problems = _problems(clean_config, registries, ["model.neck={_delete_: true, type: FPN, out_chanels: 256}"])
-    assert "FPN has no argument 'out_chanels'. Did you mean 'out_channels'" in problems["model.neck.out_chanels"].message
+    problems = _problems(
+        clean_config, registries, ["model.neck={_delete_: true, type: FPN, out_chanels: 256}"]
+    )
+    assert (
+        "FPN has no argument 'out_chanels'. Did you mean 'out_channels'"
+        in problems["model.neck.out_chanels"].message
+    )
     missing = problems["model.neck"].message
     assert "needs argument 'in_channels'" in missing or "needs argument 'out_channels'" in missing
 
 
 def test_missing_arguments_all_reported(clean_config, registries):
-    problems = check_config(resolve_config(clean_config, ["model.neck={_delete_: true, type: FPN}"]), registries)
+    problems = check_config(
+        resolve_config(clean_config, ["model.neck={_delete_: true, type: FPN}"]), registries
+    )
     messages = [p.message for p in problems if p.where == "model.neck"]
     assert len(messages) == 2
 
 
 def test_wrong_value_types(clean_config, registries):
-    problems = _problems(clean_config, registries, [
-        "model.neck.out_channels='256'", "model.backbone.depth=51", "optimizer.lr=abc",
-        "data.train.pipeline.0.img_scale=512", "model.bbox_head.loss_cls.use_sigmoid=1",
-        "data.samples_per_gpu=2.5", "runner.type=EpochRunner",
-    ])
-    assert "FPN expects int for 'out_channels', got str '256'" in problems["model.neck.out_channels"].message
+    problems = _problems(
+        clean_config,
+        registries,
+        [
+            "model.neck.out_channels='256'",
+            "model.backbone.depth=51",
+            "optimizer.lr=abc",
+            "data.train.pipeline.0.img_scale=512",
+            "model.bbox_head.loss_cls.use_sigmoid=1",
+            "data.samples_per_gpu=2.5",
+            "runner.type=EpochRunner",
+        ],
+    )
+    assert (
+        "FPN expects int for 'out_channels', got str '256'"
+        in problems["model.neck.out_channels"].message
+    )
     assert "50" in problems["model.backbone.depth"].message
     assert "got str 'abc'" in problems["optimizer.lr"].message
     assert "list[int] | list[list[int]]" in problems["data.train.pipeline.0.img_scale"].message
@@ -174,29 +230,44 @@ def test_wrong_value_types(clean_config, registries):
 def test_num_classes_must_match_classes(clean_config, registries):
     problems = _problems(clean_config, registries, ["classes=[cat, dog, bird]"])
     assert set(problems) == {"model.bbox_head.num_classes"}  # the RPN's single class is fine
-    assert "num_classes is 2, but data.train.classes lists 3 classes" in problems["model.bbox_head.num_classes"].message
+    assert (
+        "num_classes is 2, but data.train.classes lists 3 classes"
+        in problems["model.bbox_head.num_classes"].message
+    )
 
 
 def test_classes_differing_between_splits(clean_config, registries):
-    problems = _problems(clean_config, registries, [
-        "data.val={type: CocoDataset, ann_file: x, img_prefix: y, pipeline: [], classes: [cat, bird]}"
-    ])
+    problems = _problems(
+        clean_config,
+        registries,
+        [
+            "data.val={type: CocoDataset, ann_file: x, img_prefix: y, pipeline: [], classes: [cat, bird]}"
+        ],
+    )
     assert "classes differ from data.train.classes" in problems["data.val.classes"].message
 
 
 def test_missing_files_are_reported(clean_config, registries, tmp_path):
-    problems = _problems(clean_config, registries, [
-        "data.train.ann_file=nope.json", f"data.train.img_prefix={tmp_path / 'ann.json'}",
-        "load_from=ckpt.pth", "resume_from=auto",
-        "model.backbone.init_cfg={type: Pretrained, checkpoint: w.pth}",
-        "optimizer.weight_decay=0.1",
-    ])
+    problems = _problems(
+        clean_config,
+        registries,
+        [
+            "data.train.ann_file=nope.json",
+            f"data.train.img_prefix={tmp_path / 'ann.json'}",
+            "load_from=ckpt.pth",
+            "resume_from=auto",
+            "model.backbone.init_cfg={type: Pretrained, checkpoint: w.pth}",
+            "optimizer.weight_decay=0.1",
+        ],
+    )
     assert "file 'nope.json' does not exist" in problems["data.train.ann_file"].message
     assert "is not a folder" in problems["data.train.img_prefix"].message
     assert "ckpt.pth" in problems["load_from"].message
     assert "resume_from" not in problems
     assert "w.pth" in problems["model.backbone.init_cfg.checkpoint"].message
-    problems = _problems(clean_config, registries, ["model.backbone.init_cfg={checkpoint: 'timm:resnet18'}"])
+    problems = _problems(
+        clean_config, registries, ["model.backbone.init_cfg={checkpoint: 'timm:resnet18'}"]
+    )
     assert problems == {}
 
 
@@ -204,7 +275,9 @@ def test_near_miss_inside_opaque_settings(clean_config, registries):
     problems = _problems(clean_config, registries, ["model.train_cfg.assigner.type=MaxIOUAssigner"])
     assert "Did you mean 'MaxIoUAssigner'?" in problems["model.train_cfg.assigner.type"].message
     problems = _problems(clean_config, registries, ["model.train_cfg.assigner.pos_iou_thr=high"])
-    assert "MaxIoUAssigner expects float" in problems["model.train_cfg.assigner.pos_iou_thr"].message
+    assert (
+        "MaxIoUAssigner expects float" in problems["model.train_cfg.assigner.pos_iou_thr"].message
+    )
 
 
 def test_top_level_typo(clean_config, registries):
@@ -214,18 +287,36 @@ def test_top_level_typo(clean_config, registries):
 
 
 def test_all_problems_reported_at_once_with_origins(clean_config, registries):
-    problems = check_config(resolve_config(clean_config, [
-        "model.type=Detectr", "model.neck.type=fPn", "data.train.pipeline.0.type=Rezise", "optimizer.lr=x",
-        "data.train.ann_file=missing.json", "classes=[a]",
-    ]), registries)
+    problems = check_config(
+        resolve_config(
+            clean_config,
+            [
+                "model.type=Detectr",
+                "model.neck.type=fPn",
+                "data.train.pipeline.0.type=Rezise",
+                "optimizer.lr=x",
+                "data.train.ann_file=missing.json",
+                "classes=[a]",
+            ],
+        ),
+        registries,
+    )
     where = {p.where for p in problems}
-    assert {"model.type", "model.neck.type", "data.train.pipeline.0.type", "optimizer.lr",
-            "data.train.ann_file", "model.bbox_head.num_classes"} <= where
+    assert {
+        "model.type",
+        "model.neck.type",
+        "data.train.pipeline.0.type",
+        "optimizer.lr",
+        "data.train.ann_file",
+        "model.bbox_head.num_classes",
+    } <= where
     # inside an unknown model type, nested components are still checked
     assert all(p.origin for p in problems)
 
 
 def test_component_without_type_and_non_mapping(clean_config, registries):
-    problems = _problems(clean_config, registries, ["model.neck={_delete_: true, out_channels: 1}", "optimizer=3"])
+    problems = _problems(
+        clean_config, registries, ["model.neck={_delete_: true, out_channels: 1}", "optimizer=3"]
+    )
     assert "has no `type` key" in problems["model.neck"].message
     assert "expected a OPTIMIZERS component" in problems["optimizer"].message

@@ -13,7 +13,9 @@ from detcli.errors import ConfigError
 def test_bases_merge_left_to_right_then_own_keys(write):
     write("base/a.yaml", "x: 1\nopt: {lr: 0.1, momentum: 0.9}\nlst: [1, 2]\n")
     write("base/b.yaml", "x: 2\nopt: {lr: 0.2}\n")
-    cfg_path = write("exp.yaml", "_base_: [base/a.yaml, base/b.yaml]\nopt: {wd: 0.0001}\nlst: [3]\n")
+    cfg_path = write(
+        "exp.yaml", "_base_: [base/a.yaml, base/b.yaml]\nopt: {wd: 0.0001}\nlst: [3]\n"
+    )
     cfg = load_config(cfg_path)
     assert cfg.to_dict() == {"x": 2, "opt": {"lr": 0.2, "momentum": 0.9, "wd": 0.0001}, "lst": [3]}
     assert "_base_" not in cfg
@@ -22,22 +24,32 @@ def test_bases_merge_left_to_right_then_own_keys(write):
 def test_base_as_string_relative_to_file_and_bases_of_bases(write):
     write("configs/_base_/root.yaml", "model: {type: A, depth: 50, norm: {type: BN}}\n")
     write("configs/_base_/mid.yaml", "_base_: root.yaml\nmodel: {depth: 101}\n")
-    cfg_path = write("configs/exp/leaf.yaml", "_base_: ../_base_/mid.yaml\nmodel: {norm: {eval: true}}\n")
+    cfg_path = write(
+        "configs/exp/leaf.yaml", "_base_: ../_base_/mid.yaml\nmodel: {norm: {eval: true}}\n"
+    )
     resolved = resolve_config(cfg_path)
-    assert resolved.cfg.model.to_dict() == {"type": "A", "depth": 101, "norm": {"type": "BN", "eval": True}}
+    assert resolved.cfg.model.to_dict() == {
+        "type": "A",
+        "depth": 101,
+        "norm": {"type": "BN", "eval": True},
+    }
     assert [p.name for p in resolved.files] == ["leaf.yaml", "mid.yaml", "root.yaml"]
 
 
 def test_delete_replaces_the_inherited_mapping(write):
     write("base.yaml", "backbone: {type: ResNet, depth: 50, frozen_stages: 1}\nneck: {type: FPN}\n")
-    cfg_path = write("hr.yaml", "_base_: base.yaml\nbackbone: {_delete_: true, type: HRNet, extra: {w: 32}}\n")
+    cfg_path = write(
+        "hr.yaml", "_base_: base.yaml\nbackbone: {_delete_: true, type: HRNet, extra: {w: 32}}\n"
+    )
     cfg = load_config(cfg_path)
     assert cfg.backbone.to_dict() == {"type": "HRNet", "extra": {"w": 32}}
     assert cfg.neck.type == "FPN"
 
 
 def test_delete_without_anything_to_delete_is_dropped(write):
-    cfg = load_config(write("a.yaml", "opt: {_delete_: true, lr: 1}\nlst: [{_delete_: false, a: 1}]\n"))
+    cfg = load_config(
+        write("a.yaml", "opt: {_delete_: true, lr: 1}\nlst: [{_delete_: false, a: 1}]\n")
+    )
     assert cfg.to_dict() == {"opt": {"lr": 1}, "lst": [{"a": 1}]}
 
 
@@ -70,17 +82,24 @@ def test_exponent_floats_are_floats(write):
 
 
 def test_duplicate_key_is_an_error_with_both_lines(write):
-    with pytest.raises(ConfigError, match=r"a.yaml:3: duplicate key 'lr' \(first given on line 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"a.yaml:3: duplicate key 'lr' \(first given on line 2\)"
+    ):
         load_config(write("a.yaml", "optimizer:\n  lr: 0.1\n  lr: 0.2\n"))
 
 
 def test_yaml_anchors_and_merge_keys_work(write):
-    cfg = load_config(write("a.yaml", "norm: &n {mean: [1, 2], std: [3, 4]}\nstep: {<<: *n, to_rgb: true}\n"))
+    cfg = load_config(
+        write("a.yaml", "norm: &n {mean: [1, 2], std: [3, 4]}\nstep: {<<: *n, to_rgb: true}\n")
+    )
     assert cfg.step.to_dict() == {"mean": [1, 2], "std": [3, 4], "to_rgb": True}
 
 
 def test_references_resolve_after_merge_and_keep_types(write):
-    write("base.yaml", "data_root: data/coco/\nclasses: [a, b]\ndata: {ann: '${data_root}ann.json', cls: '${classes}'}\n")
+    write(
+        "base.yaml",
+        "data_root: data/coco/\nclasses: [a, b]\ndata: {ann: '${data_root}ann.json', cls: '${classes}'}\n",
+    )
     cfg_path = write("exp.yaml", "_base_: base.yaml\ndata_root: /mnt/x/\n")
     cfg = load_config(cfg_path)
     assert cfg.data.ann == "/mnt/x/ann.json"
@@ -90,14 +109,20 @@ def test_references_resolve_after_merge_and_keep_types(write):
 
 
 def test_reference_chain_and_list_index(write):
-    cfg = load_config(write("a.yaml", "a: '${b}/x'\nb: '${c.0}'\nc: [root, other]\nn: '${d}'\nd: 3\n"))
+    cfg = load_config(
+        write("a.yaml", "a: '${b}/x'\nb: '${c.0}'\nc: [root, other]\nn: '${d}'\nd: 3\n")
+    )
     assert cfg.a == "root/x" and cfg.n == 3
 
 
 def test_unknown_reference_names_the_using_key_and_suggests(write):
     with pytest.raises(ConfigError) as err:
         load_config(write("a.yaml", "data_root: x\nann: '${data_rot}/a.json'\n"))
-    assert "a.yaml:2" in str(err.value) and "data_rot" in str(err.value) and "data_root" in str(err.value)
+    assert (
+        "a.yaml:2" in str(err.value)
+        and "data_rot" in str(err.value)
+        and "data_root" in str(err.value)
+    )
 
 
 def test_reference_cycle_is_reported(write):
@@ -112,7 +137,7 @@ def test_configdict_attribute_and_item_access_keep_order(write):
     assert cfg["a"]["m"][0].k == "v"
     cfg.c = {"d": 1}
     assert cfg.c.d == 1
-    with pytest.raises(AttributeError, match="Did you mean .a."):
+    with pytest.raises(AttributeError, match=r"Did you mean .a."):
         _ = cfg.aa
 
 

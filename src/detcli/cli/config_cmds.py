@@ -23,7 +23,9 @@ def print_config(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.yaml,
     show_origin: Annotated[
         bool,
-        typer.Option("--show-origin", help="Mark every value with the file:line or --set that gave it."),
+        typer.Option(
+            "--show-origin", help="Mark every value with the file:line or --set that gave it."
+        ),
     ] = False,
 ) -> None:
     """Print the fully merged config (bases, overrides and ${...} references resolved)."""
@@ -47,7 +49,9 @@ def check(config: ConfigArg, set_: SetOption = None) -> None:
     console.print(f"[red]✗[/] {len(problems)} problem(s) in {escape(str(config))}:")
     for p in problems:  # a list, not a table: long messages stay readable and greppable
         where = f" [dim]({escape(p.origin)})[/]" if p.origin else ""
-        console.print(f"  [bold cyan]{escape(p.where)}[/]{where}\n    {escape(p.message)}", soft_wrap=True)
+        console.print(
+            f"  [bold cyan]{escape(p.where)}[/]{where}\n    {escape(p.message)}", soft_wrap=True
+        )
     raise typer.Exit(2)
 
 

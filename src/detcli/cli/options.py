@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML or JSON).", show_default=False)]
+ConfigArg = Annotated[
+    Path, typer.Argument(help="Experiment config (YAML or JSON).", show_default=False)
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -19,19 +19,34 @@ def plugins() -> None:
     for column in ("plugin", "package", "version", "status", "registered"):
         table.add_column(column, overflow="fold")
     for info in infos:
-        status = "[green]ok[/]" if info.ok else "[dim]disabled[/]" if info.disabled else "[red]failed[/]"
-        registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
+        status = (
+            "[green]ok[/]" if info.ok else "[dim]disabled[/]" if info.disabled else "[red]failed[/]"
+        )
+        registered = "\n".join(
+            f"{kind}: {', '.join(names)}" for kind, names in info.registered.items()
+        )
         if info.error:
             registered = f"[red]{escape(info.error)}[/]"
-        table.add_row(escape(info.name), escape(info.distribution or "?"), escape(info.version or "?"),
-                      status, registered if info.error else escape(registered))
+        table.add_row(
+            escape(info.name),
+            escape(info.distribution or "?"),
+            escape(info.version or "?"),
+            status,
+            registered if info.error else escape(registered),
+        )
     console.print(table)
 
 
 def types(
-    kind: Annotated[str | None, typer.Argument(help="Registry: MODELS, TRANSFORMS, DATASETS, HOOKS, "
-                                               "OPTIMIZERS, SCHEDULERS or METRICS.")] = None,
-    name: Annotated[str | None, typer.Argument(help="One type, to show its arguments in full.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            help="Registry: MODELS, TRANSFORMS, DATASETS, HOOKS, OPTIMIZERS, SCHEDULERS or METRICS."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="One type, to show its arguments in full.")
+    ] = None,
 ) -> None:
     """List registered types with their constructor arguments (= config keys) and defaults."""
     from detcli.registry import REGISTRIES
@@ -59,8 +74,10 @@ def _one_type(registry: Any, name: str) -> None:
     entry = registry.entry(name)
     sig = registry.signature(name)
     doc = inspect.getdoc(entry.obj) or ""
-    console.print(f"[bold cyan]{escape(name)}[/] ({registry.kind}, from {escape(entry.source)}: "
-                  f"{escape(entry.qualname)})")
+    console.print(
+        f"[bold cyan]{escape(name)}[/] ({registry.kind}, from {escape(entry.source)}: "
+        f"{escape(entry.qualname)})"
+    )
     if doc:
         console.print(escape(doc.split("\n\n")[0]))
     table = Table(show_header=True)

@@ -1,4 +1,4 @@
-"""The config system: YAML files with `_base_`, `_delete_`, `--set` overrides and `${...}` references.
+"""The config system: YAML with `_base_`, `_delete_`, `--set` overrides and `${...}` references.
 
 Nothing here imports torch: `detcli print-config` must answer in a fraction of a second.
 """

@@ -73,10 +73,14 @@ class _Checker:
 
     # -- components -------------------------------------------------------------------------
 
-    def _component(self, path: ConfigPath, cfg: Any, kind: str, builder_keys: frozenset[str] = frozenset()) -> None:
+    def _component(
+        self, path: ConfigPath, cfg: Any, kind: str, builder_keys: frozenset[str] = frozenset()
+    ) -> None:
         registry = self.registries[kind]
         if not isinstance(cfg, dict):
-            self.report(path, f"expected a {kind} component (a mapping with `type`), got {_show(cfg)}.")
+            self.report(
+                path, f"expected a {kind} component (a mapping with `type`), got {_show(cfg)}."
+            )
             return
         if "type" not in cfg:
             self.report(path, f"this {kind} component has no `type` key.")
@@ -90,7 +94,11 @@ class _Checker:
         if name not in registry:
             elsewhere = [r.kind for r in self.registries.find(name)]
             if elsewhere:
-                self.report(type_path, f"{name!r} is a {' and '.join(elsewhere)} type, but this place needs a {kind} type.")
+                self.report(
+                    type_path,
+                    f"{name!r} is a {' and '.join(elsewhere)} type, "
+                    f"but this place needs a {kind} type.",
+                )
             else:
                 self.report(type_path, registry.unknown_message(name))
             self._opaque_children(path, cfg)  # still look inside: report every problem at once
@@ -114,7 +122,11 @@ class _Checker:
             self._argument((*path, key), value, arg.annotation, name)
         for arg in signature.arguments.values():
             if arg.required and arg.name not in cfg:
-                self.report(path, f"{name} needs argument {arg.name!r} ({describe(arg.annotation)}), which is not set.")
+                self.report(
+                    path,
+                    f"{name} needs argument {arg.name!r} ({describe(arg.annotation)}), "
+                    "which is not set.",
+                )
 
     def _argument(self, path: ConfigPath, value: Any, hint: Any, owner: str) -> None:
         slot = component_slot(hint)
@@ -129,7 +141,9 @@ class _Checker:
                     self._component((*path, i), item, slot.kind)
                 return
         if not matches(value, hint):
-            self.report(path, f"{owner} expects {describe(hint)} for {path[-1]!r}, got {_show(value)}.")
+            self.report(
+                path, f"{owner} expects {describe(hint)} for {path[-1]!r}, got {_show(value)}."
+            )
             return
         self._opaque(path, value)
 
@@ -155,7 +169,9 @@ class _Checker:
             if not holders:
                 near = close_names(name, self._all_names(), n=1, cutoff=0.85)
                 if near:
-                    self.report((*path, "type"), f"unknown type {name!r}. Did you mean {near[0]!r}?")
+                    self.report(
+                        (*path, "type"), f"unknown type {name!r}. Did you mean {near[0]!r}?"
+                    )
         self._opaque_children(path, value)
 
     def _opaque_children(self, path: ConfigPath, mapping: dict[Any, Any]) -> None:
@@ -174,13 +190,19 @@ class _Checker:
                 continue
             near = close_names(key, KNOWN_TOP_LEVEL_KEYS, n=1, cutoff=0.8)
             if near:
-                self.report((key,), f"unknown top-level key {key!r}; it would be ignored. Did you mean {near[0]!r}?")
+                self.report(
+                    (key,),
+                    f"unknown top-level key {key!r}; it would be ignored. "
+                    f"Did you mean {near[0]!r}?",
+                )
 
     def _runtime_keys(self) -> None:
         for path, hint in RUNTIME_KEYS.items():
             value = self._get(path)
             if value is not _MISSING and not matches(value, hint):
-                self.report(path, f"{format_path(path)} must be {describe(hint)}, got {_show(value)}.")
+                self.report(
+                    path, f"{format_path(path)} must be {describe(hint)}, got {_show(value)}."
+                )
 
     def _num_classes(self) -> None:
         """The head's `num_classes` must equal the number of `classes` of every split."""
@@ -190,7 +212,9 @@ class _Checker:
         (first_path, first), *rest = lists.items()
         for path, classes in rest:
             if classes != first:
-                self.report(path, f"classes differ from {format_path(first_path)}: {_diff(first, classes)}.")
+                self.report(
+                    path, f"classes differ from {format_path(first_path)}: {_diff(first, classes)}."
+                )
         model = self.cfg.get("model")
         for path, value in _find_key(model, "num_classes", ("model",)):
             if "rpn_head" in path:  # the RPN scores objectness: one class whatever the dataset
@@ -198,8 +222,9 @@ class _Checker:
             if isinstance(value, int) and value != len(first):
                 self.report(
                     path,
-                    f"num_classes is {value}, but {format_path(first_path)} lists {len(first)} classes; "
-                    f"set it to {len(first)} (a mismatch trains a head that cannot name your classes).",
+                    f"num_classes is {value}, but {format_path(first_path)} lists "
+                    f"{len(first)} classes; set it to {len(first)} (a mismatch trains a head "
+                    "that cannot name your classes).",
                 )
 
     def _class_lists(self) -> list[tuple[ConfigPath, Any]]:
@@ -224,9 +249,11 @@ class _Checker:
             if key == "checkpoint" and path and path[-1] == "init_cfg":
                 kind = "file"
             if kind and child:
-                for p, item in [(child_path, child)] if not isinstance(child, list) else [
-                    ((*child_path, i), c) for i, c in enumerate(child)
-                ]:
+                for p, item in (
+                    [(child_path, child)]
+                    if not isinstance(child, list)
+                    else [((*child_path, i), c) for i, c in enumerate(child)]
+                ):
                     self._path_exists(p, item, kind)
             else:
                 self._paths(child, child_path)

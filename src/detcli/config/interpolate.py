@@ -36,7 +36,9 @@ class _Resolver:
 
     def resolve(self, path: ConfigPath) -> Any:
         if path in self.stack:
-            chain = " -> ".join(f"${{{format_path(p)}}}" for p in [*self.stack[self.stack.index(path) :], path])
+            chain = " -> ".join(
+                f"${{{format_path(p)}}}" for p in [*self.stack[self.stack.index(path) :], path]
+            )
             raise ConfigError(
                 f"{nearest(self.origins, self.stack[-1])}: config references form a cycle: {chain}."
             )
@@ -62,7 +64,9 @@ class _Resolver:
             ref = refs[0][1]
             value = copy.deepcopy(self.resolve(ref))
             n = len(ref)
-            for sub, origin in [(p, o) for p, o in self.origins.items() if p[:n] == ref and p != ref]:
+            for sub, origin in [
+                (p, o) for p, o in self.origins.items() if p[:n] == ref and p != ref
+            ]:
                 self.origins[path + sub[n:]] = origin
             return value
         return _REF.sub(lambda m: _as_text(self.resolve(self._parse_ref(m.group(1), path))), text)
@@ -71,14 +75,15 @@ class _Resolver:
         parts = text.strip().split(".")
         if not text.strip() or any(not p for p in parts):
             raise ConfigError(
-                f"{nearest(self.origins, used_at)}: {format_path(used_at)} has an empty or malformed "
+                f"{nearest(self.origins, used_at)}: {format_path(used_at)} has an empty or "
+                "malformed "
                 f"reference ${{{text}}}; write ${{key.path}}."
             )
-        ref: list[str | int] = []
+        ref: list[Any] = []
         node: Any = self.data
         for part in parts:
-            key: str | int = int(part) if isinstance(node, list) and part.isdigit() else part
-            if isinstance(node, dict) and key in node or (
+            key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+            if (isinstance(node, dict) and key in node) or (
                 isinstance(node, list) and isinstance(key, int) and key < len(node)
             ):
                 ref.append(key)

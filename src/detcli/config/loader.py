@@ -56,7 +56,9 @@ def _load_with_bases(
     real = path.resolve()
     if real in chain:
         cycle = " -> ".join(str(p) for p in (*chain, real))
-        raise ConfigError(f"_base_ files include each other in a cycle: {cycle}. Remove one of the links.")
+        raise ConfigError(
+            f"_base_ files include each other in a cycle: {cycle}. Remove one of the links."
+        )
     if not path.is_file():
         via = f" (named in _base_ at {included_from})" if included_from else ""
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
@@ -69,7 +71,9 @@ def _load_with_bases(
             f"but it is a {type(own).__name__}."
         )
     if DELETE_KEY in own:
-        raise ConfigError(f"{own_origins[(DELETE_KEY,)]}: `_delete_` cannot be used at the top level.")
+        raise ConfigError(
+            f"{own_origins[(DELETE_KEY,)]}: `_delete_` cannot be used at the top level."
+        )
 
     merged: dict[str, Any] = {}
     merged_origins: Origins = {}

@@ -51,7 +51,7 @@ def replace(
     src_origins: Origins,
     path: ConfigPath,
 ) -> None:
-    """Put `value` at `container[key]` (config path `path`), taking its origins from `src_origins`."""
+    """Put `value` at `container[key]` (config path `path`) with its origins from `src_origins`."""
     container[key] = strip_delete(copy.deepcopy(value), path, src_origins)
     drop_subtree(dst_origins, path)
     dst_origins.update(subtree(src_origins, path))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 # A position in the config tree: mapping keys and list indices from the root.
-ConfigPath = tuple[Union[str, int], ...]
+ConfigPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)

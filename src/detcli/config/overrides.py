@@ -54,7 +54,7 @@ def apply_override(data: dict[str, Any], origins: Origins, override: Override) -
         path.append(key)
         if depth == len(override.path) - 1:
             break
-        child = container[key] if isinstance(container, list) else container.get(key)
+        child: Any = container.get(key) if isinstance(container, dict) else container[key]
         if child is None:  # a missing or null intermediate becomes a new mapping
             child = container[key] = {}
             origins[tuple(path)] = origin

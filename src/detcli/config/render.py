@@ -56,7 +56,9 @@ def _scalar(value: Any) -> str:
     return dump_yaml(value).strip().removesuffix("\n...").removesuffix("...").strip()
 
 
-def _yaml_lines(value: dict[Any, Any], path: ConfigPath, depth: int, resolved: ResolvedConfig) -> list[str]:
+def _yaml_lines(
+    value: dict[Any, Any], path: ConfigPath, depth: int, resolved: ResolvedConfig
+) -> list[str]:
     lines = []
     pad = _INDENT * depth
     for key, child in value.items():
@@ -66,7 +68,9 @@ def _yaml_lines(value: dict[Any, Any], path: ConfigPath, depth: int, resolved: R
     return lines
 
 
-def _child_lines(head: str, child: Any, path: ConfigPath, depth: int, resolved: ResolvedConfig) -> list[str]:
+def _child_lines(
+    head: str, child: Any, path: ConfigPath, depth: int, resolved: ResolvedConfig
+) -> list[str]:
     if isinstance(child, dict) and child:
         return [head, *_yaml_lines(child, path, depth + 1, resolved)]
     if isinstance(child, list) and child and not _is_flat(child):

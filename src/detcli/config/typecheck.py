@@ -18,8 +18,17 @@ from typing import Any
 
 from detcli.registry import ComponentOf
 
-_SEQUENCES = (list, tuple, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Iterable,
-              cabc.Collection, cabc.Set)
+_SEQUENCES = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    cabc.Sequence,
+    cabc.MutableSequence,
+    cabc.Iterable,
+    cabc.Collection,
+    cabc.Set,
+)
 _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
 
 
@@ -66,7 +75,9 @@ def matches(value: Any, hint: Any) -> bool:
         if not isinstance(value, list):  # YAML has lists only; a str is not a list of chars here
             return False
         if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+            return len(value) == len(args) and all(
+                matches(v, a) for v, a in zip(value, args, strict=True)
+            )
         return not args or all(matches(v, args[0]) for v in value)
     if origin is not None or not inspect.isclass(hint):  # Callable, TypeVar, ...: cannot judge
         return True

@@ -74,7 +74,8 @@ def _construct(
     origins[path] = Origin(source, node.start_mark.line + 1)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise ConfigError(
-            f"{source}:{node.start_mark.line + 1}: unsupported YAML tag {node.tag!r}; a config holds "
+            f"{source}:{node.start_mark.line + 1}: unsupported YAML tag {node.tag!r}; "
+            "a config holds "
             "plain mappings, lists and scalars only (nothing is ever executed)."
         )
     if isinstance(node, yaml.MappingNode):
@@ -84,11 +85,15 @@ def _construct(
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                raise ConfigError(f"{source}:{line}: a config key must be a plain scalar, got {key!r}")
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise ConfigError(
+                    f"{source}:{line}: a config key must be a string or an integer, got {key!r}; "
+                    "quote it to make it a string."
+                )
             if key in key_lines:
                 raise ConfigError(
-                    f"{source}:{line}: duplicate key {key!r} (first given on line {key_lines[key]}); "
+                    f"{source}:{line}: duplicate key {key!r} "
+                    f"(first given on line {key_lines[key]}); "
                     "YAML would silently keep only the last one. Remove one of them."
                 )
             key_lines[key] = line

@@ -1,0 +1,87 @@
+"""The reference configs in configs/ load, carry SPEC.md's numbers, and hold no shape mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from detcli.config import load_config, resolve_config
+from detcli.config.check import check_config
+from detcli.plugins import load_plugins
+
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+TOP = [p for p in CONFIGS if "_base_" not in p.parts]
+
+
+def test_every_config_loads():
+    assert len(CONFIGS) >= 10
+    for path in CONFIGS:
+        load_config(path)
+
+
+def test_r50_faster_rcnn_numbers():
+    cfg = load_config(REPO / "configs/faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yaml")
+    m = cfg.model
+    assert m.backbone.depth == 50 and m.backbone.frozen_stages == 1 and m.backbone.norm_eval is True
+    assert m.neck.in_channels == [256, 512, 1024, 2048] and m.neck.num_outs == 5
+    assert m.rpn_head.anchor_generator.strides == [4, 8, 16, 32, 64]
+    assert m.roi_head.bbox_head.bbox_coder.target_stds == [0.1, 0.1, 0.2, 0.2]
+    assert m.train_cfg.rpn.sampler.num == 256 and m.train_cfg.rcnn.sampler.pos_fraction == 0.25
+    assert m.train_cfg.rpn_proposal.nms_pre == 2000 and m.test_cfg.rcnn.max_per_img == 100
+    assert cfg.optimizer.to_dict() == {
+        "type": "SGD",
+        "lr": 0.02,
+        "momentum": 0.9,
+        "weight_decay": 0.0001,
+    }
+    assert (
+        cfg.lr_config.step == [8, 11]
+        and cfg.lr_config.warmup_iters == 500
+        and cfg.runner.max_epochs == 12
+    )
+    assert cfg.data.train.ann_file == "data/coco/annotations/instances_train2017.json"
+
+
+@pytest.mark.parametrize(("name", "steps", "epochs"), [("2x", [16, 22], 24), ("20e", [16, 19], 20)])
+def test_longer_schedules(name, steps, epochs):
+    cfg = load_config(REPO / f"configs/_base_/schedules/schedule_{name}.yaml")
+    assert (
+        cfg.lr_config.step == steps
+        and cfg.runner.max_epochs == epochs
+        and cfg.lr_config.warmup_ratio == 0.001
+    )
+
+
+def test_hrnet_swaps_the_backbone_with_delete():
+    cfg = load_config(REPO / "configs/hrnet/faster_rcnn_hrnetv2p_w32_1x_coco.yaml")
+    assert cfg.model.backbone.type == "HRNet" and "depth" not in cfg.model.backbone
+    assert cfg.model.backbone.extra.stage4.num_channels == [32, 64, 128, 256]
+    assert cfg.model.neck.to_dict() == {
+        "type": "HRFPN",
+        "in_channels": [32, 64, 128, 256],
+        "out_channels": 256,
+    }
+
+
+def test_trash_config():
+    cfg = load_config(REPO / "configs/trash.yaml")
+    assert cfg.model.backbone.type == "ResNeXt" and cfg.model.backbone.groups == 64
+    assert cfg.model.backbone.base_width == 4 and cfg.model.backbone.depth == 101
+    assert len(cfg.classes) == 10 and cfg.model.roi_head.bbox_head.num_classes == 10
+    assert cfg.data.train.classes == cfg.classes == cfg.data.test.classes
+    assert cfg.data.samples_per_gpu == 4 and cfg.data.train.pipeline[2].img_scale == [512, 512]
+    assert cfg.optimizer_config.grad_clip.to_dict() == {"max_norm": 35, "norm_type": 2}
+    assert cfg.seed == 2022 and cfg.checkpoint_config.max_keep_ckpts == 3
+
+
+@pytest.mark.parametrize("path", TOP, ids=lambda p: p.name)
+def test_reference_configs_have_no_shape_problems(path):
+    """Until the model/data/engine issues register their types, only those and data files are missing."""
+    load_plugins()
+    problems = check_config(resolve_config(path))
+    unexpected = [
+        p
+        for p in problems
+        if not p.message.startswith("Unknown ") and "does not exist" not in p.message
+    ]
+    assert unexpected == []
