@@ -146,3 +146,9 @@ def test_configdict_dumps_roundtrip(write):
     assert json.loads(cfg.to_json()) == cfg.to_dict()
     reloaded = load_config(write("b.yaml", cfg.to_yaml()))
     assert reloaded == cfg and list(reloaded) == ["b", "a", "empty"]
+
+
+def test_configdict_dump_writes_what_a_run_records(write, tmp_path):
+    cfg = load_config(write("a.yaml", "model: {type: A, ratios: [0.5, 1.0]}\nlr: 1e-4\n"))
+    assert load_config(cfg.dump(tmp_path / "config.yaml")) == cfg
+    assert json.loads(cfg.dump(tmp_path / "config.json").read_text()) == cfg.to_dict()

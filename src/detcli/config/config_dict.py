@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -58,6 +59,13 @@ class ConfigDict(dict[str, Any]):
     def to_json(self, indent: int = 2) -> str:
         """The config as JSON, keys in their config order."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def dump(self, path: str | Path) -> Path:
+        """Write the config to `path` as JSON (`.json`) or YAML (anything else); return the path."""
+        path = Path(path)
+        text = self.to_json() + "\n" if path.suffix == ".json" else self.to_yaml()
+        path.write_text(text, encoding="utf-8")
+        return path
 
 
 def dump_yaml(data: Any) -> str:
