@@ -15,11 +15,16 @@ def test_first_two_commands_are_install_plus_run_and_the_ci_test_command():
     first, second = (block.strip() for block in BASH_BLOCKS[:2])
     assert first.startswith("pip install") and "detcli " in first
     assert "nox -s lint tests" in second
-    assert "nox" in (REPO / ".ci" / "run").read_text() and "-s lint tests" in (REPO / ".ci" / "run").read_text()
+    assert (
+        "nox" in (REPO / ".ci" / "run").read_text()
+        and "-s lint tests" in (REPO / ".ci" / "run").read_text()
+    )
 
 
 def test_every_detcli_command_in_readme_runs():
-    commands = [line.split("&&")[-1].strip() for block in BASH_BLOCKS for line in block.splitlines()]
+    commands = [
+        line.split("&&")[-1].strip() for block in BASH_BLOCKS for line in block.splitlines()
+    ]
     commands = [c for c in commands if c.startswith("detcli ")]
     assert len(commands) >= 6
     for command in commands:
