@@ -111,3 +111,9 @@ def test_autoload_can_be_disabled(plugin_env):
     env = {**plugin_env("detcli-toy"), "DETCLI_DISABLE_PLUGIN_AUTOLOAD": "1"}
     result = run_detcli("plugins", env=env)
     assert result.code == 0 and "detcli-toy" not in result.out and "SGD" in result.out
+
+
+def test_hook_calls_can_be_traced(plugin_env):
+    env = {**plugin_env("detcli-toy"), "DETCLI_TRACE_PLUGINS": "1"}
+    result = run_detcli("plugins", env=env)
+    assert result.code == 0 and "detcli_register" in result.err

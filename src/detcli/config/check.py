@@ -51,7 +51,6 @@ class _Checker:
         self.cfg = resolved.cfg
         self.registries = registries
         self.problems: list[Problem] = []
-        self.components = 0  # how many components were checked (for the summary)
 
     def run(self) -> None:
         self._top_level_keys()
@@ -103,7 +102,6 @@ class _Checker:
                 self.report(type_path, registry.unknown_message(name))
             self._opaque_children(path, cfg)  # still look inside: report every problem at once
             return
-        self.components += 1
         signature = registry.signature(name)
         for key, value in cfg.items():
             if key == "type" or key in builder_keys:
