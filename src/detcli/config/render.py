@@ -53,6 +53,8 @@ def _is_flat(value: list[Any]) -> bool:
 
 def _scalar(value: Any) -> str:
     """One value as inline YAML (flow style for short lists and empty containers)."""
+    if isinstance(value, str) and "\n" in value:  # a JSON string is a one-line YAML scalar
+        return json.dumps(value, ensure_ascii=False)
     return dump_yaml(value).strip().removesuffix("\n...").removesuffix("...").strip()
 
 
