@@ -35,9 +35,8 @@ def parse_override(text: str) -> Override:
     if any(not p.strip() for p in parts):
         raise ConfigError(f"--set {text!r}: the key path {raw_path!r} has an empty part.")
     path = tuple(int(p) if p.isdigit() else p.strip() for p in parts)
-    value, _ = parse_yaml(raw_value, f"--set {text}")
-    if raw_value.strip() == "":
-        value = None
+    # `a=` means null (parse_yaml would read empty text as an empty file: an empty mapping).
+    value = parse_yaml(raw_value, f"--set {text}")[0] if raw_value.strip() else None
     return Override(path, value, text)
 
 
