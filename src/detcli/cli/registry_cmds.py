@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from detcli.cli.output import console, load_plugins_reporting_failures
+
+if TYPE_CHECKING:
+    from detcli.registry import Argument, Registry
 
 
 def plugins() -> None:
@@ -70,7 +73,7 @@ def types(
         console.print(table)
 
 
-def _one_type(registry: Any, name: str) -> None:
+def _one_type(registry: Registry, name: str) -> None:
     entry = registry.entry(name)
     sig = registry.signature(name)
     doc = inspect.getdoc(entry.obj) or ""
@@ -92,7 +95,7 @@ def _one_type(registry: Any, name: str) -> None:
     console.print(table)
 
 
-def _argument_text(arg: Any) -> str:
+def _argument_text(arg: Argument) -> str:
     return arg.name if arg.required else f"{arg.name}={arg.default!r}"
 
 
