@@ -19,3 +19,19 @@ class RegistryError(DetcliError):
 
 class PluginError(DetcliError):
     """A plugin that cannot be used as installed (e.g. two plugins claim one type name)."""
+
+
+class DataError(DetcliError):
+    """A dataset, annotation file or image that cannot be used as configured."""
+
+
+class ModelError(DetcliError):
+    """A model config that cannot be built, or weights that do not fit it."""
+
+
+class CheckpointError(DetcliError):
+    """A checkpoint that is missing, corrupt, or made for a different model or config."""
+
+
+class TrainingError(DetcliError):
+    """A run that cannot start or go on (unwritable work dir, non-finite loss, ...)."""

@@ -1,0 +1,88 @@
+"""What flows between the data pipeline, the detector and the engine.
+
+One sample leaves the pipeline (after `Collect` / `PackDetInputs`) as a `Sample`; the loader's
+collate pads a list of them into one `Batch`. The detector trains on a `Batch`
+(`model(**batch)` returns a dict of named losses) and predicts `Detections` per image, in
+ORIGINAL image pixels. Test-time augmentation (`MultiScaleFlipAug`) yields several views of an
+image; then `img` and `img_metas` hold one entry per view (see `AugSample` / `AugBatch`).
+
+Box convention everywhere: float32 `(N, 4)` tensors, `x1, y1, x2, y2` in pixels of the image
+they belong to (the transformed image in a batch, the original image in `Detections`).
+Labels are int64 contiguous class indices `0..num_classes-1` in the order of `classes`.
+This module imports nothing heavy at run time, so the CLI can name these types cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+class ImgMeta(TypedDict, total=False):
+    """Per-image metadata the pipeline records so predictions map back to the original image."""
+
+    img_id: int  # the COCO image id (results files need it)
+    filename: str  # full path of the image file
+    ori_filename: str  # `file_name` as written in the COCO json
+    ori_shape: tuple[int, int, int]  # (h, w, c) as decoded from the file
+    img_shape: tuple[int, int, int]  # (h, w, c) after Resize, before Pad
+    pad_shape: tuple[int, int, int]  # (h, w, c) after Pad
+    batch_input_shape: tuple[int, int]  # (h, w) of the padded batch tensor (set by collate)
+    scale_factor: np.ndarray  # float32 [w_scale, h_scale, w_scale, h_scale]: img_shape / ori_shape
+    flip: bool  # whether RandomFlip flipped this image
+    flip_direction: str | None  # "horizontal" | "vertical" | "diagonal" | None
+    img_norm_cfg: dict[str, Any]  # mean, std, to_rgb used by Normalize
+
+
+class Sample(TypedDict, total=False):
+    """One training or single-view test sample as the pipeline returns it."""
+
+    img: torch.Tensor  # float32 (3, H, W), normalized, padded
+    img_metas: ImgMeta
+    gt_bboxes: torch.Tensor  # float32 (N, 4), xyxy in `img` pixels
+    gt_labels: torch.Tensor  # int64 (N,)
+    gt_bboxes_ignore: torch.Tensor  # float32 (M, 4): crowd regions, never targets
+
+
+class AugSample(TypedDict):
+    """A test sample with several augmented views (MultiScaleFlipAug): one entry per view."""
+
+    img: list[torch.Tensor]
+    img_metas: list[ImgMeta]
+
+
+class Batch(TypedDict, total=False):
+    """A collated batch: images padded (bottom/right, zeros) to one tensor, the rest per image."""
+
+    img: torch.Tensor  # float32 (B, 3, H, W)
+    img_metas: list[ImgMeta]
+    gt_bboxes: list[torch.Tensor]
+    gt_labels: list[torch.Tensor]
+    gt_bboxes_ignore: list[torch.Tensor]
+
+
+class AugBatch(TypedDict):
+    """A collated test batch of augmented views: `img[v]` is view v of every image."""
+
+    img: list[torch.Tensor]  # per view: (B, 3, H_v, W_v)
+    img_metas: list[list[ImgMeta]]  # per view, per image
+
+
+@dataclass
+class Detections:
+    """Predictions for one image, in original image pixels."""
+
+    boxes: torch.Tensor  # float32 (K, 4) xyxy
+    scores: torch.Tensor  # float32 (K,)
+    labels: torch.Tensor  # int64 (K,)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device | str) -> Detections:
+        """The same detections on another device."""
+        return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device))
