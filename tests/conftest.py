@@ -106,3 +106,26 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[s
         }
 
     return _env
+
+
+@dataclass(frozen=True)
+class ShapesCoco:
+    """A tiny synthetic COCO set on disk (16 train + 8 val images, 128 px, 3 classes)."""
+
+    root: Path
+    train_ann: Path
+    train_img: Path
+    val_ann: Path
+    val_img: Path
+    classes: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def shapes_coco(tmp_path_factory: pytest.TempPathFactory) -> ShapesCoco:
+    """Real PNG files and real COCO json written by `write_shapes_coco`; shared by the session."""
+    from detcli.data.synthetic import shape_names, write_shapes_coco
+
+    root = tmp_path_factory.mktemp("shapes")
+    train_ann, train_img = write_shapes_coco(root, num_images=16, image_size=128, split="train")
+    val_ann, val_img = write_shapes_coco(root, num_images=8, image_size=128, split="val")
+    return ShapesCoco(root, train_ann, train_img, val_ann, val_img, shape_names(3))

@@ -1,0 +1,34 @@
+"""Data: COCO datasets, transform pipelines, dataset wrappers, samplers, the loader, synthetic sets.
+
+`from detcli.data import build_dataset, build_dataloader, set_epoch`. The names load on first
+use, so `detcli.data.synthetic` (and the CLI that writes synthetic sets) never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "build_dataset": "detcli.data.builder",
+    "build_dataloader": "detcli.data.builder",
+    "set_epoch": "detcli.data.builder",
+    "collate": "detcli.data.collate",
+    "CocoDataset": "detcli.data.coco",
+    "ConcatDataset": "detcli.data.wrappers",
+    "RepeatDataset": "detcli.data.wrappers",
+    "ClassBalancedDataset": "detcli.data.wrappers",
+    "Compose": "detcli.data.transforms",
+    "write_shapes_coco": "detcli.data.synthetic",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detcli.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
