@@ -9,6 +9,7 @@ from detcli.registry import Registries
 @hookimpl
 def detcli_register(registries: Registries) -> None:
     """Import the modules whose decorators register detcli's components (this imports torch)."""
+    import detcli.data.builder  # noqa: F401  (datasets, transforms)
     from detcli.engine.optimizers import register_torch_optimizers
 
     register_torch_optimizers(registries.OPTIMIZERS)

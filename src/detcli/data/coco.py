@@ -1,0 +1,257 @@
+"""CocoDataset: a COCO detection file read through pycocotools, held as flat numpy arrays.
+
+Per-image annotations live in a few arrays (boxes, labels, crowd flags) indexed by offsets,
+not in lists of dicts: dataloader workers then share them without copying page by page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from detcli.data.classes import select_classes
+from detcli.data.coco_json import annotation_arrays, index_of, read_coco_json
+from detcli.data.transforms import BadImageError, Compose
+from detcli.errors import DataError
+from detcli.registry import DATASETS, TransformCfg
+
+MAX_RETRIES = 50
+
+
+class DataWarning(UserWarning):
+    """Something in the data was skipped (a missing or unreadable image) and training goes on."""
+
+
+def _join(root: str | None, path: str) -> str:
+    return os.path.join(root, path) if root and path and not os.path.isabs(path) else path
+
+
+@DATASETS.register()
+class CocoDataset(Dataset):  # type: ignore[type-arg]
+    """Images and boxes of a COCO json; `classes` restricts and orders the categories."""
+
+    def __init__(
+        self,
+        ann_file: str,
+        pipeline: list[TransformCfg],
+        img_prefix: str = "",
+        classes: Sequence[str] | str | None = None,
+        data_root: str | None = None,
+        filter_empty_gt: bool = True,
+        min_size: int = 32,
+        test_mode: bool = False,
+        on_bad_image: Literal["error", "warn"] = "error",
+    ):
+        self.ann_file = _join(data_root, ann_file)
+        self.img_prefix = _join(data_root, img_prefix)
+        self.test_mode = test_mode
+        self.filter_empty_gt = filter_empty_gt
+        self.min_size = min_size
+        self.on_bad_image = on_bad_image
+        data = read_coco_json(self.ann_file, allow_no_annotations=test_mode)
+        self.CLASSES, self.cat_ids = select_classes(self.ann_file, data["categories"], classes)
+        self._load_arrays(data)
+        self._coco: Any = _make_coco(data)
+        self.pipeline = Compose(pipeline)
+
+    # -- reading the file into arrays ---------------------------------------------------------
+
+    def _load_arrays(self, data: dict[str, Any]) -> None:
+        images = data["images"]
+        img_ids = np.fromiter((i["id"] for i in images), np.int64, len(images))
+        widths = np.fromiter((i["width"] for i in images), np.int64, len(images))
+        heights = np.fromiter((i["height"] for i in images), np.int64, len(images))
+        names = np.array([str(i["file_name"]) for i in images] or [""], dtype=str)[: len(images)]
+
+        anns = annotation_arrays(data["annotations"])
+        order = np.argsort(img_ids, kind="stable")
+        img_of_ann = index_of(img_ids[order], order, anns.image_ids)
+        cat_ids = np.asarray(self.cat_ids, dtype=np.int64)
+        cat_order = np.argsort(cat_ids, kind="stable")
+        labels = index_of(cat_ids[cat_order], cat_order, anns.category_ids)
+
+        # mmdet's rules for a usable box: some of it inside the image, at least 1 px each way.
+        x, y, w, h = anns.boxes_xywh.T
+        safe = img_of_ann.clip(0)
+        img_w = widths[safe] if widths.size else np.zeros_like(x)
+        img_h = heights[safe] if heights.size else np.zeros_like(y)
+        inter_w = np.minimum(x + w, img_w) - np.maximum(x, 0)
+        inter_h = np.minimum(y + h, img_h) - np.maximum(y, 0)
+        area = np.where(np.isnan(anns.areas), w * h, anns.areas)
+        usable = (
+            (img_of_ann >= 0) & (labels >= 0) & ~anns.ignore
+            & (inter_w > 0) & (inter_h > 0) & (area > 0) & (w >= 1) & (h >= 1)
+        )  # fmt: skip
+        targets = np.bincount(img_of_ann[usable & ~anns.crowd], minlength=len(images))
+
+        keep = np.ones(len(images), dtype=bool)
+        if not self.test_mode:
+            keep &= np.minimum(widths, heights) >= self.min_size
+            if self.filter_empty_gt:
+                keep &= targets > 0
+        if self.on_bad_image == "warn":
+            keep &= self._files_present(names, img_ids, keep)
+
+        new_index = np.cumsum(keep) - 1
+        sel = usable.copy()
+        sel[usable] = keep[img_of_ann[usable]]
+        ann_img = new_index[img_of_ann[sel]]
+        by_img = np.argsort(ann_img, kind="stable")  # json order within an image
+        xyxy = np.stack((x, y, x + w, y + h), axis=1)[sel][by_img]
+        self._bboxes = xyxy.astype(np.float32)
+        self._labels = labels[sel][by_img].astype(np.int64)
+        self._crowd = anns.crowd[sel][by_img]
+        self._ann_ids = anns.ids[sel][by_img]
+        self._offsets = np.concatenate(
+            ([0], np.cumsum(np.bincount(ann_img, minlength=int(keep.sum()))))
+        )
+        self._img_ids = img_ids[keep]
+        self.img_ids: list[int] = self._img_ids.tolist()
+        self._file_names = names[keep]
+        self._widths = widths[keep]
+        self._heights = heights[keep]
+        # Aspect-ratio group of each image (1: wider than tall), for grouped batches.
+        self.flag = (self._widths > self._heights).astype(np.uint8)
+
+    def _files_present(
+        self, names: np.ndarray, img_ids: np.ndarray, keep: np.ndarray
+    ) -> np.ndarray:
+        """Which images have a file on disk; the missing ones are reported once and left out."""
+        present = np.array(
+            [
+                not k or os.path.isfile(_join(self.img_prefix, str(n)))
+                for n, k in zip(names, keep, strict=True)
+            ],
+            dtype=bool,
+        )
+        if not present.all():
+            gone = img_ids[~present]
+            shown = ", ".join(str(i) for i in gone[:10]) + (" ..." if gone.size > 10 else "")
+            warnings.warn(
+                f"{self.ann_file}: {gone.size} image(s) have no file under {self.img_prefix!r} "
+                f"and are left out (on_bad_image: warn); image ids {shown}. "
+                f"`detcli dataset lint` lists them all.",
+                DataWarning,
+                stacklevel=4,
+            )
+        return present
+
+    # -- the dataset API ---------------------------------------------------------------------
+
+    @property
+    def coco(self) -> Any:
+        """The pycocotools COCO object of the annotation file (evaluation reads it)."""
+        if self._coco is None:  # dropped when the dataset was pickled into a worker
+            self._coco = _make_coco(
+                read_coco_json(self.ann_file, allow_no_annotations=self.test_mode)
+            )
+        return self._coco
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_coco"] = None  # workers need the arrays, not the json's Python objects
+        return state
+
+    def __len__(self) -> int:
+        return len(self.img_ids)
+
+    def get_img_info(self, idx: int) -> dict[str, Any]:
+        """id, file name and size (as the json gives it) of image `idx`."""
+        name = str(self._file_names[idx])
+        return {
+            "id": int(self._img_ids[idx]),
+            "filename": name,
+            "file_name": name,
+            "width": int(self._widths[idx]),
+            "height": int(self._heights[idx]),
+        }
+
+    def get_ann_info(self, idx: int) -> dict[str, np.ndarray]:
+        """Boxes (xyxy float32), labels (int64) and crowd boxes to ignore, for image `idx`."""
+        lo, hi = int(self._offsets[idx]), int(self._offsets[idx + 1])
+        crowd = self._crowd[lo:hi]
+        boxes = self._bboxes[lo:hi]
+        return {
+            "bboxes": boxes[~crowd],
+            "labels": self._labels[lo:hi][~crowd],
+            "bboxes_ignore": boxes[crowd],
+        }
+
+    def image_class_matrix(self) -> np.ndarray:
+        """(num_images, num_classes) bool: does image i hold a (non-crowd) box of class c."""
+        matrix = np.zeros((len(self), len(self.CLASSES)), dtype=bool)
+        img_of_box = np.repeat(np.arange(len(self)), np.diff(self._offsets))
+        targets = ~self._crowd
+        matrix[img_of_box[targets], self._labels[targets]] = True
+        return matrix
+
+    def get_cat2imgs(self) -> dict[int, list[int]]:
+        """For each label, the indices of the images that contain it."""
+        matrix = self.image_class_matrix()
+        return {c: np.flatnonzero(matrix[:, c]).tolist() for c in range(len(self.CLASSES))}
+
+    def results(self, idx: int) -> dict[str, Any]:
+        """The results dict a pipeline starts from (image info, annotations, prefix)."""
+        info = self.get_img_info(idx)
+        return {
+            "img_info": info,
+            "img_id": info["id"],
+            "ann_info": self.get_ann_info(idx),
+            "img_prefix": self.img_prefix,
+            "bbox_fields": [],
+        }
+
+    def __getitem__(self, idx: int) -> Any:
+        for _ in range(MAX_RETRIES):
+            try:
+                sample = self.pipeline(self.results(idx))
+            except BadImageError as exc:
+                if self.on_bad_image == "error" or self.test_mode:
+                    raise
+                warnings.warn(f"{exc} Skipped (on_bad_image: warn).", DataWarning, stacklevel=2)
+                idx = self._another(idx)
+                continue
+            if sample is not None:
+                return sample
+            if self.test_mode:
+                raise DataError(
+                    f"{self.ann_file}: the test pipeline rejected image id {self.img_ids[idx]}."
+                )
+            idx = self._another(idx)
+        raise DataError(
+            f"{self.ann_file}: {MAX_RETRIES} images in a row could not be loaded or were rejected "
+            f"by the pipeline. Run `detcli dataset lint` on the config."
+        )
+
+    def _another(self, idx: int) -> int:
+        """A random image of the same aspect group (grouped batches stay consistent)."""
+        pool = np.flatnonzero(self.flag == self.flag[idx])
+        return int(pool[random.randrange(pool.size)])
+
+    def __repr__(self) -> str:
+        mode = "test" if self.test_mode else "train"
+        return (
+            f"CocoDataset({self.ann_file}, {len(self)} images, {len(self.CLASSES)} classes, {mode})"
+        )
+
+
+def _make_coco(data: dict[str, Any]) -> Any:
+    """A pycocotools COCO over already-parsed json (no second read, no prints)."""
+    from pycocotools.coco import COCO
+
+    for ann in data["annotations"]:
+        if "area" not in ann:  # COCOeval sorts by area; files from some tools omit it
+            ann["area"] = float(ann["bbox"][2] * ann["bbox"][3])
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
