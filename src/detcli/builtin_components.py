@@ -10,6 +10,7 @@ from detcli.registry import Registries
 def detcli_register(registries: Registries) -> None:
     """Import the modules whose decorators register detcli's components (this imports torch)."""
     import detcli.data.builder  # noqa: F401  (datasets, transforms)
+    import detcli.engine.components  # noqa: F401  (schedulers, hooks, metrics register on import)
     from detcli.engine.optimizers import register_torch_optimizers
 
     register_torch_optimizers(registries.OPTIMIZERS)

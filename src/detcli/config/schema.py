@@ -36,6 +36,12 @@ COMPONENT_PLACES: tuple[Place, ...] = (
     Place(("test_evaluator",), "METRICS"),
 )
 
+# `lr_config.policy` values (detcli.engine.lr_policies; mmcv title-cases lower-case names).
+LrPolicy = Literal[
+    "step", "Step", "fixed", "Fixed", "exp", "Exp", "inv", "Inv", "poly", "Poly",
+    "CosineAnnealing", "cosine",
+]  # fmt: skip
+
 # Settings outside components, checked when present: path -> type hint.
 RUNTIME_KEYS: dict[ConfigPath, Any] = {
     ("seed",): int | None,
@@ -59,13 +65,40 @@ RUNTIME_KEYS: dict[ConfigPath, Any] = {
     ("optimizer_config", "grad_clip"): dict[str, Any] | None,
     ("optimizer_config", "grad_clip", "max_norm"): float,
     ("optimizer_config", "grad_clip", "norm_type"): float,
-    ("lr_config", "policy"): str,
-    ("lr_config", "warmup"): str | None,
+    ("lr_config", "policy"): LrPolicy,
+    ("lr_config", "warmup"): Literal["linear", "constant", "exp"] | None,
     ("lr_config", "warmup_iters"): int,
     ("lr_config", "warmup_ratio"): float,
     ("lr_config", "step"): int | list[int],
     ("auto_scale_lr", "enable"): bool,
     ("auto_scale_lr", "base_batch_size"): int,
+    # engine: optimizer, schedule, mixed precision (detcli.engine reads these)
+    ("optimizer", "paramwise_cfg"): dict[str, Any] | None,
+    ("optimizer", "paramwise_cfg", "custom_keys"): dict[str, dict[str, float]],
+    ("optimizer", "paramwise_cfg", "norm_decay_mult"): float,
+    ("optimizer", "paramwise_cfg", "bias_decay_mult"): float,
+    ("optimizer", "paramwise_cfg", "bias_lr_mult"): float,
+    ("optimizer", "paramwise_cfg", "dwconv_decay_mult"): float,
+    ("optimizer_config", "type"): Literal["OptimizerHook", "Fp16OptimizerHook"],
+    ("optim_wrapper", "type"): Literal["OptimWrapper", "AmpOptimWrapper"],
+    ("optim_wrapper", "clip_grad"): dict[str, Any] | None,
+    ("optim_wrapper", "clip_grad", "max_norm"): float,
+    ("optim_wrapper", "clip_grad", "norm_type"): float,
+    ("optim_wrapper", "paramwise_cfg"): dict[str, Any] | None,
+    ("optim_wrapper", "paramwise_cfg", "custom_keys"): dict[str, dict[str, float]],
+    ("optim_wrapper", "paramwise_cfg", "norm_decay_mult"): float,
+    ("optim_wrapper", "paramwise_cfg", "bias_decay_mult"): float,
+    ("optim_wrapper", "loss_scale"): float | Literal["dynamic"],
+    ("optim_wrapper", "dtype"): Literal["float16", "bfloat16"] | None,
+    ("fp16",): dict[str, Any] | None,
+    ("fp16", "loss_scale"): float | Literal["dynamic"],
+    ("lr_config",): dict[str, Any] | None,
+    ("lr_config", "by_epoch"): bool,
+    ("lr_config", "warmup_by_epoch"): bool,
+    ("lr_config", "gamma"): float,
+    ("lr_config", "min_lr"): float | None,
+    ("lr_config", "min_lr_ratio"): float | None,
+    ("lr_config", "power"): float,
 }
 
 # Top-level keys the field's configs use. An unknown key close to one of these is a typo

@@ -1,0 +1,244 @@
+"""The optimizer wrapper: backward, gradient clipping, mixed precision and the step, in one place.
+
+Two config spellings lead here:
+
+- mmdet 2.x: `optimizer` (+ `paramwise_cfg` inside it), `optimizer_config.grad_clip`,
+  `fp16: {loss_scale: ...}`;
+- mmengine: `optim_wrapper: {type: OptimWrapper | AmpOptimWrapper, optimizer, clip_grad,
+  paramwise_cfg, loss_scale, dtype}`.
+
+`auto_scale_lr` multiplies the base lr by (world size x samples per GPU) / base_batch_size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from detcli.engine.optimizers import build_optimizer
+from detcli.errors import ConfigError
+from detcli.suggest import did_you_mean
+
+WRAPPER_KEYS = ("type", "optimizer", "clip_grad", "paramwise_cfg", "loss_scale", "dtype")
+WRAPPER_TYPES = ("OptimWrapper", "AmpOptimWrapper")
+OPTIMIZER_CONFIG_KEYS = ("type", "grad_clip")
+
+
+@dataclass(frozen=True)
+class AmpSettings:
+    """Mixed precision: autocast dtype and (float16 only) the gradient scaler's loss scale."""
+
+    dtype: torch.dtype
+    loss_scale: float | str = "dynamic"  # "dynamic" or a fixed scale
+
+
+class OptimWrapper:
+    """Steps the optimizer for a loss: autocast, (scaled) backward, clip, step, zero_grad."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        clip_grad: Mapping[str, Any] | None = None,
+        amp: AmpSettings | None = None,
+        device_type: str = "cpu",
+    ):
+        self.optimizer = optimizer
+        self.clip_grad = dict(clip_grad) if clip_grad else None
+        self.amp = amp
+        self.device_type = device_type
+        self.scaler: torch.amp.GradScaler | None = None
+        if amp is not None and amp.dtype == torch.float16:
+            # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+            fixed = not isinstance(amp.loss_scale, str)
+            self.scaler = torch.amp.GradScaler(
+                device_type,
+                init_scale=float(amp.loss_scale) if fixed else 2.0**16,
+                growth_interval=10**9 if fixed else 2000,
+                backoff_factor=1.0 if fixed else 0.5,
+            )
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """The forward pass's precision context (a no-op without AMP)."""
+        if self.amp is None:
+            yield
+            return
+        with torch.autocast(self.device_type, dtype=self.amp.dtype):
+            yield
+
+    def update(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Backward `loss`, clip, step and zero the gradients; returns tensors to log."""
+        logs: dict[str, torch.Tensor] = {}
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
+        else:
+            loss.backward()
+        if self.clip_grad is not None:
+            groups = self.optimizer.param_groups
+            params = [p for g in groups for p in g["params"] if p.grad is not None]
+            if params:
+                logs["grad_norm"] = nn.utils.clip_grad_norm_(params, **self.clip_grad)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            logs["loss_scale"] = torch.tensor(self.scaler.get_scale())
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return logs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer state and, with float16 AMP, the scaler's."""
+        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+@dataclass
+class OptimSettings:
+    """The optimizer-related parts of a config, whichever spelling it used."""
+
+    optimizer: dict[str, Any]
+    paramwise_cfg: dict[str, Any] | None
+    clip_grad: dict[str, Any] | None
+    amp: bool
+    amp_dtype: str | None
+    loss_scale: float | str
+    where: str  # config key of the optimizer, for messages
+
+
+def optim_settings(cfg: Mapping[str, Any]) -> OptimSettings:
+    """Read `optimizer`/`optimizer_config`/`fp16` or `optim_wrapper` from a config."""
+    wrapper = cfg.get("optim_wrapper")
+    fp16 = cfg.get("fp16")
+    if fp16 is not None and not isinstance(fp16, Mapping):
+        raise ConfigError(f"fp16 must be a mapping such as {{loss_scale: 512.0}}, got {fp16!r}.")
+    fp16_scale = (fp16 or {}).get("loss_scale", "dynamic")
+    if wrapper:
+        _known_keys(wrapper, WRAPPER_KEYS, "optim_wrapper")
+        kind = wrapper.get("type", "OptimWrapper")
+        if kind not in WRAPPER_TYPES:
+            raise ConfigError(
+                f"optim_wrapper.type: {kind!r} is not an optimizer wrapper."
+                f"{did_you_mean(kind, WRAPPER_TYPES)} Use OptimWrapper or AmpOptimWrapper."
+            )
+        if cfg.get("optimizer") and wrapper.get("optimizer"):
+            raise ConfigError(
+                "Both `optimizer` and `optim_wrapper.optimizer` are set, so which one trains is "
+                "ambiguous. Keep one (e.g. --set optimizer=null when a base config sets it)."
+            )
+        optimizer = wrapper.get("optimizer") or cfg.get("optimizer")
+        where = "optim_wrapper.optimizer" if wrapper.get("optimizer") else "optimizer"
+        if not optimizer:
+            raise ConfigError("optim_wrapper needs an `optimizer` (e.g. {type: SGD, lr: 0.02}).")
+        return OptimSettings(
+            optimizer=dict(optimizer),
+            paramwise_cfg=wrapper.get("paramwise_cfg"),
+            clip_grad=_clip(wrapper.get("clip_grad"), "optim_wrapper.clip_grad"),
+            amp=kind == "AmpOptimWrapper" or fp16 is not None,
+            amp_dtype=wrapper.get("dtype"),
+            loss_scale=wrapper.get("loss_scale", fp16_scale),
+            where=where,
+        )
+    optimizer = cfg.get("optimizer")
+    if not optimizer:
+        raise ConfigError("The config has no `optimizer` (e.g. {type: SGD, lr: 0.02}).")
+    opt_cfg = cfg.get("optimizer_config") or {}
+    _known_keys(opt_cfg, OPTIMIZER_CONFIG_KEYS, "optimizer_config")
+    hook = opt_cfg.get("type", "OptimizerHook")
+    if hook not in ("OptimizerHook", "Fp16OptimizerHook"):
+        raise ConfigError(
+            f"optimizer_config.type: {hook!r} is not supported; use OptimizerHook "
+            "(or Fp16OptimizerHook / the `fp16` key for mixed precision)."
+        )
+    return OptimSettings(
+        optimizer=dict(optimizer),
+        paramwise_cfg=None,  # mmdet 2.x keeps it inside `optimizer`
+        clip_grad=_clip(opt_cfg.get("grad_clip"), "optimizer_config.grad_clip"),
+        amp=fp16 is not None or hook == "Fp16OptimizerHook",
+        amp_dtype=None,
+        loss_scale=fp16_scale,
+        where="optimizer",
+    )
+
+
+def scale_lr(
+    settings: OptimSettings, auto_scale_lr: Mapping[str, Any] | None, total_batch: int
+) -> str | None:
+    """Apply `auto_scale_lr` in place; returns a log line saying what it did (None when off)."""
+    if not auto_scale_lr or not auto_scale_lr.get("enable", False):
+        return None
+    base = auto_scale_lr.get("base_batch_size")
+    if not isinstance(base, int) or base <= 0:
+        raise ConfigError(
+            f"auto_scale_lr.base_batch_size must be a positive integer, got {base!r}."
+        )
+    old = float(settings.optimizer["lr"])
+    new = old * total_batch / base
+    settings.optimizer["lr"] = new
+    return (
+        f"auto_scale_lr: lr {old:g} x {total_batch} (total batch) / {base} (base_batch_size) "
+        f"= {new:g}"
+    )
+
+
+def build_optim_wrapper(
+    model: nn.Module, settings: OptimSettings, *, amp: bool | None, device_type: str
+) -> OptimWrapper:
+    """The wrapper for `settings`; `amp` (the --amp flag) overrides the config when not None."""
+    optimizer = build_optimizer(
+        model, settings.optimizer, settings.paramwise_cfg, where=settings.where
+    )
+    use_amp = settings.amp if amp is None else amp
+    amp_settings = None
+    if use_amp:
+        amp_settings = AmpSettings(_amp_dtype(settings.amp_dtype, device_type), settings.loss_scale)
+    return OptimWrapper(
+        optimizer, clip_grad=settings.clip_grad, amp=amp_settings, device_type=device_type
+    )
+
+
+def _amp_dtype(name: str | None, device_type: str) -> torch.dtype:
+    """float16 + a scaler on CUDA, bfloat16 on CPU (CPU autocast has no fast float16)."""
+    if name is None:
+        return torch.float16 if device_type == "cuda" else torch.bfloat16
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in dtypes:
+        raise ConfigError(f"optim_wrapper.dtype must be float16 or bfloat16, got {name!r}.")
+    return dtypes[name]
+
+
+def _clip(value: Any, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or "max_norm" not in value:
+        raise ConfigError(f"{where} must be {{max_norm: N, norm_type: 2}} or null, got {value!r}.")
+    _known_keys(value, ("max_norm", "norm_type", "error_if_nonfinite"), where)
+    return {k: v for k, v in value.items()}
+
+
+def _known_keys(value: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in value:
+        if key not in known:
+            raise ConfigError(
+                f"{where} has no key {key!r}.{did_you_mean(key, known)} Known keys: "
+                f"{', '.join(known)}."
+            )
