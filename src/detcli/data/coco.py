@@ -18,7 +18,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from detcli.data.classes import select_classes
-from detcli.data.coco_json import annotation_arrays, index_of, read_coco_json
+from detcli.data.coco_json import annotation_arrays, index_of, join_root, read_coco_json
 from detcli.data.transforms import BadImageError, Compose
 from detcli.errors import DataError
 from detcli.registry import DATASETS, TransformCfg
@@ -28,10 +28,6 @@ MAX_RETRIES = 50
 
 class DataWarning(UserWarning):
     """Something in the data was skipped (a missing or unreadable image) and training goes on."""
-
-
-def _join(root: str | None, path: str) -> str:
-    return os.path.join(root, path) if root and path and not os.path.isabs(path) else path
 
 
 @DATASETS.register()
@@ -50,8 +46,8 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         test_mode: bool = False,
         on_bad_image: Literal["error", "warn"] = "error",
     ):
-        self.ann_file = _join(data_root, ann_file)
-        self.img_prefix = _join(data_root, img_prefix)
+        self.ann_file = join_root(data_root, ann_file)
+        self.img_prefix = join_root(data_root, img_prefix)
         self.test_mode = test_mode
         self.filter_empty_gt = filter_empty_gt
         self.min_size = min_size
@@ -127,7 +123,7 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         """Which images have a file on disk; the missing ones are reported once and left out."""
         present = np.array(
             [
-                not k or os.path.isfile(_join(self.img_prefix, str(n)))
+                not k or os.path.isfile(join_root(self.img_prefix, str(n)))
                 for n, k in zip(names, keep, strict=True)
             ],
             dtype=bool,
@@ -185,12 +181,20 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
             "bboxes_ignore": boxes[crowd],
         }
 
+    def box_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every kept box at once: (image index, xyxy float32, label, crowd flag)."""
+        img_of_box = np.repeat(np.arange(len(self)), np.diff(self._offsets))
+        return img_of_box, self._bboxes, self._labels, self._crowd
+
+    def image_sizes(self) -> np.ndarray:
+        """(num_images, 2) width and height of each image, as the json gives them."""
+        return np.stack([self._widths, self._heights], axis=1)
+
     def image_class_matrix(self) -> np.ndarray:
         """(num_images, num_classes) bool: does image i hold a (non-crowd) box of class c."""
         matrix = np.zeros((len(self), len(self.CLASSES)), dtype=bool)
-        img_of_box = np.repeat(np.arange(len(self)), np.diff(self._offsets))
-        targets = ~self._crowd
-        matrix[img_of_box[targets], self._labels[targets]] = True
+        img_of_box, _, labels, crowd = self.box_table()
+        matrix[img_of_box[~crowd], labels[~crowd]] = True
         return matrix
 
     def get_cat2imgs(self) -> dict[int, list[int]]:

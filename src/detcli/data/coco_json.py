@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ _ENTRY_KEYS = {
     "annotations": ("id", "image_id", "category_id", "bbox"),
     "categories": ("id", "name"),
 }
+
+
+def join_root(root: str | None, path: str) -> str:
+    return os.path.join(root, path) if root and path and not os.path.isabs(path) else path
 
 
 def read_coco_json(path: str | Path, *, allow_no_annotations: bool = False) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Dataset inspection behind `detcli dataset`: statistics, annotation lint, drawn samples."""

@@ -1,0 +1,116 @@
+"""Images with their boxes and class names drawn, raw or after the pipeline, as PNG files."""
+
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.io import write_png
+from torchvision.utils import draw_bounding_boxes
+
+from detcli.data.transforms.loading import load_image
+
+CROWD_COLOUR = (160, 160, 160)
+# image, boxes, labels, crowd boxes, a name for the file
+_Drawn = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]
+
+
+def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
+    """Well separated colours, one per class (evenly spaced hues)."""
+    return [
+        tuple(int(255 * c) for c in colorsys.hsv_to_rgb(k / max(num_classes, 1), 0.9, 1.0))  # type: ignore[misc]
+        for k in range(num_classes)
+    ]
+
+
+def draw(
+    img: torch.Tensor,
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    classes: tuple[str, ...],
+    ignore: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """uint8 (3, H, W) with boxes and class names drawn (crowd/ignore regions in grey)."""
+    colours = class_colours(len(classes))
+    names = [classes[int(k)] for k in labels]
+    out = draw_bounding_boxes(img, boxes, names, [colours[int(k)] for k in labels], width=2)
+    if ignore is not None and len(ignore):
+        out = draw_bounding_boxes(
+            out, ignore, ["crowd"] * len(ignore), [CROWD_COLOUR] * len(ignore), width=1
+        )
+    return out
+
+
+def denormalize(img: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+    """A pipeline's float image back to displayable uint8 RGB (undoing Normalize)."""
+    norm = meta.get("img_norm_cfg") or {}
+    mean = torch.as_tensor(np.asarray(norm.get("mean", np.zeros(3))), dtype=torch.float32)
+    std = torch.as_tensor(np.asarray(norm.get("std", np.ones(3))), dtype=torch.float32)
+    out = img.float() * std.view(3, 1, 1) + mean.view(3, 1, 1)
+    if not norm.get("to_rgb", True):
+        out = out.flip(0)  # the model saw BGR
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def show_samples(
+    dataset: Any, out_dir: Path, num: int = 16, after_pipeline: bool = False
+) -> list[Path]:
+    """Write up to `num` PNGs (the dataset's first images) with their boxes; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    classes = tuple(dataset.CLASSES)
+    written = []
+    for idx in range(min(num, len(dataset))):
+        if after_pipeline:
+            img, boxes, labels, ignore, name = _after_pipeline(dataset, idx)
+        else:
+            img, boxes, labels, ignore, name = _raw(dataset, idx)
+        path = out_dir / f"{idx:04d}_{name}.png"
+        write_png(draw(img, boxes, labels, classes, ignore), str(path))
+        written.append(path)
+    return written
+
+
+def _locate(dataset: Any, idx: int) -> tuple[Any, int]:
+    """The leaf dataset and its index for index `idx` of a (possibly wrapped) dataset."""
+    if hasattr(dataset, "repeat_indices"):
+        return _locate(dataset.dataset, int(dataset.repeat_indices[idx]))
+    if hasattr(dataset, "times"):
+        return _locate(dataset.dataset, idx % len(dataset.dataset))
+    if hasattr(dataset, "cumulative_sizes"):
+        part = int(np.searchsorted(dataset.cumulative_sizes, idx, side="right"))
+        start = dataset.cumulative_sizes[part - 1] if part else 0
+        return _locate(dataset.datasets[part], idx - start)
+    return dataset, idx
+
+
+def _raw(dataset: Any, idx: int) -> _Drawn:
+    leaf, j = _locate(dataset, idx)
+    results = leaf.results(j)
+    info = results["img_info"]
+    path = str(Path(leaf.img_prefix) / info["filename"]) if leaf.img_prefix else info["filename"]
+    ann = results["ann_info"]
+    return (
+        load_image(path, info["id"]),
+        torch.from_numpy(ann["bboxes"]),
+        torch.from_numpy(ann["labels"]),
+        torch.from_numpy(ann["bboxes_ignore"]),
+        f"id{info['id']}",
+    )
+
+
+def _after_pipeline(dataset: Any, idx: int) -> _Drawn:
+    sample = dataset[idx]
+    img, meta = sample["img"], sample["img_metas"]
+    if isinstance(img, list):  # test-time views: show the first
+        img, meta = img[0], meta[0]
+    shown = denormalize(img, meta)
+    empty = torch.zeros((0, 4))
+    boxes = sample.get("gt_bboxes", empty)
+    labels = sample.get("gt_labels", torch.zeros(0, dtype=torch.int64))
+    ignore = sample.get("gt_bboxes_ignore", empty)
+    flip = meta.get("flip_direction") if meta.get("flip") else None
+    suffix = f"_flip-{flip}" if flip else ""
+    return shown, boxes, labels, ignore, f"id{meta.get('img_id', idx)}{suffix}"
