@@ -79,6 +79,7 @@ def test_reference_configs_have_no_shape_problems(path):
     """Until the model/data/engine issues register their types, only those and data files are missing."""
     load_plugins()
     problems = check_config(resolve_config(path))
+    assert [p.message for p in problems if "MODELS type" in p.message] == []  # models registered
     unexpected = [
         p
         for p in problems

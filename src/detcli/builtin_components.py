@@ -11,6 +11,7 @@ def detcli_register(registries: Registries) -> None:
     """Import the modules whose decorators register detcli's components (this imports torch)."""
     import detcli.data.builder  # noqa: F401  (datasets, transforms)
     import detcli.engine.components  # noqa: F401  (schedulers, hooks, metrics register on import)
+    import detcli.models  # noqa: F401  (backbones, necks, heads, losses, detectors)
     from detcli.engine.optimizers import register_torch_optimizers
 
     register_torch_optimizers(registries.OPTIMIZERS)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from detcli.config.loader import ResolvedConfig
+from detcli.config.model_check import model_problems
 from detcli.config.origins import ConfigPath, format_path
 from detcli.config.schema import (
     CHECKPOINT_SCHEMES,
@@ -62,9 +63,13 @@ class _Checker:
             for index, item in items:
                 path = place.path if index is None else (*place.path, index)
                 self._component(path, item, place.kind, place.builder_keys)
+        parts_ok = not any(p.path[:1] == ("model",) for p in self.problems)
         self._runtime_keys()
         self._num_classes()
         self._paths(self.cfg, ())
+        if parts_ok:  # the model's wiring is only worth checking when each part is valid
+            for path, message in model_problems(self.cfg.get("model"), self.registries["MODELS"]):
+                self.report(path, message)
 
     def report(self, path: ConfigPath, message: str) -> None:
         origin = self.resolved.origin(path)

@@ -1,0 +1,153 @@
+"""ResNet and ResNeXt backbones: mmdet's keys (depth, groups, base_width), built by timm."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import timm
+
+from detcli.errors import ModelError
+from detcli.models.backbones.timm_features import TimmFeatures
+from detcli.registry import MODELS
+
+RESNET_DEPTHS = (18, 34, 50, 101, 152)
+
+
+def _stage_indices(num_stages: int, out_indices: Sequence[int], owner: str) -> list[int]:
+    """mmdet's stage indices (0 = first residual stage) as timm feature indices (0 = stem)."""
+    if not 1 <= num_stages <= 4:
+        raise ModelError(f"{owner}: num_stages must be 1 to 4, got {num_stages}.")
+    bad = [i for i in out_indices if not 0 <= i < num_stages]
+    if bad or not out_indices:
+        raise ModelError(
+            f"{owner}: out_indices {list(out_indices)} must be stage numbers 0 to "
+            f"{num_stages - 1} (num_stages is {num_stages})."
+        )
+    return [i + 1 for i in out_indices]
+
+
+def _resnet_kwargs(
+    in_channels: int,
+    style: str,
+    deep_stem: bool,
+    avg_down: bool,
+    stem_channels: int | None,
+    zero_init_residual: bool,
+    owner: str,
+) -> dict[str, Any]:
+    if style != "pytorch":
+        raise ModelError(
+            f"{owner}: style {style!r} is not available; timm's ResNets are pytorch-style "
+            "(stride in the 3x3 conv). Use style: pytorch."
+        )
+    kwargs: dict[str, Any] = {"in_chans": in_channels, "zero_init_last": zero_init_residual}
+    if deep_stem:
+        kwargs.update(stem_type="deep", stem_width=(stem_channels or 64) // 2)
+    elif stem_channels not in (None, 64):
+        kwargs["stem_width"] = stem_channels
+    if avg_down:
+        kwargs["avg_down"] = True
+    return kwargs
+
+
+@MODELS.register()
+class ResNet(TimmFeatures):
+    """ResNet-18/34/50/101/152 (timm `resnetN`); out_indices count residual stages from 0."""
+
+    def __init__(
+        self,
+        depth: int,
+        in_channels: int = 3,
+        num_stages: int = 4,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        style: str = "pytorch",
+        deep_stem: bool = False,
+        avg_down: bool = False,
+        stem_channels: int | None = None,
+        frozen_stages: int = -1,
+        norm_cfg: dict[str, Any] | None = None,
+        norm_eval: bool = True,
+        with_cp: bool = False,
+        zero_init_residual: bool = True,
+        init_cfg: dict[str, Any] | None = None,
+    ):
+        if depth not in RESNET_DEPTHS:
+            raise ModelError(
+                f"ResNet: depth {depth} is not available; use one of "
+                f"{', '.join(map(str, RESNET_DEPTHS))} (or TimmBackbone for other timm nets)."
+            )
+        super().__init__(
+            f"resnet{depth}",
+            _stage_indices(num_stages, out_indices, "ResNet"),
+            frozen_stages=frozen_stages,
+            norm_cfg=norm_cfg,
+            norm_eval=norm_eval,
+            init_cfg=init_cfg,
+            with_cp=with_cp,
+            create_kwargs=_resnet_kwargs(
+                in_channels, style, deep_stem, avg_down, stem_channels, zero_init_residual, "ResNet"
+            ),
+        )
+
+
+def resnext_variants() -> dict[tuple[int, int, int], str]:
+    """(depth, groups, base_width) -> timm model name, for every plain ResNeXt timm has."""
+    found = {}
+    for name in timm.list_models("resnext*"):
+        m = re.fullmatch(r"resnext(\d+)_(\d+)x(\d+)d", name)
+        if m:
+            found[(int(m[1]), int(m[2]), int(m[3]))] = name
+    return found
+
+
+@MODELS.register()
+class ResNeXt(TimmFeatures):
+    """ResNeXt (timm `resnext{depth}_{groups}x{base_width}d`), e.g. 101 / 64 / 4."""
+
+    def __init__(
+        self,
+        depth: int,
+        groups: int = 1,
+        base_width: int = 4,
+        in_channels: int = 3,
+        num_stages: int = 4,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        style: str = "pytorch",
+        deep_stem: bool = False,
+        avg_down: bool = False,
+        stem_channels: int | None = None,
+        frozen_stages: int = -1,
+        norm_cfg: dict[str, Any] | None = None,
+        norm_eval: bool = True,
+        with_cp: bool = False,
+        zero_init_residual: bool = True,
+        init_cfg: dict[str, Any] | None = None,
+    ):
+        variants = resnext_variants()
+        name = variants.get((depth, groups, base_width))
+        if name is None:
+            listed = ", ".join(f"{d}/{g}/{w}" for d, g, w in sorted(variants))
+            raise ModelError(
+                f"ResNeXt: no timm network has depth {depth}, groups {groups}, base_width "
+                f"{base_width}. Available depth/groups/base_width: {listed}."
+            )
+        super().__init__(
+            name,
+            _stage_indices(num_stages, out_indices, "ResNeXt"),
+            frozen_stages=frozen_stages,
+            norm_cfg=norm_cfg,
+            norm_eval=norm_eval,
+            init_cfg=init_cfg,
+            with_cp=with_cp,
+            create_kwargs=_resnet_kwargs(
+                in_channels,
+                style,
+                deep_stem,
+                avg_down,
+                stem_channels,
+                zero_init_residual,
+                "ResNeXt",
+            ),
+        )

@@ -1,0 +1,164 @@
+"""What every detcli backbone shares: a timm `features_only` network plus mmdet's training knobs.
+
+`frozen_stages`, `norm_eval`, `norm_cfg.requires_grad` and `init_cfg` behave as in mmdet, for
+any timm model: stage k is the modules up to timm feature level k (level 0 is the stem).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import timm
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from detcli.errors import ModelError
+
+BACKBONE_NORMS = ("BN", "SyncBN")
+
+
+class TimmFeatures(nn.Module):
+    """A timm feature extractor with stage freezing, BN eval mode and pretrained loading."""
+
+    def __init__(
+        self,
+        timm_name: str,
+        timm_out_indices: Sequence[int] | None,
+        frozen_stages: int = -1,
+        norm_cfg: Mapping[str, Any] | None = None,
+        norm_eval: bool = False,
+        init_cfg: Mapping[str, Any] | None = None,
+        with_cp: bool = False,
+        create_kwargs: Mapping[str, Any] | None = None,
+        where: str = "model.backbone",
+    ):
+        super().__init__()
+        self.where = where
+        self.timm_name = timm_name
+        self.create_kwargs = dict(create_kwargs or {})
+        if timm_out_indices is not None:
+            self.create_kwargs["out_indices"] = tuple(timm_out_indices)
+        try:
+            self.body = timm.create_model(
+                timm_name, features_only=True, pretrained=False, **self.create_kwargs
+            )
+        except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as exc:
+            raise ModelError(
+                f"{where}: timm cannot build {timm_name!r} as a feature extractor with "
+                f"{self.create_kwargs}: {exc}"
+            ) from None
+        self.out_channels: list[int] = list(self.body.feature_info.channels())
+        self.strides: list[int] = list(self.body.feature_info.reduction())
+        self.norm_eval = norm_eval
+        self.frozen_stages = frozen_stages
+        self.init_cfg = dict(init_cfg) if init_cfg is not None else None
+        if self.init_cfg is not None:
+            check_init_cfg(self.init_cfg, where)
+        self._apply_norm_cfg(dict(norm_cfg) if norm_cfg is not None else {"type": "BN"})
+        if with_cp:
+            try:
+                self.body.set_grad_checkpointing(True)
+            except (AssertionError, AttributeError, NotImplementedError):
+                raise ModelError(
+                    f"{where}: timm's {timm_name!r} has no gradient checkpointing; "
+                    "set with_cp: false."
+                ) from None
+        self._stages = self.stage_modules()
+        if frozen_stages >= len(self._stages):
+            raise ModelError(
+                f"{where}.frozen_stages is {frozen_stages}, but {timm_name} has only "
+                f"{len(self._stages) - 1} stages after the stem; use -1 (none) to "
+                f"{len(self._stages) - 1}."
+            )
+        self._freeze()
+
+    # -- structure ----------------------------------------------------------------------------
+
+    def stage_modules(self) -> list[list[nn.Module]]:
+        """The body's top-level modules grouped by the timm feature level they end (stem first)."""
+        ends = [info["module"].replace(".", "_") for info in self.body.feature_info.info]
+        groups: list[list[nn.Module]] = [[]]
+        for name, module in self.body.named_children():
+            groups[-1].append(module)
+            if name in ends:
+                groups.append([])
+        if not groups[-1]:
+            groups.pop()
+        if len(groups) == 1 and self.frozen_stages >= 0:
+            raise ModelError(
+                f"{self.where}: cannot tell the stages of timm's {self.timm_name!r} apart, so "
+                "frozen_stages cannot be honoured; set frozen_stages: -1."
+            )
+        return groups
+
+    def _apply_norm_cfg(self, norm_cfg: dict[str, Any]) -> None:
+        kind = norm_cfg.get("type", "BN")
+        unknown = set(norm_cfg) - {"type", "requires_grad", "eps", "momentum"}
+        if kind not in BACKBONE_NORMS or unknown:
+            raise ModelError(
+                f"{self.where}.norm_cfg {norm_cfg!r} is not supported: backbones take "
+                f"type {' or '.join(BACKBONE_NORMS)} with optional requires_grad, eps, momentum "
+                "(pretrained weights are BatchNorm weights)."
+            )
+        if kind == "SyncBN":
+            self.body = nn.SyncBatchNorm.convert_sync_batchnorm(self.body)
+        for m in self.body.modules():
+            if isinstance(m, _BatchNorm):
+                if "eps" in norm_cfg:
+                    m.eps = float(norm_cfg["eps"])
+                if "momentum" in norm_cfg:
+                    m.momentum = float(norm_cfg["momentum"])
+                for p in m.parameters():
+                    p.requires_grad = bool(norm_cfg.get("requires_grad", True))
+
+    # -- training behaviour -------------------------------------------------------------------
+
+    def _freeze(self) -> None:
+        for group in self._stages[: self.frozen_stages + 1]:
+            for module in group:
+                module.eval()
+                for p in module.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> TimmFeatures:
+        """Train mode, except frozen stages (always eval) and, with norm_eval, every BatchNorm."""
+        super().train(mode)
+        self._freeze()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Feature maps for the configured out_indices, finest first."""
+        return list(self.body(x))
+
+    def init_weights(self) -> None:
+        """Load `init_cfg`'s pretrained weights (a local file or a hub name) into the body."""
+        if self.init_cfg is not None:
+            from detcli.models.backbones.pretrained import load_pretrained
+
+            load_pretrained(
+                self,
+                self.init_cfg["checkpoint"],
+                prefix=self.init_cfg.get("prefix"),
+                where=f"{self.where}.init_cfg",
+            )
+
+
+def check_init_cfg(init_cfg: Mapping[str, Any], where: str) -> None:
+    """A backbone's init_cfg must be `{type: Pretrained, checkpoint: <path or hub name>}`."""
+    if init_cfg.get("type") != "Pretrained" or not isinstance(init_cfg.get("checkpoint"), str):
+        raise ModelError(
+            f"{where}.init_cfg must be {{type: Pretrained, checkpoint: PATH_OR_HUB_NAME}} "
+            f"(e.g. torchvision:resnet50, timm:resnet50.a1_in1k, or a local .pth/.safetensors "
+            f"file), or null for random weights; got {dict(init_cfg)!r}."
+        )
+    extra = set(init_cfg) - {"type", "checkpoint", "prefix"}
+    if extra:
+        raise ModelError(
+            f"{where}.init_cfg has unknown keys {sorted(extra)}; "
+            "it accepts type, checkpoint, prefix."
+        )

@@ -1,0 +1,180 @@
+"""RPNHead: objectness and box deltas for every anchor, its training loss, and proposals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from detcli.errors import ModelError
+from detcli.models.dense_heads.anchor_targets import anchor_targets
+from detcli.models.run_cfgs import ProposalCfg, read_cfg, read_stage_train_cfg
+from detcli.models.task_modules.nms import batch_nms
+from detcli.registry import MODELS, ModelCfg
+
+DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
+DEFAULT_LOSS_BBOX = {"type": "L1Loss", "loss_weight": 1.0}
+
+
+@MODELS.register()
+class RPNHead(nn.Module):
+    """A 3x3 conv shared over levels, then 1x1 convs for objectness and deltas per anchor.
+
+    `train_cfg` (assigner, sampler, allowed_border, pos_weight) and `test_cfg` (proposal
+    settings) come from the detector's `train_cfg.rpn` / `test_cfg.rpn`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        anchor_generator: ModelCfg,
+        feat_channels: int = 256,
+        num_convs: int = 1,
+        bbox_coder: ModelCfg | None = None,
+        loss_cls: ModelCfg | None = None,
+        loss_bbox: ModelCfg | None = None,
+        reg_decoded_bbox: bool = False,
+        train_cfg: dict[str, Any] | None = None,
+        test_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.prior_generator = MODELS.build(anchor_generator)
+        self.bbox_coder = MODELS.build(bbox_coder or DEFAULT_CODER)
+        self.loss_cls = MODELS.build(loss_cls or DEFAULT_LOSS_CLS)
+        self.loss_bbox = MODELS.build(loss_bbox or DEFAULT_LOSS_BBOX)
+        self.reg_decoded_bbox = reg_decoded_bbox
+        if getattr(self.loss_bbox, "needs_decoded_boxes", False) and not reg_decoded_bbox:
+            raise ModelError(
+                f"RPNHead: {type(self.loss_bbox).__name__} compares boxes, so set "
+                "rpn_head.reg_decoded_bbox: true."
+            )
+        self.use_sigmoid = bool(getattr(self.loss_cls, "use_sigmoid", False))
+        # One foreground class; softmax adds a background score.
+        self.cls_out_channels = 1 if self.use_sigmoid else 2
+        self.num_anchors = self.prior_generator.num_base_anchors
+        self.train_cfg = None
+        if train_cfg is not None:
+            self.train_cfg = read_stage_train_cfg(train_cfg, "model.train_cfg.rpn")
+            if self.train_cfg.sampler.add_gt_as_proposals:
+                raise ModelError(
+                    "model.train_cfg.rpn.sampler.add_gt_as_proposals must be false: the RPN "
+                    "trains anchors, and GT boxes are not anchors."
+                )
+        self.test_cfg = read_cfg(ProposalCfg, test_cfg, "model.test_cfg.rpn")
+        convs: list[nn.Module] = []
+        for i in range(num_convs):
+            convs += [
+                nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+            ]
+        self.rpn_conv = nn.Sequential(*convs)
+        self.rpn_cls = nn.Conv2d(feat_channels, self.num_anchors * self.cls_out_channels, 1)
+        self.rpn_reg = nn.Conv2d(feat_channels, self.num_anchors * 4, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per level: scores (B, A * C, H, W) and deltas (B, A * 4, H, W)."""
+        scores, deltas = [], []
+        for x in feats:
+            x = self.rpn_conv(x)
+            scores.append(self.rpn_cls(x))
+            deltas.append(self.rpn_reg(x))
+        return scores, deltas
+
+    def _flat(self, maps: Sequence[Tensor], width: int) -> Tensor:
+        """(B, A * width, H, W) per level -> (B, sum(H * W * A), width), the anchors' order."""
+        return torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, width) for m in maps], 1)
+
+    def loss(
+        self,
+        scores: Sequence[Tensor],
+        deltas: Sequence[Tensor],
+        gt_bboxes: Sequence[Tensor],
+        img_hw: Tensor,
+        pad_hw: Tensor,
+        gt_bboxes_ignore: Sequence[Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """`loss_rpn_cls` and `loss_rpn_bbox`, normalised by the number of sampled anchors.
+
+        `img_hw` / `pad_hw` (B, 2): each image's size before padding and its own padded size.
+        """
+        if self.train_cfg is None:
+            raise ModelError(
+                "RPNHead cannot train without model.train_cfg.rpn (assigner, sampler)."
+            )
+        sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in scores]
+        anchors = torch.cat(self.prior_generator.grid_anchors(sizes, scores[0].device))
+        valid = torch.cat(self.prior_generator.valid_flags(sizes, pad_hw), 1)
+        t = anchor_targets(
+            anchors,
+            valid,
+            img_hw,
+            gt_bboxes,
+            None,
+            gt_bboxes_ignore,
+            self.train_cfg,
+            num_classes=1,
+            encode=not self.reg_decoded_bbox,
+            coder=self.bbox_coder,
+        )
+        cls = self._flat(scores, self.cls_out_channels)
+        reg = self._flat(deltas, 4)
+        sampled = t.label_weights > 0
+        loss_cls = self.loss_cls(
+            cls[sampled], t.labels[sampled], t.label_weights[sampled], avg_factor=t.num_samples
+        )
+        pred = reg[t.pos_mask]
+        if self.reg_decoded_bbox:
+            pos_anchors = anchors.expand(reg.shape[0], -1, -1)[t.pos_mask]
+            pred = self.bbox_coder.decode(pos_anchors, pred)
+        loss_bbox = self.loss_bbox(pred, t.bbox_targets[t.pos_mask], avg_factor=t.num_samples)
+        return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_bbox}
+
+    @torch.no_grad()
+    def proposals(
+        self,
+        scores: Sequence[Tensor],
+        deltas: Sequence[Tensor],
+        img_hw: Tensor,
+        cfg: ProposalCfg | None = None,
+    ) -> list[Tensor]:
+        """Per image (K, 5) proposals `x1, y1, x2, y2, score`, best first, batched over images."""
+        cfg = cfg or self.test_cfg
+        sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in scores]
+        num_imgs = scores[0].shape[0]
+        device = scores[0].device
+        anchors = self.prior_generator.grid_anchors(sizes, device)
+        level_scores, level_boxes, level_ids = [], [], []
+        for level, (s, d, a) in enumerate(zip(scores, deltas, anchors, strict=True)):
+            s = s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels).float()
+            obj = s[..., 0].sigmoid() if self.use_sigmoid else s.softmax(-1)[..., 0]
+            d = d.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
+            if 0 < cfg.nms_pre < obj.shape[1]:  # the best nms_pre anchors of this level
+                obj, idx = obj.topk(cfg.nms_pre, dim=1)
+                d = torch.gather(d, 1, idx[..., None].expand(-1, -1, 4))
+                a = a[idx]
+            else:
+                a = a.expand(num_imgs, -1, -1)
+            level_scores.append(obj)
+            level_boxes.append(self.bbox_coder.decode(a, d, max_shape=img_hw[:, None, :]))
+            level_ids.append(torch.full((obj.shape[1],), level, dtype=torch.long, device=device))
+        boxes = torch.cat(level_boxes, 1).reshape(-1, 4)
+        obj = torch.cat(level_scores, 1).reshape(-1)
+        levels = torch.cat(level_ids).repeat(num_imgs)
+        img_ids = torch.arange(num_imgs, device=device).repeat_interleave(obj.numel() // num_imgs)
+        w = boxes[:, 2] - boxes[:, 0]
+        h = boxes[:, 3] - boxes[:, 1]
+        ok = (w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)
+        boxes, obj, levels, img_ids = boxes[ok], obj[ok], levels[ok], img_ids[ok]
+        keeps = batch_nms(
+            boxes, obj, levels, img_ids, num_imgs, cfg.nms.iou_threshold, cfg.max_per_img
+        )
+        return [torch.cat([boxes[k], obj[k, None]], 1) for k in keeps]

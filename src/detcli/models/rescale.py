@@ -1,0 +1,57 @@
+"""Map boxes from the network input back to the original image: undo flip, resize, clip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from detcli.errors import ModelError
+from detcli.structures import ImgMeta
+
+
+def _per_image(img_metas: Sequence[ImgMeta], device: torch.device) -> dict[str, Tensor]:
+    """(B, ...) tensors of what un-transforming needs, from each image's metadata."""
+    img_wh, ori_wh, scale, hflip, vflip = [], [], [], [], []
+    for meta in img_metas:
+        try:
+            img_shape, ori_shape = meta["img_shape"], meta["ori_shape"]
+        except KeyError as exc:
+            raise ModelError(
+                f"an image's metadata lacks {exc.args[0]!r}; boxes cannot be mapped back to the "
+                "original image (the data pipeline's Resize and LoadImageFromFile record it)."
+            ) from None
+        factor = np.asarray(meta.get("scale_factor", 1.0), dtype=np.float32).reshape(-1)
+        scale.append(np.resize(factor, 4) if factor.size in (1, 2, 4) else factor[:4])
+        img_wh.append([img_shape[1], img_shape[0]])
+        ori_wh.append([ori_shape[1], ori_shape[0]])
+        direction = meta.get("flip_direction") if meta.get("flip", False) else None
+        hflip.append(direction in ("horizontal", "diagonal"))
+        vflip.append(direction in ("vertical", "diagonal"))
+    return {
+        "img_wh": torch.tensor(img_wh, dtype=torch.float32, device=device),
+        "ori_wh": torch.tensor(ori_wh, dtype=torch.float32, device=device),
+        "scale": torch.tensor(np.stack(scale), dtype=torch.float32, device=device),
+        "hflip": torch.tensor(hflip, dtype=torch.bool, device=device),
+        "vflip": torch.tensor(vflip, dtype=torch.bool, device=device),
+    }
+
+
+def boxes_to_original(boxes: Tensor, img_ids: Tensor, img_metas: Sequence[ImgMeta]) -> Tensor:
+    """Boxes (N, ..., 4) of images `img_ids` (N,) in original pixels: unflip, unscale, clip."""
+    if boxes.numel() == 0:
+        return boxes
+    m = {k: v[img_ids] for k, v in _per_image(img_metas, boxes.device).items()}
+    shape = (boxes.shape[0],) + (1,) * (boxes.dim() - 2)
+    x1, y1, x2, y2 = boxes.float().unbind(-1)
+    w = m["img_wh"][:, 0].reshape(shape)
+    h = m["img_wh"][:, 1].reshape(shape)
+    hflip = m["hflip"].reshape(shape)
+    vflip = m["vflip"].reshape(shape)
+    x1, x2 = torch.where(hflip, w - x2, x1), torch.where(hflip, w - x1, x2)
+    y1, y2 = torch.where(vflip, h - y2, y1), torch.where(vflip, h - y1, y2)
+    out = torch.stack([x1, y1, x2, y2], dim=-1) / m["scale"].reshape(*shape, 4)
+    upper = torch.cat([m["ori_wh"], m["ori_wh"]], dim=1).reshape(*shape, 4)
+    return torch.minimum(out.clamp(min=0), upper)

@@ -1,0 +1,7 @@
+"""RoI heads (MODELS registry): RoI feature extractors, box heads, StandardRoIHead."""
+
+from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
+from detcli.models.roi_heads.roi_extractor import RoIAlign, RoIPool, SingleRoIExtractor
+from detcli.models.roi_heads.standard_roi_head import StandardRoIHead
+
+__all__ = ["RoIAlign", "RoIPool", "Shared2FCBBoxHead", "SingleRoIExtractor", "StandardRoIHead"]

@@ -1,0 +1,113 @@
+"""StandardRoIHead: sample proposals against the GT, pool their features, classify and refine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from detcli.errors import ModelError
+from detcli.models.rescale import boxes_to_original
+from detcli.models.run_cfgs import RCNNTestCfg, read_cfg, read_stage_train_cfg
+from detcli.models.task_modules.nms import multiclass_nms
+from detcli.registry import MODELS, ModelCfg
+from detcli.structures import Detections, ImgMeta
+
+
+def rois_from(boxes: Sequence[Tensor]) -> Tensor:
+    """(K, 5) `image_index, x1, y1, x2, y2` from per-image boxes (n_i, >=4)."""
+    return torch.cat(
+        [torch.cat([b.new_full((b.shape[0], 1), i), b[:, :4]], dim=1) for i, b in enumerate(boxes)]
+    )
+
+
+@MODELS.register()
+class StandardRoIHead(nn.Module):
+    """Box branch of a two-stage detector (mmdet's StandardRoIHead without masks)."""
+
+    def __init__(
+        self,
+        bbox_roi_extractor: ModelCfg,
+        bbox_head: ModelCfg,
+        train_cfg: dict[str, Any] | None = None,
+        test_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.bbox_roi_extractor = MODELS.build(bbox_roi_extractor)
+        self.bbox_head = MODELS.build(bbox_head)
+        self.train_cfg = (
+            None if train_cfg is None else read_stage_train_cfg(train_cfg, "model.train_cfg.rcnn")
+        )
+        self.test_cfg = read_cfg(RCNNTestCfg, test_cfg, "model.test_cfg.rcnn")
+
+    @property
+    def num_classes(self) -> int:
+        """The number of object classes the box head scores."""
+        return int(self.bbox_head.num_classes)
+
+    def _bbox_forward(self, feats: Sequence[Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:
+        pooled = self.bbox_roi_extractor(feats[: self.bbox_roi_extractor.num_inputs], rois)
+        return self.bbox_head(pooled)
+
+    def loss(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[Tensor],
+        gt_bboxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        gt_bboxes_ignore: Sequence[Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """`loss_cls`, `loss_bbox`, `acc` on proposals sampled against the GT of each image."""
+        if self.train_cfg is None:
+            raise ModelError(
+                "StandardRoIHead cannot train without model.train_cfg.rcnn (assigner, sampler)."
+            )
+        samples = []
+        for i, props in enumerate(proposals):  # per image; the assignment itself is vectorised
+            boxes = props[:, :4].detach()
+            ignore = None if gt_bboxes_ignore is None else gt_bboxes_ignore[i]
+            assigned = self.train_cfg.assigner.assign(boxes, gt_bboxes[i], gt_labels[i], ignore)
+            samples.append(
+                self.train_cfg.sampler.sample(assigned, boxes, gt_bboxes[i], gt_labels[i])
+            )
+        rois = rois_from([torch.cat([s.pos_bboxes, s.neg_bboxes]) for s in samples])
+        cls_score, bbox_pred = self._bbox_forward(feats, rois)
+        targets = self.bbox_head.get_targets(samples, self.train_cfg)
+        return self.bbox_head.loss(cls_score, bbox_pred, rois, targets)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[Tensor],
+        img_hw: Tensor,
+        img_metas: Sequence[ImgMeta],
+        rescale: bool = True,
+        cfg: RCNNTestCfg | None = None,
+    ) -> list[Detections]:
+        """Detections per image after score threshold and per-class NMS, batched over images.
+
+        With `rescale` the boxes are in original image pixels (flip undone, resize undone,
+        clipped); without, in the pixels of the network input.
+        """
+        cfg = cfg or self.test_cfg
+        rois = rois_from(proposals)
+        cls_score, bbox_pred = self._bbox_forward(feats, rois)
+        img_ids = rois[:, 0].long()
+        boxes, scores = self.bbox_head.predict_boxes(rois, cls_score, bbox_pred, img_hw[img_ids])
+        if rescale:
+            boxes = boxes_to_original(boxes, img_ids, img_metas)
+        per_image = multiclass_nms(
+            boxes,
+            scores,
+            img_ids,
+            len(proposals),
+            cfg.score_thr,
+            cfg.nms.iou_threshold,
+            cfg.max_per_img,
+            cfg.nms.class_agnostic,
+        )
+        return [Detections(b.float(), s.float(), lab.long()) for b, s, lab in per_image]

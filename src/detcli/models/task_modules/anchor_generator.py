@@ -1,0 +1,139 @@
+"""AnchorGenerator: base anchors per level (scales x ratios) laid on each feature map's grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from detcli.errors import ModelError
+from detcli.registry import MODELS
+
+
+@MODELS.register()
+class AnchorGenerator:
+    """mmdet's AnchorGenerator: one set of `len(scales) * len(ratios)` anchors per feature cell."""
+
+    def __init__(
+        self,
+        strides: Sequence[int | Sequence[int]],
+        ratios: Sequence[float],
+        scales: Sequence[float] | None = None,
+        base_sizes: Sequence[int] | None = None,
+        scale_major: bool = True,
+        octave_base_scale: float | None = None,
+        scales_per_octave: int | None = None,
+        centers: Sequence[Sequence[float]] | None = None,
+        center_offset: float = 0.0,
+    ):
+        self.strides = [(s, s) if isinstance(s, int | float) else (s[0], s[1]) for s in strides]
+        self.base_sizes = (
+            list(base_sizes) if base_sizes is not None else [min(s) for s in self.strides]
+        )
+        if len(self.base_sizes) != len(self.strides):
+            raise ModelError(
+                f"AnchorGenerator: base_sizes has {len(self.base_sizes)} entries but strides has "
+                f"{len(self.strides)}; give one base size per level."
+            )
+        if (scales is None) == (octave_base_scale is None):
+            raise ModelError(
+                "AnchorGenerator: set either `scales` or `octave_base_scale` with "
+                "`scales_per_octave`, not both and not neither."
+            )
+        if scales is not None:
+            self.scales = [float(s) for s in scales]
+        else:
+            n = int(scales_per_octave or 1)
+            self.scales = [float(octave_base_scale or 1) * 2 ** (i / n) for i in range(n)]
+        self.ratios = [float(r) for r in ratios]
+        if centers is not None and len(centers) != len(self.strides):
+            raise ModelError("AnchorGenerator: `centers` needs one (x, y) per level.")
+        self.centers = centers
+        self.center_offset = center_offset
+        self.scale_major = scale_major
+        self.base_anchors = [
+            self._base_anchors(size, None if centers is None else centers[i])
+            for i, size in enumerate(self.base_sizes)
+        ]
+        self._cache: dict[tuple[object, ...], list[Tensor]] = {}
+
+    @property
+    def num_levels(self) -> int:
+        """How many feature levels the anchors cover (one stride each)."""
+        return len(self.strides)
+
+    @property
+    def num_base_anchors(self) -> int:
+        """Anchors per feature-map cell (the same on every level)."""
+        return len(self.scales) * len(self.ratios)
+
+    def _base_anchors(self, base_size: float, center: Sequence[float] | None) -> Tensor:
+        w = h = float(base_size)
+        cx, cy = (self.center_offset * w, self.center_offset * h) if center is None else center
+        ratios = torch.tensor(self.ratios, dtype=torch.float32, device="cpu")
+        scales = torch.tensor(self.scales, dtype=torch.float32, device="cpu")
+        h_ratios = ratios.sqrt()
+        w_ratios = 1 / h_ratios
+        if self.scale_major:
+            ws = (w * w_ratios[:, None] * scales[None, :]).reshape(-1)
+            hs = (h * h_ratios[:, None] * scales[None, :]).reshape(-1)
+        else:
+            ws = (w * scales[:, None] * w_ratios[None, :]).reshape(-1)
+            hs = (h * scales[:, None] * h_ratios[None, :]).reshape(-1)
+        return torch.stack([cx - 0.5 * ws, cy - 0.5 * hs, cx + 0.5 * ws, cy + 0.5 * hs], dim=-1)
+
+    def grid_anchors(
+        self, featmap_sizes: Sequence[tuple[int, int]], device: torch.device | str = "cpu"
+    ) -> list[Tensor]:
+        """Per level, anchors (H * W * A, 4) ordered by row, column, then base anchor."""
+        if len(featmap_sizes) != self.num_levels:
+            raise ModelError(
+                f"AnchorGenerator has {self.num_levels} strides but the head gets "
+                f"{len(featmap_sizes)} feature maps; make `anchor_generator.strides` as long as "
+                "the neck's `num_outs`."
+            )
+        key = (tuple(featmap_sizes), str(device))
+        if key not in self._cache:
+            self._cache.clear()  # one input size at a time is the common case
+            self._cache[key] = [
+                self._level_anchors(base.to(device), size, stride)
+                for base, size, stride in zip(
+                    self.base_anchors, featmap_sizes, self.strides, strict=True
+                )
+            ]
+        return self._cache[key]
+
+    @staticmethod
+    def _level_anchors(base: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> Tensor:
+        h, w = size
+        xs = torch.arange(w, device=base.device, dtype=torch.float32) * stride[0]
+        ys = torch.arange(h, device=base.device, dtype=torch.float32) * stride[1]
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        shifts = torch.stack([xx, yy, xx, yy], dim=-1).reshape(-1, 1, 4)
+        return (shifts + base[None]).reshape(-1, 4)
+
+    def valid_flags(
+        self, featmap_sizes: Sequence[tuple[int, int]], pad_shapes: Tensor
+    ) -> list[Tensor]:
+        """Per level, (B, H * W * A) bool: the cell lies inside each image's own padded area.
+
+        `pad_shapes` (B, 2) holds each image's (h, w) before batch padding; cells beyond it
+        only see the zeros collate added and get no anchors.
+        """
+        flags = []
+        for size, stride in zip(featmap_sizes, self.strides, strict=True):
+            h, w = size
+            valid_h = torch.ceil(pad_shapes[:, 0].float() / stride[1]).clamp(max=h)
+            valid_w = torch.ceil(pad_shapes[:, 1].float() / stride[0]).clamp(max=w)
+            ys = torch.arange(h, device=pad_shapes.device)
+            xs = torch.arange(w, device=pad_shapes.device)
+            ok = (ys[None, :, None] < valid_h[:, None, None]) & (
+                xs[None, None, :] < valid_w[:, None, None]
+            )
+            flags.append(
+                ok.reshape(-1, h * w, 1)
+                .expand(-1, -1, self.num_base_anchors)
+                .reshape(-1, h * w * self.num_base_anchors)
+            )
+        return flags

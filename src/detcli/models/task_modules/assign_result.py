@@ -1,0 +1,48 @@
+"""What an assigner decides for each candidate box, and what a sampler keeps of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class AssignResult:
+    """Per candidate: `gt_inds` 0 = negative, -1 = ignored, k > 0 = matched to GT k - 1."""
+
+    num_gts: int
+    gt_inds: Tensor  # int64 (N,)
+    max_overlaps: Tensor  # float (N,)
+    labels: Tensor  # int64 (N,), -1 where not positive
+
+    def add_gt_(self, gt_labels: Tensor) -> None:
+        """Prepend the GT boxes themselves as candidates, each matched to itself."""
+        self_inds = torch.arange(1, len(gt_labels) + 1, dtype=torch.long, device=gt_labels.device)
+        self.gt_inds = torch.cat([self_inds, self.gt_inds])
+        self.max_overlaps = torch.cat(
+            [self.max_overlaps.new_ones(len(gt_labels)), self.max_overlaps]
+        )
+        self.labels = torch.cat([gt_labels, self.labels])
+
+
+@dataclass
+class SamplingResult:
+    """The positives and negatives kept for one image, with their matched GT boxes and labels."""
+
+    pos_inds: Tensor
+    neg_inds: Tensor
+    bboxes: Tensor  # every candidate (GT boxes first when they were added)
+    pos_gt_bboxes: Tensor
+    pos_gt_labels: Tensor
+    pos_assigned_gt_inds: Tensor
+    pos_is_gt: Tensor  # bool per positive: it is a GT box added as a proposal
+
+    @property
+    def pos_bboxes(self) -> Tensor:
+        return self.bboxes[self.pos_inds]
+
+    @property
+    def neg_bboxes(self) -> Tensor:
+        return self.bboxes[self.neg_inds]

@@ -1,0 +1,107 @@
+"""DeltaXYWHBBoxCoder: boxes <-> normalised (dx, dy, dw, dh) deltas with means/stds, clipping."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from detcli.errors import ModelError
+from detcli.registry import MODELS
+
+
+@MODELS.register()
+class DeltaXYWHBBoxCoder:
+    """Encode a box relative to a reference box as centre shift and log size ratio (R-CNN style)."""
+
+    def __init__(
+        self,
+        target_means: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        target_stds: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+        clip_border: bool = True,
+        add_ctr_clamp: bool = False,
+        ctr_clamp: int = 32,
+    ):
+        if len(target_means) != 4 or len(target_stds) != 4:
+            raise ModelError(
+                "DeltaXYWHBBoxCoder: target_means and target_stds need 4 numbers each "
+                f"(dx, dy, dw, dh), got {list(target_means)} and {list(target_stds)}."
+            )
+        self.means = tuple(float(m) for m in target_means)
+        self.stds = tuple(float(s) for s in target_stds)
+        self.clip_border = clip_border
+        self.add_ctr_clamp = add_ctr_clamp
+        self.ctr_clamp = ctr_clamp
+        self.encode_size = 4
+
+    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        means = torch.tensor(self.means, dtype=like.dtype, device=like.device)
+        stds = torch.tensor(self.stds, dtype=like.dtype, device=like.device)
+        return means, stds
+
+    def encode(self, bboxes: Tensor, gt_bboxes: Tensor) -> Tensor:
+        """Deltas (N, 4) that move `bboxes` (N, 4) onto `gt_bboxes` (N, 4)."""
+        bboxes, gt_bboxes = bboxes.float(), gt_bboxes.float()
+        pw = bboxes[:, 2] - bboxes[:, 0]
+        ph = bboxes[:, 3] - bboxes[:, 1]
+        px = bboxes[:, 0] + 0.5 * pw
+        py = bboxes[:, 1] + 0.5 * ph
+        gw = gt_bboxes[:, 2] - gt_bboxes[:, 0]
+        gh = gt_bboxes[:, 3] - gt_bboxes[:, 1]
+        gx = gt_bboxes[:, 0] + 0.5 * gw
+        gy = gt_bboxes[:, 1] + 0.5 * gh
+        deltas = torch.stack(
+            [(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=-1
+        )
+        means, stds = self._stats(deltas)
+        return (deltas - means) / stds
+
+    def decode(
+        self,
+        bboxes: Tensor,
+        deltas: Tensor,
+        max_shape: Tensor | Sequence[int] | None = None,
+        wh_ratio_clip: float = 16 / 1000,
+    ) -> Tensor:
+        """Boxes from reference `bboxes` (..., 4) and `deltas` (..., 4k): (..., 4k).
+
+        `max_shape` is (h, w), or a tensor (..., 2) broadcastable against the leading dims,
+        used to clip boxes to the image when `clip_border` is set.
+        """
+        k = deltas.shape[-1] // 4
+        d = deltas.reshape(*deltas.shape[:-1], k, 4).float()
+        means, stds = self._stats(d)
+        d = d * stds + means
+        dx, dy, dw, dh = d.unbind(-1)
+        max_ratio = abs(math.log(wh_ratio_clip))
+        if self.add_ctr_clamp:
+            dx = dx.clamp(-self.ctr_clamp, self.ctr_clamp)
+            dy = dy.clamp(-self.ctr_clamp, self.ctr_clamp)
+        dw = dw.clamp(-max_ratio, max_ratio)
+        dh = dh.clamp(-max_ratio, max_ratio)
+        b = bboxes.float().unsqueeze(-2)
+        pw = b[..., 2] - b[..., 0]
+        ph = b[..., 3] - b[..., 1]
+        px = b[..., 0] + 0.5 * pw
+        py = b[..., 1] + 0.5 * ph
+        gw = pw * dw.exp()
+        gh = ph * dh.exp()
+        gx = px + pw * dx
+        gy = py + ph * dy
+        out = torch.stack([gx - 0.5 * gw, gy - 0.5 * gh, gx + 0.5 * gw, gy + 0.5 * gh], dim=-1)
+        if self.clip_border and max_shape is not None:
+            out = clip_boxes(out, max_shape)
+        return out.reshape(*deltas.shape[:-1], 4 * k)
+
+
+def clip_boxes(boxes: Tensor, max_shape: Tensor | Sequence[int]) -> Tensor:
+    """Clamp xyxy `boxes` (..., k, 4) into [0, w] x [0, h]; `max_shape` (h, w) or (..., 2)."""
+    if not isinstance(max_shape, Tensor):
+        max_shape = torch.tensor(max_shape[:2], dtype=boxes.dtype, device=boxes.device)
+    hw = max_shape.to(boxes.dtype)
+    while hw.dim() < boxes.dim():  # (..., 2) -> (..., 1, 2) against boxes (..., k, 4)
+        hw = hw.unsqueeze(-2)
+    upper = torch.stack([hw[..., 1], hw[..., 0], hw[..., 1], hw[..., 0]], dim=-1)
+    return torch.minimum(boxes.clamp(min=0), upper)
