@@ -50,12 +50,18 @@ def _dataset_cfg(config: Path, sets: list[str] | None, split: Split) -> tuple[An
     return cfg, data[split.value]
 
 
-def _build(config: Path, sets: list[str] | None, split: Split, test_mode: bool | None) -> Any:
+def _build(config: Path, sets: list[str] | None, split: Split, every_image: bool = False) -> Any:
+    """The split's dataset; `every_image`: training filters off (eval splits keep all anyway)."""
     from detcli.data import build_dataset
+    from detcli.data.builder import with_leaf_args
 
     _, dataset_cfg = _dataset_cfg(config, sets, split)
     load_plugins_reporting_failures()
-    return build_dataset(dataset_cfg, test_mode=test_mode)
+    if split is not Split.train:
+        return build_dataset(dataset_cfg, test_mode=True)
+    if every_image:
+        dataset_cfg = with_leaf_args(dataset_cfg, filter_empty_gt=False, min_size=0)
+    return build_dataset(dataset_cfg)
 
 
 @app.command("synth")
@@ -103,7 +109,7 @@ def stats(
     """Counts per class, COCO size classes, box aspect ratios and images without boxes."""
     from detcli.data.inspect.stats import dataset_stats, plot_stats
 
-    dataset = _build(config, set_, split, test_mode=True)  # every image, classes as configured
+    dataset = _build(config, set_, split, every_image=True)  # classes as configured
     s = dataset_stats(dataset)
     summary = Table(title=f"{escape(str(config))}: data.{split.value}", title_justify="left")
     summary.add_column("")
@@ -239,7 +245,7 @@ def show(
     """Draw images with their boxes and class names into PNG files."""
     from detcli.data.inspect.show import show_samples
 
-    dataset = _build(config, set_, split, test_mode=None if split is Split.train else True)
+    dataset = _build(config, set_, split)
     written = show_samples(dataset, out, num, after_pipeline)
     what = "after the pipeline" if after_pipeline else "as annotated"
     console.print(

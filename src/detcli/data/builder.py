@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,15 +28,16 @@ from detcli.registry import DATASETS
 SPLITS = ("train", "val", "test")
 
 
-def _with_test_mode(cfg: Mapping[str, Any], test_mode: bool) -> dict[str, Any]:
-    """A copy of a dataset config with `test_mode` set on every leaf dataset that takes it."""
+def with_leaf_args(cfg: Mapping[str, Any], **args: Any) -> dict[str, Any]:
+    """A copy of a dataset config with `args` set on every leaf dataset that accepts them."""
     cfg = dict(cfg)
     if isinstance(cfg.get("dataset"), Mapping):
-        cfg["dataset"] = _with_test_mode(cfg["dataset"], test_mode)
+        cfg["dataset"] = with_leaf_args(cfg["dataset"], **args)
     elif isinstance(cfg.get("datasets"), list):
-        cfg["datasets"] = [_with_test_mode(d, test_mode) for d in cfg["datasets"]]
-    elif "type" in cfg and "test_mode" in DATASETS.signature(str(cfg["type"])).arguments:
-        cfg["test_mode"] = test_mode
+        cfg["datasets"] = [with_leaf_args(d, **args) for d in cfg["datasets"]]
+    elif "type" in cfg:
+        accepted = DATASETS.signature(str(cfg["type"])).arguments
+        cfg.update({k: v for k, v in args.items() if k in accepted})
     return cfg
 
 
@@ -50,7 +50,7 @@ def build_dataset(cfg: Mapping[str, Any], *, test_mode: bool | None = None) -> A
         raise DataError(f"A dataset config needs a `type` (e.g. CocoDataset); got {cfg!r}.")
     cfg = copy.deepcopy(dict(cfg))
     if test_mode is not None:
-        cfg = _with_test_mode(cfg, test_mode)
+        cfg = with_leaf_args(cfg, test_mode=test_mode)
     return DATASETS.build(cfg)
 
 
@@ -77,12 +77,16 @@ def _dist_info(distributed: bool) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def worker_init(worker_id: int, *, seed: int, rank: int, num_workers: int) -> None:
-    """Seed numpy, random and torch in each worker: distinct per worker and rank, reproducible."""
-    worker_seed = (seed + rank * num_workers + worker_id) % 2**32
+def worker_init(worker_id: int) -> None:
+    """Seed numpy and random in a worker from torch's per-worker seed.
+
+    torch gives each worker `base_seed + worker_id`, with base_seed drawn from the loader's
+    seeded generator at every epoch: distinct per worker, rank and epoch, and reproducible.
+    (Seeding from a fixed seed instead would replay the same augmentations every epoch.)
+    """
+    worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
-    torch.manual_seed(worker_seed)
 
 
 def build_dataloader(
@@ -148,9 +152,7 @@ def build_dataloader(
         collate_fn=collate,
         pin_memory=pin,
         persistent_workers=persistent,
-        worker_init_fn=partial(worker_init, seed=base_seed, rank=rank, num_workers=workers)
-        if workers > 0
-        else None,
+        worker_init_fn=worker_init if workers > 0 else None,
         generator=generator,
     )
 

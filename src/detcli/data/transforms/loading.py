@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -11,6 +13,12 @@ from torchvision.io import ImageReadMode, decode_image
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
+
+# torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which is not a
+# dependency here; they remain the fastest JPEG/PNG decoders available to this package.
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning
+)
 
 
 class BadImageError(DataError):
@@ -75,7 +83,9 @@ def load_image(filename: str, img_id: int | None = None, grayscale: bool = False
         mode = ImageReadMode.GRAY if grayscale else ImageReadMode.RGB
         img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode, True)
     except (RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # torchvision prefixes its message with the C++ function and source line: drop them.
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = re.split(r"\.cpp:\d+, ", text)[-1]
         raise BadImageError(
             f"Image file {which} cannot be decoded ({reason}): it is corrupt, truncated or not a "
             f"JPEG/PNG. Replace the file or remove the image from the annotation file, or set "
