@@ -100,3 +100,12 @@ def test_synth_cli_writes_several_splits(cli, tmp_path):
         assert len(data["images"]) == 3 and len(data["categories"]) == 4
         assert len(list((tmp_path / "s" / split).glob("*.png"))) == 3
     assert "square, circle, triangle, cross" in result.out
+
+
+def test_non_square_images(tmp_path):
+    ann, prefix = write_shapes_coco(tmp_path, num_images=2, image_size=(96, 64))
+    data = _load(ann)
+    assert {(i["width"], i["height"]) for i in data["images"]} == {(96, 64)}
+    with Image.open(prefix / "000000.png") as im:
+        assert im.size == (96, 64)
+    assert all(a["bbox"][1] + a["bbox"][3] <= 64 for a in data["annotations"])

@@ -33,7 +33,7 @@ SHAPES: dict[str, _Mask] = {
     "x": lambda u, v: (np.abs(u - v) <= 0.4) | (np.abs(u + v) <= 0.4),
     "semicircle": lambda u, v: u * u + ((v - 1.0) / 2.0) ** 2 <= 1.0,
 }
-MIN_REL_SIZE, MAX_REL_SIZE = 0.12, 0.5  # object size as a fraction of the image side
+MIN_REL_SIZE, MAX_REL_SIZE = 0.12, 0.5  # object size as a fraction of the image's short side
 MAX_OVERLAP = 0.1  # objects may overlap a little (of the smaller one), never hide each other
 _SUFFIX = {"png": ".png", "jpg": ".jpg"}
 
@@ -53,16 +53,20 @@ def write_shapes_coco(
     *,
     num_images: int = 32,
     num_classes: int = 3,
-    image_size: int = 128,
+    image_size: int | tuple[int, int] = 128,
     seed: int = 0,
     split: str = "train",
     image_format: str = "png",
 ) -> tuple[Path, Path]:
-    """Write `out_dir/<split>.json` (COCO) and images under `out_dir/<split>/`; return both."""
+    """Write `out_dir/<split>.json` (COCO) and images under `out_dir/<split>/`; return both.
+
+    `image_size` is the side of square images, or (width, height).
+    """
     from PIL import Image
 
     names = shape_names(num_classes)
-    if num_images < 1 or image_size < 32:
+    width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if num_images < 1 or min(width, height) < 32:
         raise DataError(
             f"A synthetic set needs at least 1 image of at least 32 px; got {num_images} "
             f"image(s) of {image_size} px. Raise --images or --size."
@@ -77,13 +81,11 @@ def write_shapes_coco(
     images, annotations = [], []
     for index in range(num_images):
         img_id = index + 1
-        pixels, objects = _draw_image(rng, image_size, len(names))
+        pixels, objects = _draw_image(rng, width, height, len(names))
         file_name = f"{index:06d}{_SUFFIX[image_format]}"
         save_args = {"quality": 95} if image_format == "jpg" else {}
         Image.fromarray(pixels).save(img_dir / file_name, **save_args)
-        images.append(
-            {"id": img_id, "file_name": file_name, "width": image_size, "height": image_size}
-        )
+        images.append({"id": img_id, "file_name": file_name, "width": width, "height": height})
         for label, (x1, y1, x2, y2) in objects:
             w, h = x2 - x1, y2 - y1
             annotations.append(
@@ -110,18 +112,18 @@ def write_shapes_coco(
 
 
 def _draw_image(
-    rng: np.random.Generator, size: int, num_classes: int
+    rng: np.random.Generator, width: int, height: int, num_classes: int
 ) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
     """One image (HWC uint8) and its objects as (label, tight xyxy box in pixels)."""
     background = rng.integers(0, 256, size=3)
-    canvas = np.empty((size, size, 3), dtype=np.float32)
+    canvas = np.empty((height, width, 3), dtype=np.float32)
     canvas[:] = background
-    owner = np.full((size, size), -1, dtype=np.int16)  # which object each pixel shows
+    owner = np.full((height, width), -1, dtype=np.int16)  # which object each pixel shows
     labels: list[int] = []
     placed_boxes: list[tuple[int, int, int, int]] = []
     for _ in range(int(rng.integers(1, 5))):
         label = int(rng.integers(num_classes))
-        placed = _place(rng, size, placed_boxes)
+        placed = _place(rng, width, height, placed_boxes)
         if placed is None:
             continue
         x0, y0, w, h = placed
@@ -146,16 +148,16 @@ def _draw_image(
 
 
 def _place(
-    rng: np.random.Generator, size: int, boxes: list[tuple[int, int, int, int]]
+    rng: np.random.Generator, width: int, height: int, boxes: list[tuple[int, int, int, int]]
 ) -> tuple[int, int, int, int] | None:
     """A random (x, y, w, h) in the image that covers little of any earlier box, or None."""
     for _ in range(50):
-        side = rng.uniform(MIN_REL_SIZE, MAX_REL_SIZE) * size
+        side = rng.uniform(MIN_REL_SIZE, MAX_REL_SIZE) * min(width, height)
         aspect = np.sqrt(rng.uniform(0.7, 1.45))
-        w = int(np.clip(round(side * aspect), 4, size))
-        h = int(np.clip(round(side / aspect), 4, size))
-        x0 = int(rng.integers(0, size - w + 1))
-        y0 = int(rng.integers(0, size - h + 1))
+        w = int(np.clip(round(side * aspect), 4, width))
+        h = int(np.clip(round(side / aspect), 4, height))
+        x0 = int(rng.integers(0, width - w + 1))
+        y0 = int(rng.integers(0, height - h + 1))
         if all(_overlap((x0, y0, x0 + w, y0 + h), b) <= MAX_OVERLAP for b in boxes):
             return x0, y0, w, h
     return None
