@@ -142,3 +142,15 @@ def test_train_sample_matches_the_sample_contract(shapes_coco):
         )
     torch.testing.assert_close(sample["gt_bboxes"], expected)
     assert TRAIN_PIPELINE[2]["img_scale"] == [128, 96]
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    ann, prefix = write_coco(
+        tmp_path, [image(1), image(1)], [box(1, 1, 1, [1, 1, 9, 9])], CATEGORIES
+    )
+    with pytest.raises(DataError, match=r"ann.json: image id 1 is used 2 times"):
+        build_dataset(coco_cfg(ann, prefix))
+    anns = [box(4, 1, 1, [1, 1, 9, 9]), box(4, 1, 1, [2, 2, 9, 9])]
+    ann, prefix = write_coco(tmp_path, [image(1)], anns, CATEGORIES, name="b.json")
+    with pytest.raises(DataError, match=r"b.json: annotation id 4 is used 2 times"):
+        build_dataset(coco_cfg(ann, prefix))

@@ -95,3 +95,32 @@ def test_infinite_and_class_aware_loaders(shapes_coco):
         "train",
     )
     assert type(aware.sampler).__name__ == "ClassAwareSampler" and len(aware.sampler) == 16
+
+
+def test_distributed_loaders_use_the_process_group(shapes_coco, tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1
+    )
+    try:
+        train = build_dataloader(data_cfg(shapes_coco), "train", distributed=True, seed=3)
+        val = build_dataloader(data_cfg(shapes_coco), "val", distributed=True)
+    finally:
+        dist.destroy_process_group()
+    assert type(train.sampler).__name__ == "DistributedGroupSampler" and train.sampler.seed == 3
+    assert type(val.sampler).__name__ == "DistributedEvalSampler" and len(val.sampler) == 8
+
+
+def test_loader_settings_from_config(shapes_coco):
+    cfg = data_cfg(
+        shapes_coco,
+        workers_per_gpu=2,
+        persistent_workers=True,
+        val_dataloader={"samples_per_gpu": 5},
+    )
+    train = build_dataloader(cfg, "train")
+    assert train.num_workers == 2 and train.persistent_workers and train.batch_size == 4
+    assert train.pin_memory == torch.cuda.is_available()
+    assert build_dataloader(cfg, "val").batch_size == 5
+    assert build_dataloader(cfg, "train", samples_per_gpu=2, workers_per_gpu=0).num_workers == 0

@@ -68,6 +68,8 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         names = np.array([str(i["file_name"]) for i in images] or [""], dtype=str)[: len(images)]
 
         anns = annotation_arrays(data["annotations"])
+        self._refuse_duplicates("image", img_ids)
+        self._refuse_duplicates("annotation", anns.ids)
         order = np.argsort(img_ids, kind="stable")
         img_of_ann = index_of(img_ids[order], order, anns.image_ids)
         cat_ids = np.asarray(self.cat_ids, dtype=np.int64)
@@ -105,7 +107,6 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         self._bboxes = xyxy.astype(np.float32)
         self._labels = labels[sel][by_img].astype(np.int64)
         self._crowd = anns.crowd[sel][by_img]
-        self._ann_ids = anns.ids[sel][by_img]
         self._offsets = np.concatenate(
             ([0], np.cumsum(np.bincount(ann_img, minlength=int(keep.sum()))))
         )
@@ -116,6 +117,17 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         self._heights = heights[keep]
         # Aspect-ratio group of each image (1: wider than tall), for grouped batches.
         self.flag = (self._widths > self._heights).astype(np.uint8)
+
+    def _refuse_duplicates(self, what: str, ids: np.ndarray) -> None:
+        """Two entries with one id make results and evaluation ambiguous: stop early."""
+        values, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            twice = values[counts > 1]
+            raise DataError(
+                f"Annotation file {self.ann_file}: {what} id {twice[0]} is used {counts[counts > 1][0]} "
+                f"times ({twice.size} {what} id(s) repeat). Give each {what} its own id; "
+                f"`detcli dataset lint` lists them all."
+            )
 
     def _files_present(
         self, names: np.ndarray, img_ids: np.ndarray, keep: np.ndarray
