@@ -1,0 +1,270 @@
+"""Faster R-CNN R50-FPN speed: detcli next to torchvision's `fasterrcnn_resnet50_fpn`, same run.
+
+Both models get the same input (batch of 512x512 images, random GT boxes), the same class
+count and the settings of configs/_base_/models/faster_rcnn_r50_fpn.yaml: RPN 256 anchors
+(1/2 positive), 2000 pre-NMS per level and 1000 proposals in training, 1000/1000 at test,
+NMS 0.7; RoI head 512 RoIs (1/4 positive), score 0.05, NMS 0.5, 100 detections. torchvision's
+internal resize and normalisation are no-ops (min_size = max_size = 512, mean 0, std 1), its
+RoIAlign samples adaptively like detcli's `sampling_ratio: 0`, and, like detcli's
+`frozen_stages: 1, norm_eval: true`, its stem and first stage are frozen and its BatchNorms
+stay in eval mode. torchvision starts from a copy of detcli's random weights, so both models
+see the same features, proposals and detections, hence the same amount of work (no network
+needed for pretrained weights).
+
+Timed, interleaved, median of `--repeat` rounds after warm-up:
+  train step  forward + backward + SGD step on one batch (`--batch`, default 2)
+  inference   one image (batch 1), no grad
+
+    python benchmarks/model_speed.py --device cpu --repeat 5
+    python benchmarks/model_speed.py --device cuda --repeat 30 [--amp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import fasterrcnn_resnet50_fpn
+from torchvision.ops import MultiScaleRoIAlign
+
+from detcli.config import load_config
+from detcli.models import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_CFG = REPO / "configs/_base_/models/faster_rcnn_r50_fpn.yaml"
+
+
+def detcli_model(num_classes: int) -> nn.Module:
+    """The reference R50-FPN config with `num_classes` and no pretrained weights."""
+    cfg = load_config(MODEL_CFG).model.to_dict()
+    cfg["backbone"]["init_cfg"] = None
+    cfg["roi_head"]["bbox_head"]["num_classes"] = num_classes
+    return build_model(cfg)
+
+
+def torchvision_model(num_classes: int, size: int) -> nn.Module:
+    """torchvision's Faster R-CNN with the same settings (its class count includes background)."""
+    model = fasterrcnn_resnet50_fpn(
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes + 1,
+        min_size=size,
+        max_size=size,
+        rpn_pre_nms_top_n_train=2000,
+        rpn_pre_nms_top_n_test=1000,
+        rpn_post_nms_top_n_train=1000,
+        rpn_post_nms_top_n_test=1000,
+        rpn_nms_thresh=0.7,
+        rpn_fg_iou_thresh=0.7,
+        rpn_bg_iou_thresh=0.3,
+        rpn_batch_size_per_image=256,
+        rpn_positive_fraction=0.5,
+        box_score_thresh=0.05,
+        box_nms_thresh=0.5,
+        box_detections_per_img=100,
+        box_fg_iou_thresh=0.5,
+        box_bg_iou_thresh=0.5,
+        box_batch_size_per_image=512,
+        box_positive_fraction=0.25,
+        box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 7, sampling_ratio=0),
+        image_mean=[0.0, 0.0, 0.0],
+        image_std=[1.0, 1.0, 1.0],
+    )
+    for name, p in model.backbone.body.named_parameters():  # = frozen_stages: 1
+        if name.startswith(("conv1.", "bn1.", "layer1.")):
+            p.requires_grad_(False)
+    return model
+
+
+def copy_weights(ours: nn.Module, ref: nn.Module, num_classes: int) -> None:
+    """Give torchvision's model detcli's weights (same architecture, other names and layouts)."""
+    src = ours.state_dict()
+    dst = ref.state_dict()
+    renames = {
+        "backbone.fpn.inner_blocks.{i}.0.": "neck.lateral_convs.{i}.conv.",
+        "backbone.fpn.layer_blocks.{i}.0.": "neck.fpn_convs.{i}.conv.",
+    }
+    fixed = {
+        "rpn.head.conv.0.0.": "rpn_head.rpn_conv.0.",
+        "rpn.head.cls_logits.": "rpn_head.rpn_cls.",
+        "rpn.head.bbox_pred.": "rpn_head.rpn_reg.",
+        "roi_heads.box_head.fc6.": "roi_head.bbox_head.shared_fcs.0.",
+        "roi_heads.box_head.fc7.": "roi_head.bbox_head.shared_fcs.1.",
+    }
+    for i in range(4):
+        fixed.update({k.format(i=i): v.format(i=i) for k, v in renames.items()})
+    out = {}
+    for key in dst:
+        if key.startswith("backbone.body."):
+            out[key] = src[key]
+        elif key.startswith("roi_heads.box_predictor.cls_score."):
+            w = src["roi_head.bbox_head.fc_cls." + key.rsplit(".", 1)[1]]
+            out[key] = torch.cat([w[num_classes:], w[:num_classes]])  # background first
+        elif key.startswith("roi_heads.box_predictor.bbox_pred."):
+            w = src["roi_head.bbox_head.fc_reg." + key.rsplit(".", 1)[1]]
+            out[key] = torch.cat([torch.zeros_like(w[:4]), w])  # an unused background slot
+        else:
+            prefix = next(p for p in fixed if key.startswith(p))
+            out[key] = src[fixed[prefix] + key[len(prefix) :]]
+    ref.load_state_dict(out)
+
+
+def train_mode(model: nn.Module) -> None:
+    """Train mode with every BatchNorm in eval mode (torchvision side of norm_eval)."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def random_targets(
+    batch: int, size: int, num_classes: int, n: int, gen: torch.Generator
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """`n` random boxes (16 to 256 px) and labels per image."""
+    boxes, labels = [], []
+    for _ in range(batch):
+        xy = torch.rand(n, 2, generator=gen) * (size - 32)
+        wh = 16 + torch.rand(n, 2, generator=gen) * 240
+        b = torch.cat([xy, (xy + wh).clamp(max=size - 1)], 1)
+        boxes.append(b)
+        labels.append(torch.randint(0, num_classes, (n,), generator=gen))
+    return boxes, labels
+
+
+class Runner:
+    """Builds the two models and the steps to time, on one device."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.device = torch.device(args.device)
+        self.amp = args.amp
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        gen = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)
+        self.ours = detcli_model(args.num_classes).to(self.device)
+        self.ref = torchvision_model(args.num_classes, args.size)
+        copy_weights(self.ours, self.ref, args.num_classes)
+        self.ref.to(self.device)
+        size, b = args.size, args.batch
+        self.img = torch.randn(b, 3, size, size, generator=gen).to(self.device)
+        self.metas: list[dict[str, Any]] = [
+            {
+                "img_shape": (size, size, 3),
+                "pad_shape": (size, size, 3),
+                "ori_shape": (size, size, 3),
+                "scale_factor": [1.0, 1.0, 1.0, 1.0],
+                "flip": False,
+            }
+            for _ in range(b)
+        ]
+        boxes, labels = random_targets(b, size, args.num_classes, args.boxes, gen)
+        self.gt_bboxes = [x.to(self.device) for x in boxes]
+        self.gt_labels = [x.to(self.device) for x in labels]
+        self.ref_targets = [
+            {"boxes": x, "labels": y + 1} for x, y in zip(self.gt_bboxes, self.gt_labels, strict=True)
+        ]
+        self.opt_ours = torch.optim.SGD(
+            [p for p in self.ours.parameters() if p.requires_grad], lr=1e-4, momentum=0.9
+        )
+        self.opt_ref = torch.optim.SGD(
+            [p for p in self.ref.parameters() if p.requires_grad], lr=1e-4, momentum=0.9
+        )
+        enabled = self.amp and self.device.type == "cuda"
+        self.scaler_ours = torch.amp.GradScaler("cuda", enabled=enabled)
+        self.scaler_ref = torch.amp.GradScaler("cuda", enabled=enabled)
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            yield
+
+    def _step(self, losses: dict[str, torch.Tensor], opt: Any, scaler: Any) -> None:
+        total = sum(v for k, v in losses.items() if k.startswith("loss"))
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def train_ours(self) -> None:
+        self.ours.train()
+        with self.autocast():
+            losses = self.ours(self.img, self.metas, self.gt_bboxes, self.gt_labels)
+        self._step(losses, self.opt_ours, self.scaler_ours)
+
+    def train_ref(self) -> None:
+        train_mode(self.ref)
+        with self.autocast():
+            losses = self.ref(list(self.img), self.ref_targets)
+        self._step({f"loss_{k}": v for k, v in losses.items()}, self.opt_ref, self.scaler_ref)
+
+    @torch.no_grad()
+    def infer_ours(self) -> None:
+        self.ours.eval()
+        with self.autocast():
+            self.ours.simple_test(self.img[:1], self.metas[:1])
+
+    @torch.no_grad()
+    def infer_ref(self) -> None:
+        self.ref.eval()
+        with self.autocast():
+            self.ref([self.img[0]])
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    """Wall time of one call, in milliseconds (synchronised on CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--amp", action="store_true", help="autocast (fp16 on CUDA, bf16 on CPU)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--boxes", type=int, default=8, help="GT boxes per image")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = Runner(args)
+    pairs = {
+        f"train step (batch {args.batch}, {args.size}px)": (run.train_ours, run.train_ref),
+        f"inference (1 image, {args.size}px)": (run.infer_ours, run.infer_ref),
+    }
+    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
+    for name, (ours, ref) in pairs.items():
+        for _ in range(args.warmup):
+            ours()
+            ref()
+        for i in range(args.repeat):  # interleaved, alternating who goes first
+            first, second = (ours, ref) if i % 2 == 0 else (ref, ours)
+            t_first = timed(first, run.device)
+            t_second = timed(second, run.device)
+            t_ours, t_ref = (t_first, t_second) if i % 2 == 0 else (t_second, t_first)
+            times[name][0].append(t_ours)
+            times[name][1].append(t_ref)
+    dev = torch.cuda.get_device_name() if run.device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    print(f"device: {dev}   amp: {args.amp}   repeats: {args.repeat}   torch {torch.__version__}")
+    print(f"{'':38} {'detcli ms':>10} {'torchvision ms':>15} {'ratio':>7}")
+    for name, (ours, ref) in times.items():
+        m_ours, m_ref = statistics.median(ours), statistics.median(ref)
+        print(f"{name:38} {m_ours:10.1f} {m_ref:15.1f} {m_ours / m_ref:7.3f}")
+
+
+if __name__ == "__main__":
+    main()
