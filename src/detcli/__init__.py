@@ -5,8 +5,19 @@ Importing this package is cheap (no torch): the CLI's `--help` and `print-config
 
 from __future__ import annotations
 
+from typing import Any
+
 from detcli.errors import DetcliError
 
 __version__ = "0.1.0"
 
-__all__ = ["DetcliError", "__version__"]
+__all__ = ["DetcliError", "__version__", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    """`detcli.train` loads the engine (and torch) on first use, not on `import detcli`."""
+    if name == "train":
+        from detcli.engine.train import train
+
+        return train
+    raise AttributeError(f"module 'detcli' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from detcli.registry import Registries
 def detcli_register(registries: Registries) -> None:
     """Import the modules whose decorators register detcli's components (this imports torch)."""
     import detcli.data.builder  # noqa: F401  (datasets, transforms)
-    import detcli.engine.components  # noqa: F401  (schedulers, hooks, metrics register on import)
+    import detcli.engine.components  # schedulers, hooks and metrics register on import
     import detcli.models  # noqa: F401  (backbones, necks, heads, losses, detectors)
     from detcli.engine.optimizers import register_torch_optimizers
 

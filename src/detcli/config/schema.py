@@ -99,6 +99,23 @@ RUNTIME_KEYS: dict[ConfigPath, Any] = {
     ("lr_config", "min_lr"): float | None,
     ("lr_config", "min_lr_ratio"): float | None,
     ("lr_config", "power"): float,
+    # engine: runner, checkpoints, evaluation, distributed
+    ("runner", "max_time"): float | str | None,
+    ("checkpoint_config", "by_epoch"): bool | None,
+    ("checkpoint_config", "save_last"): bool,
+    ("checkpoint_config", "save_best"): str | None,
+    ("checkpoint_config", "rule"): Literal["greater", "less"] | None,
+    ("evaluation",): dict[str, Any] | None,
+    ("evaluation", "by_epoch"): bool | None,
+    ("evaluation", "start"): int | None,
+    ("evaluation", "save_best"): str | None,
+    ("evaluation", "rule"): Literal["greater", "less"] | None,
+    ("evaluation", "classwise"): bool,
+    ("log_config", "hooks"): list[dict[str, Any]] | None,
+    ("custom_hooks",): list[dict[str, Any]] | None,
+    ("dist_params", "backend"): Literal["nccl", "gloo"] | None,
+    ("find_unused_parameters",): bool,
+    ("sync_bn",): bool,
 }
 
 # Top-level keys the field's configs use. An unknown key close to one of these is a typo
@@ -110,6 +127,7 @@ KNOWN_TOP_LEVEL_KEYS = frozenset(
         "seed", "device", "auto_scale_lr", "dist_params", "log_level", "gpu_ids", "workflow",
         "param_scheduler", "optim_wrapper", "val_evaluator", "test_evaluator", "fp16",
         "data_root", "classes", "default_hooks", "train_cfg", "val_cfg", "test_cfg",
+        "find_unused_parameters", "sync_bn",
     }
 )  # fmt: skip
 

@@ -1,0 +1,77 @@
+"""`best.pth`: the checkpoint of the best evaluation so far, by one metric."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from detcli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from detcli.engine.runner import Runner
+
+# mmcv's rule inference: a key containing one of these is better when greater / smaller.
+GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
+LESS_KEYS = ("loss",)
+
+
+def infer_rule(key: str, rule: str | None, where: str) -> str:
+    """`greater` or `less` for `key`: the given rule, else guessed from the metric's name."""
+    if rule is not None:
+        if rule not in ("greater", "less"):
+            raise ConfigError(f"{where}: rule must be 'greater' or 'less', got {rule!r}.")
+        return rule
+    if any(k in key for k in LESS_KEYS):
+        return "less"
+    if any(k in key for k in GREATER_KEYS):
+        return "greater"
+    raise ConfigError(
+        f"{where}: cannot tell whether a larger {key!r} is better; set rule: greater or less."
+    )
+
+
+def resolve_key(key: str, metrics: dict[str, float], where: str) -> str:
+    """`auto` is the first metric (bbox_mAP for COCO); any other key must be in `metrics`."""
+    if key == "auto":
+        return next(iter(metrics))
+    if key not in metrics:
+        shown = ", ".join(k for k in metrics if "/" not in k)
+        raise ConfigError(f"{where}: {key!r} is not an evaluation result; results are: {shown}.")
+    return key
+
+
+class BestCheckpoint:
+    """Tracks the best value of one metric and writes `best.pth` whenever it improves."""
+
+    def __init__(self, key: str, rule: str | None = None, where: str = "save_best"):
+        self.key, self.rule, self.where = key, rule, where
+        self.best: float | None = None
+        self.best_iter: int | None = None
+
+    def update(self, runner: Runner, metrics: dict[str, float]) -> None:
+        """Compare the new metrics with the best so far; save `best.pth` when better."""
+        key = resolve_key(self.key, metrics, self.where)
+        rule = infer_rule(key, self.rule, self.where)
+        value = metrics[key]
+        if not math.isfinite(value):
+            return
+        better = (
+            self.best is None
+            or (rule == "greater" and value > self.best)
+            or (rule == "less" and value < self.best)
+        )
+        if not better:
+            return
+        self.best, self.best_iter = value, runner.iter
+        path = runner.save_checkpoint("best.pth", latest=False)
+        if path is not None:
+            runner.best_checkpoint = path
+            runner.log.info(f"best {key} so far: {value:.4f} (iteration {runner.iter}) -> {path}")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value and where it was reached."""
+        return {} if self.best is None else {"best": self.best, "best_iter": self.best_iter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the best value after a resume."""
+        self.best, self.best_iter = state.get("best"), state.get("best_iter")

@@ -1,0 +1,70 @@
+"""Run a detector over a loader and return its detections per image, in dataset order.
+
+Shared by evaluation during training, `detcli eval` and `detcli predict`. Distributed: each
+rank runs its shard of the loader, the shards are gathered, and every rank returns the full
+list, so ranks can score it themselves instead of idling in a collective while rank 0 does.
+Duplicates a sampler pads shards with are dropped by dataset index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from detcli.engine.batches import to_device
+from detcli.engine.dist import all_gather_objects
+from detcli.errors import ModelError
+from detcli.structures import Detections
+
+
+@torch.no_grad()
+def inference(
+    model: nn.Module,
+    loader: DataLoader,  # type: ignore[type-arg]
+    *,
+    device: torch.device | str = "cpu",
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[Detections]:
+    """`model(img, img_metas, return_loss=False)` over `loader`: one Detections per image.
+
+    The model is put in eval mode (the caller restores train mode). `autocast` makes the
+    precision context for each batch (e.g. `optim_wrapper.autocast`). `on_batch(n)` is called
+    with the number of images done on this rank, for progress display.
+    """
+    model.eval()
+    device = torch.device(device)
+    indices = [int(i) for batch in loader.batch_sampler for i in batch]  # type: ignore[union-attr]
+    results: list[Detections] = []
+    for batch in loader:
+        batch = to_device(batch, device)
+        with autocast() if autocast is not None else contextlib.nullcontext():
+            detections = model(img=batch["img"], img_metas=batch["img_metas"], return_loss=False)
+        results.extend(
+            Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
+            for d in detections
+        )
+        if on_batch is not None:
+            on_batch(len(results))
+    if len(results) != len(indices):
+        raise ModelError(
+            f"The model returned {len(results)} detection lists for {len(indices)} images; "
+            "a test forward must return one Detections per image."
+        )
+    ordered: list[Detections | None] = [None] * len(loader.dataset)  # type: ignore[arg-type]
+    for shard_indices, shard_results in all_gather_objects((indices, results)):
+        for index, detections in zip(shard_indices, shard_results, strict=True):
+            if ordered[index] is None:  # padding repeats images: keep the first copy
+                ordered[index] = detections
+    missing = [i for i, d in enumerate(ordered) if d is None]
+    if missing:
+        raise ModelError(
+            f"No rank produced detections for {len(missing)} images (first: index {missing[0]}); "
+            "the evaluation sampler must cover the whole dataset."
+        )
+    return ordered  # type: ignore[return-value]

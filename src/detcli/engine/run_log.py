@@ -1,0 +1,69 @@
+"""Where a run writes what it says: the console, `train.log` (the same lines) and `log.jsonl`.
+
+Only rank 0 writes; the other ranks get a RunLog that discards everything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+
+class RunLog:
+    """Console lines (rich, plain when not a terminal) mirrored to files in the work dir."""
+
+    def __init__(
+        self, work_dir: Path | None, *, enabled: bool = True, console: Console | None = None
+    ):
+        self.enabled = enabled
+        self.console = console or Console(highlight=False)
+        self._text: TextIO | None = None
+        self._json: TextIO | None = None
+        if enabled and work_dir is not None:
+            self._text = open(work_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115
+            self._json = open(work_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.enabled and self.console.is_terminal
+
+    def info(self, text: str, style: str | None = None) -> None:
+        """One line to the console and `train.log`."""
+        if not self.enabled:
+            return
+        self.console.print(escape(text), style=style, soft_wrap=True)
+        if self._text is not None:
+            self._text.write(text + "\n")
+            self._text.flush()
+
+    def warning(self, text: str) -> None:
+        """A line marked as a warning."""
+        if not self.enabled:
+            return
+        self.console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+        if self._text is not None:
+            self._text.write(f"warning: {text}\n")
+            self._text.flush()
+
+    def record(self, data: dict[str, Any]) -> None:
+        """One JSON object per line in `log.jsonl` (NaN and infinities become null)."""
+        if self._json is None:
+            return
+        clean = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in data.items()
+        }
+        self._json.write(json.dumps(clean) + "\n")
+        self._json.flush()
+
+    def close(self) -> None:
+        """Close the files (the console stays usable)."""
+        for f in (self._text, self._json):
+            if f is not None:
+                f.close()
+        self._text = self._json = None

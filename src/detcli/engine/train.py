@@ -1,0 +1,331 @@
+"""`detcli.train(cfg, ...)`: build everything a config describes and run the training loop.
+
+Also what `detcli train` and `torchrun -m detcli train` call. The work dir receives the merged
+`config.yaml`, `train.log`, `log.jsonl`, `tf_logs/`, checkpoints and evaluation results.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from detcli.config import ConfigDict, load_config
+from detcli.engine import dist as dist_utils
+from detcli.engine.checkpoint import load_checkpoint, load_weights, weights_of
+from detcli.engine.hook_config import config_hooks
+from detcli.engine.lr_scheduler import build_lr_scheduler
+from detcli.engine.optim_wrapper import build_optim_wrapper, optim_settings, scale_lr
+from detcli.engine.param_schedulers import Progress
+from detcli.engine.resume import config_changes, resolve_resume
+from detcli.engine.run_log import RunLog
+from detcli.engine.runner import Runner
+from detcli.engine.setup import (
+    check_free_space,
+    parse_max_time,
+    prepare_work_dir,
+    resolve_device,
+    set_random_seed,
+    stop_on_signals,
+)
+from detcli.errors import CheckpointError, ConfigError, DetcliError
+
+RUNNER_TYPES = ("EpochBasedRunner", "IterBasedRunner")
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run left behind."""
+
+    work_dir: Path
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)  # the last evaluation
+    epoch: int = 0
+    iter: int = 0
+    stop_reason: str | None = None  # early stopping, max_time; None when it ran to the end
+
+
+def train(
+    cfg: ConfigDict | str | Path,
+    *,
+    work_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    load_from: str | Path | None = None,
+    amp: bool | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    deterministic: bool = False,
+    allow_config_change: bool = False,
+) -> TrainResult:
+    """Train the model `cfg` describes; `resume` is a checkpoint path or "auto"."""
+    cfg, name = _as_config(cfg)
+    device_type = resolve_device(device or cfg.get("device"))
+    backend = (cfg.get("dist_params") or {}).get("backend")
+    joined_here = not torch.distributed.is_initialized()
+    info = dist_utils.init_distributed(device_type, backend)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _train(
+            cfg,
+            name,
+            info,
+            device_type,
+            work_dir=work_dir,
+            resume=resume,
+            load_from=load_from,
+            amp=amp,
+            seed=seed,
+            deterministic=deterministic,
+            allow_config_change=allow_config_change,
+        )
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)  # a library call leaves no trace
+        if joined_here:
+            dist_utils.cleanup()
+
+
+def _train(
+    cfg: ConfigDict,
+    name: str,
+    info: dist_utils.DistInfo,
+    device_type: str,
+    *,
+    work_dir: str | Path | None,
+    resume: str | Path | None,
+    load_from: str | Path | None,
+    amp: bool | None,
+    seed: int | None,
+    deterministic: bool,
+    allow_config_change: bool,
+) -> TrainResult:
+    from detcli.data import build_dataloader
+    from detcli.plugins import load_plugins
+    from detcli.registry import MODELS
+
+    device = torch.device("cuda", info.local_rank) if device_type == "cuda" else torch.device("cpu")
+    wd = Path(work_dir or cfg.get("work_dir") or Path("work_dirs") / name)
+    cfg.work_dir = str(wd)
+    _on_main(info, lambda: prepare_work_dir(wd))
+    seed = _resolve_seed(seed, cfg.get("seed"))
+    cfg.seed = seed
+    set_random_seed(seed + info.rank, deterministic)
+    log = RunLog(wd, enabled=info.is_main)
+    try:
+        if info.is_main:
+            cfg.dump(wd / "config.yaml")
+        mode = ", deterministic" if deterministic else ""
+        log.info(
+            f"detcli train {name}: work dir {wd}, device {device}, "
+            f"{info.world_size} process(es), seed {seed}{mode}"
+        )
+        load_plugins()
+        runner_type, max_epochs, max_iters_cfg, max_time = _runner_settings(cfg)
+        if "data" not in cfg or "train" not in cfg.data:
+            raise ConfigError("The config has no `data.train` dataset to train on.")
+        train_loader = build_dataloader(cfg.data, "train", distributed=info.distributed, seed=seed)
+        if len(train_loader) == 0:
+            raise ConfigError(
+                "data.train yields no batches: the training set is empty after filtering."
+            )
+        wants_eval = cfg.get("evaluation") is not None or cfg.get("val_evaluator") is not None
+        val_loader = None
+        if wants_eval and "val" in cfg.data:
+            val_loader = build_dataloader(cfg.data, "val", distributed=info.distributed, seed=seed)
+
+        model: nn.Module = MODELS.build(cfg.model)
+        if hasattr(model, "init_weights"):
+            model.init_weights()  # pretrained backbone weights named by init_cfg
+        model.to(device)
+        _on_main(info, lambda: check_free_space(wd, model))
+        resume = resume if resume is not None else cfg.get("resume_from")
+        load_from = load_from if load_from is not None else cfg.get("load_from")
+        if load_from and resume is None:
+            _load_from(model, Path(load_from), log)
+        if cfg.get("sync_bn") and info.distributed:
+            if device_type != "cuda":
+                raise ConfigError("sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU kernel).")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+        settings = optim_settings(cfg)
+        spg = int(cfg.data.get("samples_per_gpu", 1))
+        scaled = scale_lr(settings, cfg.get("auto_scale_lr"), info.world_size * spg)
+        if scaled:
+            log.info(scaled)
+        optim_wrapper = build_optim_wrapper(model, settings, amp=amp, device_type=device_type)
+        if optim_wrapper.amp is not None:
+            log.info(f"mixed precision: autocast to {optim_wrapper.amp.dtype}")
+        train_model: nn.Module = model
+        if info.distributed:
+            train_model = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[info.local_rank] if device_type == "cuda" else None,
+                find_unused_parameters=bool(cfg.get("find_unused_parameters", False)),
+            )
+
+        ipe = len(train_loader)
+        max_iters = max_epochs * ipe if runner_type == "EpochBasedRunner" else max_iters_cfg
+        scheduler = build_lr_scheduler(cfg, optim_wrapper.optimizer, Progress(ipe, max_iters))
+        runner = Runner(
+            model=train_model,
+            optim_wrapper=optim_wrapper,
+            scheduler=scheduler,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            work_dir=wd,
+            cfg=cfg,
+            device=device,
+            log=log,
+            dist_info=info,
+            by_epoch=runner_type == "EpochBasedRunner",
+            max_iters=max_iters,
+            max_time=max_time,
+            seed=seed,
+        )
+        for hook, priority in config_hooks(cfg):
+            runner.register_hook(hook, priority)
+
+        resume_path = resolve_resume(resume, wd)
+        if resume is not None and resume_path is None:
+            log.info(f"--resume auto: no checkpoint in {wd} yet, starting from scratch.")
+        if resume_path is not None:
+            checkpoint = load_checkpoint(resume_path)
+            _check_config(checkpoint, cfg, resume_path, allow_config_change, log)
+            runner.resume(checkpoint, resume_path)
+            log.info(
+                f"resumed from {resume_path} at epoch {runner.epoch}, iteration {runner.iter} "
+                f"(+{runner.inner_iter} into the epoch)"
+            )
+        with stop_on_signals(runner):
+            runner.run()
+        if runner.stop_reason:
+            log.info(f"stopped: {runner.stop_reason}")
+        log.info(f"done: {runner.iter} iterations; work dir {wd}")
+        return TrainResult(
+            work_dir=wd,
+            last_checkpoint=runner.last_checkpoint,
+            best_checkpoint=runner.best_checkpoint,
+            metrics=dict(runner.metrics),
+            epoch=runner.epoch,
+            iter=runner.iter,
+            stop_reason=runner.stop_reason,
+        )
+    finally:
+        log.close()
+
+
+def _as_config(cfg: ConfigDict | str | Path) -> tuple[ConfigDict, str]:
+    if isinstance(cfg, (str, Path)):
+        return load_config(cfg), Path(cfg).stem
+    if not isinstance(cfg, dict):
+        raise ConfigError(
+            f"train() takes a config (ConfigDict or file path), got {type(cfg).__name__}."
+        )
+    return ConfigDict(copy.deepcopy(dict(cfg))), "run"
+
+
+def _on_main(info: dist_utils.DistInfo, check: Any) -> None:
+    """Run a check on rank 0; a failure there is raised on every rank (none waits forever)."""
+    message = None
+    if info.is_main:
+        try:
+            check()
+        except DetcliError as exc:
+            message = (type(exc).__name__, str(exc))
+    message = dist_utils.broadcast_object(message)
+    if message is not None:
+        from detcli import errors
+
+        raise getattr(errors, message[0], errors.TrainingError)(message[1])
+
+
+def _resolve_seed(seed: int | None, cfg_seed: Any) -> int:
+    """The seed to use: --seed, else the config's, else a random one all ranks share."""
+    chosen = seed if seed is not None else cfg_seed
+    if chosen is None:
+        chosen = random.SystemRandom().randrange(2**31)
+    elif not isinstance(chosen, int) or isinstance(chosen, bool):
+        raise ConfigError(f"seed must be an integer, got {chosen!r}.")
+    return int(dist_utils.broadcast_object(chosen))
+
+
+def _runner_settings(cfg: ConfigDict) -> tuple[str, int, int, float | None]:
+    runner = cfg.get("runner") or {}
+    kind = runner.get("type", "EpochBasedRunner")
+    if kind not in RUNNER_TYPES:
+        raise ConfigError(f"runner.type must be one of {', '.join(RUNNER_TYPES)}, got {kind!r}.")
+    unknown = set(runner) - {"type", "max_epochs", "max_iters", "max_time"}
+    if unknown:
+        raise ConfigError(
+            f"runner has no key(s) {sorted(unknown)}; it takes type, max_epochs or max_iters, "
+            "and max_time."
+        )
+    key = "max_epochs" if kind == "EpochBasedRunner" else "max_iters"
+    value = runner.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"runner.{key} must be a positive integer for {kind}, got {value!r}.")
+    if cfg.get("default_hooks"):
+        raise ConfigError(
+            "default_hooks (mmengine) is not supported; set checkpoint_config, log_config and "
+            "custom_hooks instead (the engine adds the timer, sampler-seed and LR hooks itself)."
+        )
+    loop = cfg.get("train_cfg")
+    if isinstance(loop, dict) and {"type", "max_epochs", "max_iters"} & set(loop):
+        raise ConfigError(
+            "train_cfg as a training loop (mmengine) is not supported; use runner: "
+            "{type: EpochBasedRunner, max_epochs: N} (or IterBasedRunner with max_iters) and "
+            "evaluation.interval."
+        )
+    workflow = cfg.get("workflow") or [["train", 1]]
+    if any(step[0] != "train" for step in workflow):
+        raise ConfigError(
+            "workflow: only [[train, 1]] is supported; validation runs through `evaluation` "
+            "(interval, metric)."
+        )
+    return (
+        kind,
+        value if key == "max_epochs" else 0,
+        value if key == "max_iters" else 0,
+        (parse_max_time(runner.get("max_time"))),
+    )
+
+
+def _load_from(model: nn.Module, path: Path, log: RunLog) -> None:
+    """Initialise from a checkpoint's weights only; report what did not fit instead of failing."""
+    report = load_weights(model, weights_of(load_checkpoint(path)))
+    loaded = "loaded weights from"
+    log.info(f"{loaded} {path}")
+    for kind, what in (
+        ("mismatched", "have a different shape and keep their initial values"),
+        ("missing", "are not in the checkpoint and keep their initial values"),
+        ("unexpected", "are in the checkpoint but not in the model and were ignored"),
+    ):
+        keys = report[kind]
+        if keys:
+            shown = "; ".join(keys[:8]) + (f"; ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
+            log.warning(f"load_from {path}: {len(keys)} weights {what}: {shown}")
+
+
+def _check_config(
+    checkpoint: dict[str, Any], cfg: ConfigDict, path: Path, allow: bool, log: RunLog
+) -> None:
+    old = (checkpoint.get("meta") or {}).get("config")
+    if not isinstance(old, dict):
+        return
+    changes = config_changes(old, cfg.to_dict())
+    if not changes:
+        return
+    listed = "; ".join(changes)
+    if not allow:
+        raise CheckpointError(
+            f"Cannot resume from {path}: the config's model or schedule differs from the one the "
+            f"checkpoint was trained with: {listed}. Resume with the same settings, pass "
+            "--allow-config-change to continue anyway, or use --load-from to start a new run "
+            "from its weights."
+        )
+    log.warning(f"resuming with a changed config (--allow-config-change): {listed}")

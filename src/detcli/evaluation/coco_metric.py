@@ -1,0 +1,181 @@
+"""COCO bbox metrics for `list[Detections]` against a dataset's COCO annotations.
+
+`evaluate_detections(dataset, detections)` returns the 12 standard COCO numbers
+(`bbox_mAP`, `bbox_mAP_50`, `bbox_mAP_75`, `bbox_mAP_s/m/l`, `bbox_AR@1/10/100`,
+`bbox_AR_s/m/l@100`) and per-class AP (`bbox_AP/<class>`, `bbox_AP50/<class>`), computed by
+faster-coco-eval when installed (the same numbers as pycocotools, in C++) or by pycocotools.
+The dataset supplies `coco` (the ground truth), `img_ids` (dataset order), `cat_ids`
+(label -> COCO category id) and `CLASSES`. Only the dataset's images and categories count,
+so a `classes` subset is scored on its own classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from detcli.errors import DataError
+from detcli.registry import METRICS
+from detcli.structures import Detections
+
+STAT_NAMES = (
+    "mAP",
+    "mAP_50",
+    "mAP_75",
+    "mAP_s",
+    "mAP_m",
+    "mAP_l",
+    "AR@1",
+    "AR@10",
+    "AR@100",
+    "AR_s@100",
+    "AR_m@100",
+    "AR_l@100",
+)
+Backend = Literal["auto", "faster_coco_eval", "pycocotools"]
+
+
+def detections_to_array(dataset: Any, detections: Sequence[Detections]) -> np.ndarray:
+    """(N, 7) float64 rows `[image_id, x, y, w, h, score, category_id]` for every detection."""
+    if len(detections) != len(dataset.img_ids):
+        raise DataError(
+            f"{len(detections)} detection lists for a dataset of {len(dataset.img_ids)} images; "
+            "pass one `Detections` per image, in dataset order."
+        )
+    counts = np.fromiter((len(d) for d in detections), np.int64, len(detections))
+    if counts.sum() == 0:
+        return np.zeros((0, 7))
+    boxes = np.concatenate([d.boxes.detach().cpu().double().numpy() for d in detections])
+    scores = np.concatenate([d.scores.detach().cpu().double().numpy() for d in detections])
+    labels = np.concatenate([d.labels.detach().cpu().numpy() for d in detections])
+    cat_ids = np.asarray(dataset.cat_ids, np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= cat_ids.size):
+        raise DataError(
+            f"Detections hold label {int(labels.max())}, but the dataset has {cat_ids.size} "
+            "classes; the model's num_classes does not match the dataset's classes."
+        )
+    img_ids = np.repeat(np.asarray(dataset.img_ids, np.float64), counts)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    return np.column_stack([img_ids, xywh, scores, cat_ids[labels].astype(np.float64)])
+
+
+def evaluate_detections(
+    dataset: Any,
+    detections: Sequence[Detections],
+    *,
+    classwise: bool = True,
+    iou_thrs: Sequence[float] | None = None,
+    max_dets: Sequence[int] = (1, 10, 100),
+    backend: Backend = "auto",
+) -> dict[str, float]:
+    """COCO bbox metrics of `detections` (one per image, dataset order) on `dataset`."""
+    results = detections_to_array(dataset, detections)
+    coco_eval = _coco_eval(dataset, results, backend)
+    params = coco_eval.params
+    params.imgIds = list(dataset.img_ids)
+    params.catIds = list(dataset.cat_ids)
+    params.maxDets = list(max_dets)
+    if iou_thrs is not None:
+        params.iouThrs = np.asarray(iou_thrs, np.float64)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    names = [n.replace("@100", f"@{max_dets[-1]}") for n in STAT_NAMES]
+    names[6:9] = [f"AR@{m}" for m in max_dets]
+    metrics = {
+        f"bbox_{name}": float(v) for name, v in zip(names, coco_eval.stats[:12], strict=True)
+    }
+    if classwise:
+        metrics.update(_per_class(coco_eval.eval["precision"], params, dataset.CLASSES))
+    return metrics
+
+
+def _per_class(precision: np.ndarray, params: Any, classes: Sequence[str]) -> dict[str, float]:
+    """AP and AP50 per class from the accumulated precision (T, R, K, A, M); nan: no boxes."""
+    out: dict[str, float] = {}
+    iou50 = np.flatnonzero(np.isclose(params.iouThrs, 0.5))
+    for k, name in enumerate(classes):
+        p = precision[:, :, k, 0, -1]  # all IoUs, all recalls, area "all", most detections
+        valid = p[p > -1]
+        out[f"bbox_AP/{name}"] = float(valid.mean()) if valid.size else float("nan")
+        if iou50.size:
+            p50 = p[iou50[0]]
+            valid50 = p50[p50 > -1]
+            out[f"bbox_AP50/{name}"] = float(valid50.mean()) if valid50.size else float("nan")
+    return out
+
+
+def _coco_eval(dataset: Any, results: np.ndarray, backend: Backend) -> Any:
+    if backend in ("auto", "faster_coco_eval"):
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
+        except ImportError:
+            if backend == "faster_coco_eval":
+                raise DataError(
+                    "backend faster_coco_eval is not installed: pip install faster-coco-eval."
+                ) from None
+        else:
+            gt = COCO(dict(dataset.coco.dataset))
+            dt = _results(COCO, gt, results)
+            return COCOeval_faster(gt, dt, "bbox", print_function=lambda *_: None)
+    from pycocotools.coco import COCO as PyCOCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = dataset.coco
+    return COCOeval(gt, _results(PyCOCO, gt, results), "bbox")
+
+
+def _results(coco_cls: Any, gt: Any, results: np.ndarray) -> Any:
+    """A COCO object of the detections (an empty one when there are none: AP is then 0)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        if len(results):
+            return gt.loadRes(results)
+        empty = coco_cls()
+        empty.dataset = {
+            "images": list(gt.dataset["images"]),
+            "categories": list(gt.dataset["categories"]),
+            "annotations": [],
+        }
+        empty.createIndex()
+        return empty
+
+
+@METRICS.register()
+class CocoMetric:
+    """COCO bbox mAP/AR (12 numbers) and per-class AP of a model's detections on a dataset."""
+
+    def __init__(
+        self,
+        metric: str | list[str] = "bbox",
+        classwise: bool = True,
+        iou_thrs: list[float] | None = None,
+        proposal_nums: Sequence[int] = (1, 10, 100),
+        backend: Backend = "auto",
+    ):
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        unsupported = [m for m in metrics if m != "bbox"]
+        if unsupported:
+            raise DataError(
+                f"CocoMetric: metric {unsupported} is not supported; detcli evaluates boxes "
+                "(metric: bbox)."
+            )
+        self.classwise = classwise
+        self.iou_thrs = iou_thrs
+        self.max_dets = tuple(proposal_nums)
+        self.backend = backend
+
+    def __call__(self, dataset: Any, detections: Sequence[Detections]) -> dict[str, float]:
+        """The metrics of `detections` (one per image, dataset order) on `dataset`."""
+        return evaluate_detections(
+            dataset,
+            detections,
+            classwise=self.classwise,
+            iou_thrs=self.iou_thrs,
+            max_dets=self.max_dets,
+            backend=self.backend,
+        )

@@ -1,0 +1,45 @@
+"""Engine test helpers: running detcli as a real process, reading logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_TRAIN = REPO / "tests" / "fixtures" / "configs" / "tiny_train.yaml"
+
+
+@dataclass
+class Proc:
+    code: int
+    out: str
+    err: str
+
+
+def detcli_process(*args: str, timeout: float = 300) -> subprocess.Popen[str]:
+    """Start `python -m detcli ARGS` (stdout/stderr piped, one-thread-per-core torch)."""
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "detcli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def run_process(*args: str, timeout: float = 300) -> Proc:
+    """Run `python -m detcli ARGS` to the end."""
+    proc = detcli_process(*args)
+    out, err = proc.communicate(timeout=timeout)
+    return Proc(proc.returncode, out, err)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a log.jsonl file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
