@@ -9,7 +9,7 @@ from detcli.registry import Registries
 @hookimpl
 def detcli_register(registries: Registries) -> None:
     """Import the modules whose decorators register detcli's components (this imports torch)."""
-    import detcli.data.builder  # noqa: F401  (datasets, transforms)
+    import detcli.data.builder  # datasets and transforms register on import
     import detcli.engine.components  # schedulers, hooks and metrics register on import
     import detcli.models  # noqa: F401  (backbones, necks, heads, losses, detectors)
     from detcli.engine.optimizers import register_torch_optimizers

@@ -122,9 +122,9 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         """Two entries with one id make results and evaluation ambiguous: stop early."""
         values, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
-            twice = values[counts > 1]
+            twice, times = values[counts > 1], counts[counts > 1]
             raise DataError(
-                f"Annotation file {self.ann_file}: {what} id {twice[0]} is used {counts[counts > 1][0]} "
+                f"Annotation file {self.ann_file}: {what} id {twice[0]} is used {times[0]} "
                 f"times ({twice.size} {what} id(s) repeat). Give each {what} its own id; "
                 f"`detcli dataset lint` lists them all."
             )
