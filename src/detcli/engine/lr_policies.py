@@ -29,6 +29,8 @@ class _Policy:
 
     def factor(self, base_lr: float, it: int, progress: Progress) -> float:
         """LR multiplier at global iteration `it`."""
+        if base_lr == 0:
+            return 1.0  # a group frozen by lr 0 stays at 0 whatever the policy
         if self.by_epoch:
             return self._lr(base_lr, it // progress.iters_per_epoch, progress.max_epochs) / base_lr
         return self._lr(base_lr, it, progress.max_iters) / base_lr
