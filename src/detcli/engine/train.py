@@ -121,7 +121,7 @@ def _train(
             cfg.dump(wd / "config.yaml")
         mode = ", deterministic" if deterministic else ""
         log.info(
-            f"detcli train {name}: work dir {wd}, device {device}, "
+            f"detcli train: work dir {wd}, device {device}, "
             f"{info.world_size} process(es), seed {seed}{mode}"
         )
         load_plugins()
