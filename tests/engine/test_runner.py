@@ -1,4 +1,4 @@
-"""The runner through `detcli.engine.train` (in process, the tiny detector on real data):
+"""The runner through `detcli.engine.train()` (in process, the tiny detector on real data):
 hook order and priorities, iteration-based runs, the class-number check, inference."""
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "train": "detcli.engine.train",
-    "TrainResult": "detcli.engine.train",
-    "inference": "detcli.engine.inference",
+    "train": "detcli.engine.training",
+    "TrainResult": "detcli.engine.training",
+    "inference": "detcli.engine.inference_loop",
     "Runner": "detcli.engine.runner",
     "TrainingInterrupted": "detcli.engine.runner",
     "load_checkpoint": "detcli.engine.checkpoint",

@@ -37,7 +37,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> Path:
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
         os.replace(tmp, path)
     except OSError as exc:

@@ -96,11 +96,20 @@ def mean_across_ranks(values: dict[str, float]) -> dict[str, float]:
     """Average each value over ranks (the numbers a multi-GPU log should show)."""
     if not is_distributed() or not values:
         return values
-    keys = sorted(values)
+    keys = list(values)  # every rank built `values` in the same order
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t)
     t /= dist.get_world_size()
     return dict(zip(keys, t.tolist(), strict=True))
+
+
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm statistics) to every rank: DDP syncs parameters, but
+    each rank's running statistics drift with its own batches."""
+    if not is_distributed():
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

@@ -34,7 +34,7 @@ from detcli.engine.checkpoint import (
     unwrap,
     weights_of,
 )
-from detcli.engine.dist import DistInfo, any_across_ranks
+from detcli.engine.dist import DistInfo, any_across_ranks, broadcast_buffers
 from detcli.engine.hooks.base import Hook, priority_value
 from detcli.engine.lr_scheduler import RuleScheduler
 from detcli.engine.optim_wrapper import OptimWrapper
@@ -153,6 +153,7 @@ class Runner:
                 self._train_epoch()
             if self._stop_now and self.inner_iter:  # stopped mid-epoch: keep a resumable state
                 self.save_checkpoint(f"iter_{self.iter}.pth")
+            broadcast_buffers(self.raw_model)  # all ranks end with rank 0's model
         finally:
             self.call_hook("after_run")
 

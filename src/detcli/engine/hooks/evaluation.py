@@ -1,7 +1,7 @@
 """EvalHook: evaluate on the val split every `interval` epochs (or iterations) and at the end.
 
 Distributed runs shard the val set over all ranks and gather the detections (see
-`detcli.engine.inference`), so it is the same hook: DistEvalHook is another name for it.
+`detcli.engine.inference_loop`), so it is the same hook: DistEvalHook is another name for it.
 Metrics go to the console, `log.jsonl` (`mode: val`), `eval_<epoch|iter>_<n>.json`, the
 other hooks' `after_val` (TensorBoard, early stopping, best checkpoint) and `runner.metrics`.
 """
@@ -12,9 +12,10 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from detcli.engine.dist import broadcast_buffers
 from detcli.engine.hooks.base import Hook
 from detcli.engine.hooks.best import BestCheckpoint
-from detcli.engine.inference import inference
+from detcli.engine.inference_loop import inference
 from detcli.errors import ConfigError
 from detcli.registry import HOOKS, METRICS, MetricCfg
 
@@ -83,6 +84,7 @@ class EvalHook(Hook):
     def evaluate(self, runner: Runner) -> dict[str, float]:
         """Evaluate the model now; return (and publish) the metrics."""
         assert runner.val_loader is not None
+        broadcast_buffers(runner.raw_model)  # every shard is predicted by the same model
         runner.call_hook("before_val")
         try:
             detections = inference(
