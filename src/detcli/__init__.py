@@ -17,7 +17,7 @@ __all__ = ["DetcliError", "__version__", "train"]
 def __getattr__(name: str) -> Any:
     """`detcli.train` loads the engine (and torch) on first use, not on `import detcli`."""
     if name == "train":
-        from detcli.engine.train import train
+        from detcli.engine.training import train
 
         return train
     raise AttributeError(f"module 'detcli' has no attribute {name!r}")

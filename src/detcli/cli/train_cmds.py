@@ -76,7 +76,7 @@ def train(
         _exec_torchrun(nproc)
     from detcli.config import load_config
     from detcli.engine.runner import TrainingInterrupted
-    from detcli.engine.train import train as run_training
+    from detcli.engine.training import train as run_training
 
     cfg = load_config(config, set_ or [])
     work_dir = Path(work_dir or cfg.get("work_dir") or Path("work_dirs") / config.stem)
