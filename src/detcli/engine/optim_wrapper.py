@@ -55,12 +55,13 @@ class OptimWrapper:
         self.scaler: torch.amp.GradScaler | None = None
         if amp is not None and amp.dtype == torch.float16:
             # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+            # A number (mmdet's `loss_scale: 512.`) is a scale that never grows; like the
+            # dynamic one it halves (and skips the step) when gradients overflow.
             fixed = not isinstance(amp.loss_scale, str)
             self.scaler = torch.amp.GradScaler(
                 device_type,
                 init_scale=float(amp.loss_scale) if fixed else 2.0**16,
-                growth_interval=10**9 if fixed else 2000,
-                backoff_factor=1.0 if fixed else 0.5,
+                growth_interval=2**31 - 1 if fixed else 2000,
             )
 
     @property

@@ -40,6 +40,7 @@ class EMAHook(Hook):
         self.momentum, self.gamma, self.interval = momentum, gamma, interval
         self.update_buffers, self.begin_iter = update_buffers, begin_iter
         self.ema: AveragedModel | None = None
+        self._n_averaged: int | None = None  # from a checkpoint, before the average exists
 
     def _momentum(self, n: int) -> float:
         if self.gamma is None:
@@ -53,6 +54,9 @@ class EMAHook(Hook):
                 torch._foreach_lerp_(ema, current, self._momentum(int(n)))
 
             self.ema = AveragedModel(runner.raw_model, multi_avg_fn=lerp, use_buffers=False)
+        if self._n_averaged is not None:
+            self.ema.n_averaged.fill_(self._n_averaged)
+            self._n_averaged = None
         return self.ema
 
     def before_run(self, runner: Runner) -> None:
@@ -105,8 +109,11 @@ class EMAHook(Hook):
         return {"n_averaged": int(self.ema.n_averaged)} if self.ema is not None else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "n_averaged" in state and self.ema is not None:
-            self.ema.n_averaged.fill_(state["n_averaged"])
+        if "n_averaged" in state:
+            self._n_averaged = int(state["n_averaged"])
+            if self.ema is not None:
+                self.ema.n_averaged.fill_(self._n_averaged)
+                self._n_averaged = None
 
 
 @HOOKS.register()
