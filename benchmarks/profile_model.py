@@ -1,0 +1,65 @@
+"""Where a detcli Faster R-CNN R50-FPN train step (or inference) spends its time.
+
+torch.profiler over a few steps of the same set-up as model_speed.py; prints the top operators
+by self time on the host and the device, and how often the host waited for the device
+(cudaStreamSynchronize / device-to-host copies: each one stalls the Python side).
+
+    python benchmarks/profile_model.py --device cuda [--infer] [--rows 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_speed import Runner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--infer", action="store_true", help="profile inference, not training")
+    parser.add_argument("--ref", action="store_true", help="profile torchvision's model instead")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=25)
+    args = parser.parse_args()
+    args.amp, args.batch, args.size, args.num_classes, args.boxes = False, 2, 512, 10, 8
+    run = Runner(args)
+    step = {
+        (False, False): run.train_ours,
+        (False, True): run.train_ref,
+        (True, False): run.infer_ours,
+        (True, True): run.infer_ref,
+    }[(args.infer, args.ref)]
+    for _ in range(3):
+        step()
+    activities = [ProfilerActivity.CPU]
+    if run.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        torch.cuda.synchronize()
+    with profile(activities=activities) as prof:
+        for _ in range(args.steps):
+            step()
+        if run.device.type == "cuda":
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    if run.device.type == "cuda":
+        print(events.table(sort_by="self_cuda_time_total", row_limit=args.rows))
+        syncs = {e.key: e.count // args.steps for e in events if "Synchronize" in e.key}
+        copies = {e.key: e.count // args.steps for e in events if "Memcpy" in e.key}
+        print("host waits per step:", syncs, "copies per step:", copies)
+        by_name = sorted(
+            ((e.count // args.steps, e.key) for e in events if e.key.startswith("aten::")),
+            reverse=True,
+        )
+        print("most frequent aten ops per step:", by_name[:15])
+
+
+if __name__ == "__main__":
+    main()
