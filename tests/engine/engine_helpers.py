@@ -20,9 +20,9 @@ class Proc:
     err: str
 
 
-def detcli_process(*args: str, timeout: float = 300) -> subprocess.Popen[str]:
-    """Start `python -m detcli ARGS` (stdout/stderr piped, one-thread-per-core torch)."""
-    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+def detcli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `python -m detcli ARGS` with stdout and stderr piped."""
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "detcli", *args],
         stdout=subprocess.PIPE,
@@ -33,9 +33,9 @@ def detcli_process(*args: str, timeout: float = 300) -> subprocess.Popen[str]:
     )
 
 
-def run_process(*args: str, timeout: float = 300) -> Proc:
+def run_process(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> Proc:
     """Run `python -m detcli ARGS` to the end."""
-    proc = detcli_process(*args)
+    proc = detcli_process(*args, env=env)
     out, err = proc.communicate(timeout=timeout)
     return Proc(proc.returncode, out, err)
 

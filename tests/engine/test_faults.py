@@ -12,8 +12,10 @@ import torch
 from .engine_helpers import detcli_process, read_jsonl, run_process
 
 
-def _interrupt_after_first_iteration(args: list[str], sig: int) -> tuple[int, str, str]:
-    proc = detcli_process(*args)
+def _interrupt_after_first_iteration(
+    args: list[str], sig: int, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    proc = detcli_process(*args, env=env)
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
@@ -61,19 +63,15 @@ def test_ctrl_c_checkpoints_exits_130_and_the_printed_resume_reproduces_the_run(
         assert same == {k: theirs[key][k] for k in same}, key
 
 
-def test_sigterm_also_checkpoints_and_exits_130(tiny_config, tmp_path):
+def test_sigterm_checkpoints_and_exits_130_and_terminals_get_a_progress_bar(tiny_config, tmp_path):
     work = tmp_path / "w"
-    args = [
-        "train",
-        str(tiny_config("evaluation: null\n")),
-        "--work-dir",
-        str(work),
-        "--device",
-        "cpu",
-    ]
-    code, out, err = _interrupt_after_first_iteration(args, signal.SIGTERM)
+    config = tiny_config("evaluation: null\n")
+    args = ["train", str(config), "--work-dir", str(work), "--device", "cpu"]
+    # FORCE_COLOR makes rich treat the pipe as a terminal: a progress bar, log lines above it
+    code, out, err = _interrupt_after_first_iteration(args, signal.SIGTERM, {"FORCE_COLOR": "1"})
     assert code == 130 and "SIGTERM received" in out and "interrupted by SIGTERM" in err
     assert list(work.glob("iter_*.pth")) and "--resume auto" in err
+    assert "━" in out and "/4" in out  # the bar and its done/total column (4 iterations)
 
 
 def test_non_finite_loss_stops_naming_the_iteration_and_losses(tiny_config, tmp_path):

@@ -116,7 +116,6 @@ def test_wrong_num_classes_stops_before_training(tiny_config, tmp_path, cli):
         ("custom_hooks: [{type: EMAHok}]\n", "Did you mean 'EMAHook'"),
         ("checkpoint_config: {interval: 1, max_keep: 2}\n", "checkpoint_config"),
         ("workflow: [[train, 1], [val, 1]]\n", "workflow"),
-        ("evaluation: {interval: 1, save_best: bbox_mAPP}\nrunner: {max_epochs: 1}\n", "bbox_mAPP"),
     ],
 )
 def test_config_mistakes_are_named(tiny_config, tmp_path, extra, message):
@@ -148,3 +147,17 @@ def test_inference_reproduces_the_evaluation_of_a_saved_checkpoint(reference_run
     logged = json.loads((reference_run.work_dir / "eval_epoch_2.json").read_text())
     assert metrics["bbox_mAP"] == pytest.approx(logged["bbox_mAP"], abs=1e-6)
     assert metrics["bbox_AR@100"] == pytest.approx(logged["bbox_AR@100"], abs=1e-6)
+
+
+def test_save_best_and_early_stopping_metric_names_and_rules():
+    from detcli.engine.hooks.best import infer_rule, resolve_key
+
+    metrics = {"bbox_mAP": 0.1, "bbox_mAP_50": 0.2, "bbox_AP/circle": 0.3}
+    assert resolve_key("auto", metrics, "evaluation.save_best") == "bbox_mAP"
+    with pytest.raises(ConfigError, match="Did you mean 'bbox_mAP'"):
+        resolve_key("bbox_mAPP", metrics, "evaluation.save_best")
+    assert infer_rule("bbox_mAP_50", None, "x") == "greater"
+    assert infer_rule("val_loss", None, "x") == "less"
+    assert infer_rule("anything", "less", "x") == "less"
+    with pytest.raises(ConfigError, match="rule: greater or less"):
+        infer_rule("f1", None, "EarlyStoppingHook.rule")

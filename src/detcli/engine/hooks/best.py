@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from detcli.errors import ConfigError
+from detcli.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from detcli.engine.runner import Runner
@@ -35,8 +36,11 @@ def resolve_key(key: str, metrics: dict[str, float], where: str) -> str:
     if key == "auto":
         return next(iter(metrics))
     if key not in metrics:
-        shown = ", ".join(k for k in metrics if "/" not in k)
-        raise ConfigError(f"{where}: {key!r} is not an evaluation result; results are: {shown}.")
+        names = [k for k in metrics if "/" not in k]
+        raise ConfigError(
+            f"{where}: {key!r} is not an evaluation result.{did_you_mean(key, names)} "
+            f"Results are: {', '.join(names)}."
+        )
     return key
 
 
