@@ -167,7 +167,8 @@ class Runner:
         self.gt_bboxes = [x.to(self.device) for x in boxes]
         self.gt_labels = [x.to(self.device) for x in labels]
         self.ref_targets = [
-            {"boxes": x, "labels": y + 1} for x, y in zip(self.gt_bboxes, self.gt_labels, strict=True)
+            {"boxes": x, "labels": y + 1}
+            for x, y in zip(self.gt_bboxes, self.gt_labels, strict=True)
         ]
         self.opt_ours = torch.optim.SGD(
             [p for p in self.ours.parameters() if p.requires_grad], lr=1e-4, momentum=0.9
@@ -258,7 +259,11 @@ def main() -> None:
             t_ours, t_ref = (t_first, t_second) if i % 2 == 0 else (t_second, t_first)
             times[name][0].append(t_ours)
             times[name][1].append(t_ref)
-    dev = torch.cuda.get_device_name() if run.device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    dev = (
+        torch.cuda.get_device_name()
+        if run.device.type == "cuda"
+        else f"cpu x{torch.get_num_threads()}"
+    )
     print(f"device: {dev}   amp: {args.amp}   repeats: {args.repeat}   torch {torch.__version__}")
     print(f"{'':38} {'detcli ms':>10} {'torchvision ms':>15} {'ratio':>7}")
     for name, (ours, ref) in times.items():

@@ -9,6 +9,8 @@ checkpoint (its `backbone.` keys are used) or the `state_dict`/`model` wrappers 
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,18 +94,49 @@ def _local_file(path: Path, where: str) -> dict[str, Tensor]:
 
 def _timm_hub(name: str, where: str) -> dict[str, Tensor]:
     cfg = timm_pretrained_cfg(name, where)
+    hub = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
+
+    def no_download(reason: str) -> ModelError:
+        return ModelError(
+            f"{where}.checkpoint: could not download timm weights {name!r} ({reason}). On a "
+            f"machine with internet, fetch {hub} (the model.safetensors or pytorch_model.bin "
+            f"file), copy it here and set {where}.checkpoint to its path, e.g. "
+            f"--set {where}.checkpoint=/path/to/model.safetensors."
+        )
+
+    # The Hugging Face client retries for about a minute before giving up; without a cached
+    # copy, a quick look for the network fails fast instead.
+    if cfg.hf_hub_id and not _hf_cached(cfg) and not _hub_reachable("huggingface.co"):
+        raise no_download("no network: huggingface.co cannot be reached, nothing cached")
     try:
         model = timm.create_model(name, pretrained=True)
     except Exception as exc:
-        hub = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
-        raise ModelError(
-            f"{where}.checkpoint: could not download timm weights {name!r} "
-            f"({type(exc).__name__}: {str(exc)[:200]}; is there a network?). On a machine "
-            f"with internet, fetch {hub} (the model.safetensors or pytorch_model.bin file), "
-            f"copy it here and set {where}.checkpoint to its path, e.g. "
-            f"--set {where}.checkpoint=/path/to/model.safetensors."
-        ) from None
+        raise no_download(f"{type(exc).__name__}: {str(exc)[:200]}; is there a network?") from None
     return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+def _hf_cached(cfg: Any) -> bool:
+    """Whether the Hugging Face cache already holds the weights file (then no network is needed)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    repo = cfg.hf_hub_id.split("@")[0]
+    files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else []
+    files += ["model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"]
+    return any(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
+
+
+def _hub_reachable(host: str, timeout: float = 5.0) -> bool:
+    """Can `host`:443 be reached? (Behind a proxy or in offline mode, the client decides.)"""
+    proxies = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE")
+    if any(os.environ.get(v) for v in proxies):
+        return True
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def timm_pretrained_cfg(name: str, where: str = "model.backbone.init_cfg") -> Any:

@@ -76,10 +76,20 @@ class TimmFeatures(nn.Module):
     # -- structure ----------------------------------------------------------------------------
 
     def stage_modules(self) -> list[list[nn.Module]]:
-        """The body's top-level modules grouped by the timm feature level they end (stem first)."""
-        ends = [info["module"].replace(".", "_") for info in self.body.feature_info.info]
+        """The body's modules grouped by the timm feature level they end (stem first).
+
+        Containers holding a feature level's module (`blocks` around `blocks.0`) are opened,
+        so each group holds exactly the modules that run before that level's output.
+        """
+        names = dict(self.body.named_modules())
+        ends = []
+        for info in self.body.feature_info.info:
+            for candidate in (info["module"], info["module"].replace(".", "_")):
+                if candidate in names:
+                    ends.append(candidate)
+                    break
         groups: list[list[nn.Module]] = [[]]
-        for name, module in self.body.named_children():
+        for name, module in _units(self.body, "", ends):
             groups[-1].append(module)
             if name in ends:
                 groups.append([])
@@ -146,6 +156,18 @@ class TimmFeatures(nn.Module):
                 prefix=self.init_cfg.get("prefix"),
                 where=f"{self.where}.init_cfg",
             )
+
+
+def _units(module: nn.Module, prefix: str, ends: list[str]) -> list[tuple[str, nn.Module]]:
+    """Children in order, opening those that contain a feature level's module."""
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in module.named_children():
+        full = prefix + name
+        if any(end.startswith(full + ".") for end in ends):
+            out += _units(child, full + ".", ends)
+        else:
+            out.append((full, child))
+    return out
 
 
 def check_init_cfg(init_cfg: Mapping[str, Any], where: str) -> None:

@@ -175,6 +175,13 @@ class RPNHead(nn.Module):
         ok = (w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)
         boxes, obj, levels, img_ids = boxes[ok], obj[ok], levels[ok], img_ids[ok]
         keeps = batch_nms(
-            boxes, obj, levels, img_ids, num_imgs, cfg.nms.iou_threshold, cfg.max_per_img
+            boxes,
+            obj,
+            levels,
+            img_ids,
+            num_imgs,
+            len(level_scores),
+            cfg.nms.iou_threshold,
+            cfg.max_per_img,
         )
         return [torch.cat([boxes[k], obj[k, None]], 1) for k in keeps]

@@ -125,7 +125,7 @@ class Shared2FCBBoxHead(nn.Module):
     ) -> dict[str, Tensor]:
         """`loss_cls`, `loss_bbox` and `acc` (classification accuracy in percent, logged only)."""
         num = cls_score.shape[0]
-        avg = max(float((t.label_weights > 0).sum()), 1.0)
+        avg = (t.label_weights > 0).sum().clamp(min=1).float()  # a tensor: no device sync
         loss_cls = self.loss_cls(cls_score, t.labels, t.label_weights, avg_factor=avg)
         pos = t.labels < self.num_classes
         if self.reg_class_agnostic:
@@ -162,4 +162,5 @@ class Shared2FCBBoxHead(nn.Module):
         else:
             scores = cls_score.float().softmax(-1)[:, : self.num_classes]
         boxes = self.bbox_coder.decode(rois[:, 1:], bbox_pred, max_shape=max_hw)
-        return boxes.reshape(rois.shape[0], -1, 4), scores
+        per_box = 1 if self.reg_class_agnostic else self.num_classes
+        return boxes.reshape(rois.shape[0], per_box, 4), scores

@@ -13,6 +13,7 @@ def batch_nms(
     groups: Tensor,
     img_ids: Tensor,
     num_imgs: int,
+    num_groups: int,
     iou_threshold: float,
     max_per_img: int,
 ) -> list[Tensor]:
@@ -24,7 +25,6 @@ def batch_nms(
     if boxes.numel() == 0:
         empty = torch.zeros((0,), dtype=torch.long, device=boxes.device)
         return [empty] * num_imgs
-    num_groups = int(groups.max()) + 1
     keep = batched_nms(boxes.float(), scores.float(), img_ids * num_groups + groups, iou_threshold)
     return top_per_image(keep, img_ids[keep], num_imgs, max_per_img)
 
