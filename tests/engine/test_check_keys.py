@@ -41,3 +41,25 @@ def test_check_reports_engine_mistakes_with_paths(cli, write, tmp_path):
     assert "param_scheduler.1.milestone" in out and "Did you mean 'milestones'" in out
     assert "MultiStepLR needs argument 'milestones'" in out
     assert "lr_config.policy" in out and "CosineAnnealing" in out
+
+
+def test_check_accepts_the_engine_test_config_and_checks_hook_arguments(
+    cli, write, tmp_path, tiny_shapes
+):
+    from .engine_helpers import TINY_TRAIN
+
+    clean = cli("check", str(TINY_TRAIN), "--set", f"data_root={tiny_shapes}")
+    assert clean.code == 0, clean.out
+    write(
+        "c.yaml",
+        f"""
+        _base_: {TINY_TRAIN}
+        data_root: {tiny_shapes}
+        custom_hooks:
+          - {{type: EarlyStoppingHook, patiense: 3}}
+          - {{type: EMAHook, momentum: fast, priority: 49}}
+        """,
+    )
+    out = " ".join(cli("check", str(tmp_path / "c.yaml")).out.split())
+    assert "custom_hooks.0.patiense" in out and "Did you mean 'patience'" in out
+    assert "custom_hooks.1.momentum" in out and "EMAHook expects float" in out
