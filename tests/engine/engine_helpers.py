@@ -22,7 +22,9 @@ class Proc:
 
 def detcli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start `python -m detcli ARGS` with stdout and stderr piped."""
-    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
+    # one torch thread, as in the in-process tests (see conftest._one_torch_thread)
+    base = {"COLUMNS": "200", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **base, **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "detcli", *args],
         stdout=subprocess.PIPE,
