@@ -8,7 +8,7 @@ from model_helpers import boxes, meta, shapes_image, tiny_cfg
 
 from detcli.errors import ModelError
 from detcli.models import FasterRCNN, build_model
-from detcli.models.run_cfgs import RCNNTestCfg
+from detcli.models.run_cfgs import RCNNTestCfg, read_cfg
 from detcli.models.task_modules import bbox_overlaps
 from detcli.structures import Detections
 
@@ -123,15 +123,18 @@ def test_score_thr_max_per_img_and_nms_bound_the_detections(trained):
         props = model.rpn_head.proposals(*model.rpn_head(feats), hw)
 
         def predict(**kw):
-            return head.predict(feats, props, hw, metas, cfg=RCNNTestCfg(**kw))
+            return head.predict(feats, props, hw, metas, cfg=read_cfg(RCNNTestCfg, kw, "rcnn"))
 
         loose = predict(score_thr=0.0)
         sure = predict(score_thr=0.5)
         one = predict(score_thr=0.0, max_per_img=1)
+        merged = predict(score_thr=0.0, max_per_img=5000, nms={"iou_threshold": 0.1})
+        kept = predict(score_thr=0.0, max_per_img=5000, nms={"iou_threshold": 0.9})
     assert all(len(s) < len(lo) for s, lo in zip(sure, loose, strict=True))
     assert all((d.scores > 0.5).all() for d in sure)
     assert [len(d) for d in one] == [1, 1] and one[1].scores[0] == loose[1].scores.max()
     assert all(len(d) <= 100 for d in loose)
+    assert all(len(m) < len(k) for m, k in zip(merged, kept, strict=True))
 
 
 def test_crowd_regions_and_images_without_objects_train():

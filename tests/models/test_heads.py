@@ -196,6 +196,35 @@ def test_roi_layer_output_size_and_pooling_type():
         extractor()(feats[:2], rois)
 
 
+def test_roi_align_sampling_ratio_and_aligned_change_the_pooled_features():
+    torch.manual_seed(0)
+    feats = [torch.randn(1, 4, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
+    rois = torch.tensor([[0, 3.0, 5.0, 47.0, 41.0]])
+
+    def pooled(**layer):
+        return extractor(roi_layer={"type": "RoIAlign", "output_size": 7, **layer})(feats, rois)
+
+    adaptive = pooled(sampling_ratio=0)
+    assert not torch.allclose(adaptive, pooled(sampling_ratio=1))
+    assert torch.allclose(adaptive, pooled(sampling_ratio=2))  # 44 px / stride 4 / 7 bins -> 2
+    assert not torch.allclose(adaptive, pooled(sampling_ratio=0, aligned=False))
+
+
+def test_rcnn_sampler_num_sets_the_rois_per_image():
+    cfg = tiny_cfg()
+    cfg["train_cfg"]["rcnn"]["sampler"]["num"] = 32
+    model = MODELS.build(cfg).train()
+    seen = []
+    model.roi_head.bbox_head.register_forward_hook(
+        lambda m, args, out: seen.append(args[0].shape[0])
+    )
+    img = torch.randn(2, 3, 128, 128)
+    meta = {"img_shape": (128, 128, 3), "pad_shape": (128, 128, 3)}
+    gt = [boxes([[10, 10, 60, 60]]), boxes([[30, 40, 100, 120]])]
+    model(img, [meta, meta], gt, [torch.tensor([0]), torch.tensor([2])])
+    assert seen == [64]  # 32 RoIs for each of the two images, in one batched head call
+
+
 def test_reg_class_agnostic_changes_the_box_head_outputs():
     head = tiny_cfg()["roi_head"]["bbox_head"]
     specific = MODELS.build(head)

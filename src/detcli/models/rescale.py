@@ -14,7 +14,7 @@ from detcli.structures import ImgMeta
 
 def _per_image(img_metas: Sequence[ImgMeta], device: torch.device) -> dict[str, Tensor]:
     """(B, ...) tensors of what un-transforming needs, from each image's metadata."""
-    img_wh, ori_wh, scale, hflip, vflip = [], [], [], [], []
+    rows = []
     for meta in img_metas:
         try:
             img_shape, ori_shape = meta["img_shape"], meta["ori_shape"]
@@ -24,18 +24,18 @@ def _per_image(img_metas: Sequence[ImgMeta], device: torch.device) -> dict[str, 
                 "original image (the data pipeline's Resize and LoadImageFromFile record it)."
             ) from None
         factor = np.asarray(meta.get("scale_factor", 1.0), dtype=np.float32).reshape(-1)
-        scale.append(np.resize(factor, 4) if factor.size in (1, 2, 4) else factor[:4])
-        img_wh.append([img_shape[1], img_shape[0]])
-        ori_wh.append([ori_shape[1], ori_shape[0]])
+        scale = np.resize(factor, 4) if factor.size in (1, 2, 4) else factor[:4]
         direction = meta.get("flip_direction") if meta.get("flip", False) else None
-        hflip.append(direction in ("horizontal", "diagonal"))
-        vflip.append(direction in ("vertical", "diagonal"))
+        hflip = direction in ("horizontal", "diagonal")
+        vflip = direction in ("vertical", "diagonal")
+        rows.append([img_shape[1], img_shape[0], ori_shape[1], ori_shape[0], *scale, hflip, vflip])
+    table = torch.tensor(rows, dtype=torch.float32).to(device)  # one copy to the device
     return {
-        "img_wh": torch.tensor(img_wh, dtype=torch.float32, device=device),
-        "ori_wh": torch.tensor(ori_wh, dtype=torch.float32, device=device),
-        "scale": torch.tensor(np.stack(scale), dtype=torch.float32, device=device),
-        "hflip": torch.tensor(hflip, dtype=torch.bool, device=device),
-        "vflip": torch.tensor(vflip, dtype=torch.bool, device=device),
+        "img_wh": table[:, 0:2],
+        "ori_wh": table[:, 2:4],
+        "scale": table[:, 4:8],
+        "hflip": table[:, 8] > 0,
+        "vflip": table[:, 9] > 0,
     }
 
 

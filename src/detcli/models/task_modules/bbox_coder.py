@@ -35,11 +35,14 @@ class DeltaXYWHBBoxCoder:
         self.add_ctr_clamp = add_ctr_clamp
         self.ctr_clamp = ctr_clamp
         self.encode_size = 4
+        self._stats_cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        means = torch.tensor(self.means, dtype=like.dtype, device=like.device)
-        stds = torch.tensor(self.stds, dtype=like.dtype, device=like.device)
-        return means, stds
+        key = (like.device, like.dtype)
+        if key not in self._stats_cache:  # one host-to-device copy per device, not per call
+            stats = torch.tensor([self.means, self.stds], dtype=like.dtype, device=like.device)
+            self._stats_cache[key] = (stats[0], stats[1])
+        return self._stats_cache[key]
 
     def encode(self, bboxes: Tensor, gt_bboxes: Tensor) -> Tensor:
         """Deltas (N, 4) that move `bboxes` (N, 4) onto `gt_bboxes` (N, 4)."""
