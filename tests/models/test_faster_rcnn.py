@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from model_helpers import boxes, meta, shapes_image, tiny_cfg
 
 from detcli.errors import ModelError
@@ -103,6 +104,23 @@ def test_boxes_map_back_to_the_original_image(trained):
     assert all(isinstance(d, Detections) and d.boxes.dtype == torch.float32 for d in dets)
 
 
+def test_test_time_augmentation_merges_flipped_and_rescaled_views(trained):
+    model, _ = trained
+    img, metas, gt, labels = two_images()
+    views = [
+        img,
+        img.flip(-1),
+        F.interpolate(img, size=(96, 96), mode="bilinear", align_corners=False),
+    ]
+    view_metas = [metas, [meta(flip="horizontal")] * 2, [meta(size=96, ori=128)] * 2]
+    with torch.no_grad():
+        dets = model(views, view_metas, return_loss=False)
+    for det, gt_boxes, gt_labels in zip(dets, gt, labels, strict=True):
+        best = bbox_overlaps(gt_boxes, det.boxes).argmax(1)
+        assert (matched(gt_boxes, det) > 0.5).all()  # in original pixels, flip undone
+        assert det.labels[best].tolist() == gt_labels.tolist() and (det.scores[best] > 0.5).all()
+
+
 def test_boxes_are_clipped_to_the_original_image():
     model = build_model(tiny_cfg()).eval()
     img, _, _, _ = two_images()
@@ -161,7 +179,8 @@ def test_inference_only_models_and_tta_limits():
     model.eval()
     with torch.no_grad():
         assert len(model([img], [metas], return_loss=False)) == 2  # one view: plain inference
-        with pytest.raises(ModelError, match="test-time augmentation"):
-            model([img, img], [metas, metas], return_loss=False)
+        assert len(model([img, img], [metas, metas], return_loss=False)) == 2
+        with pytest.raises(ModelError, match="original image pixels"):
+            model([img, img], [metas, metas], return_loss=False, rescale=False)
     with pytest.raises(ModelError, match="unknown sections"):
         build_model({**tiny_cfg(), "test_cfg": {"rpn": {}, "rcnn": {}, "rcnnn": {}}})

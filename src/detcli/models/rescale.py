@@ -1,4 +1,4 @@
-"""Map boxes from the network input back to the original image: undo flip, resize, clip."""
+"""Map boxes between the network input and the original image: flip, resize, clip."""
 
 from __future__ import annotations
 
@@ -39,19 +39,33 @@ def _per_image(img_metas: Sequence[ImgMeta], device: torch.device) -> dict[str, 
     }
 
 
-def boxes_to_original(boxes: Tensor, img_ids: Tensor, img_metas: Sequence[ImgMeta]) -> Tensor:
-    """Boxes (N, ..., 4) of images `img_ids` (N,) in original pixels: unflip, unscale, clip."""
-    if boxes.numel() == 0:
-        return boxes
-    m = {k: v[img_ids] for k, v in _per_image(img_metas, boxes.device).items()}
-    shape = (boxes.shape[0],) + (1,) * (boxes.dim() - 2)
-    x1, y1, x2, y2 = boxes.float().unbind(-1)
+def _flip(boxes: Tensor, m: dict[str, Tensor], shape: tuple[int, ...]) -> Tensor:
+    """Mirror boxes flagged `hflip` / `vflip` within the network input (img_shape)."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
     w = m["img_wh"][:, 0].reshape(shape)
     h = m["img_wh"][:, 1].reshape(shape)
     hflip = m["hflip"].reshape(shape)
     vflip = m["vflip"].reshape(shape)
     x1, x2 = torch.where(hflip, w - x2, x1), torch.where(hflip, w - x1, x2)
     y1, y2 = torch.where(vflip, h - y2, y1), torch.where(vflip, h - y1, y2)
-    out = torch.stack([x1, y1, x2, y2], dim=-1) / m["scale"].reshape(*shape, 4)
+    return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
+def boxes_to_original(boxes: Tensor, img_ids: Tensor, img_metas: Sequence[ImgMeta]) -> Tensor:
+    """Boxes (N, ..., 4) of images `img_ids` (N,) in original pixels: unflip, unscale, clip."""
+    if boxes.numel() == 0:
+        return boxes.float()
+    m = {k: v[img_ids] for k, v in _per_image(img_metas, boxes.device).items()}
+    shape = (boxes.shape[0],) + (1,) * (boxes.dim() - 2)
+    out = _flip(boxes.float(), m, shape) / m["scale"].reshape(*shape, 4)
     upper = torch.cat([m["ori_wh"], m["ori_wh"]], dim=1).reshape(*shape, 4)
     return torch.minimum(out.clamp(min=0), upper)
+
+
+def boxes_to_input(boxes: Tensor, img_ids: Tensor, img_metas: Sequence[ImgMeta]) -> Tensor:
+    """Boxes (N, ..., 4) in original pixels into each image's network input: scale, then flip."""
+    if boxes.numel() == 0:
+        return boxes.float()
+    m = {k: v[img_ids] for k, v in _per_image(img_metas, boxes.device).items()}
+    shape = (boxes.shape[0],) + (1,) * (boxes.dim() - 2)
+    return _flip(boxes.float() * m["scale"].reshape(*shape, 4), m, shape)

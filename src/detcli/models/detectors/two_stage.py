@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from detcli.errors import ModelError
+from detcli.models.detectors.tta import aug_test
 from detcli.models.meta import img_hw, pad_hw
 from detcli.models.run_cfgs import ProposalCfg, read_cfg
 from detcli.registry import MODELS, ModelCfg
@@ -128,13 +129,18 @@ class TwoStageDetector(nn.Module):
     def aug_test(
         self, imgs: Sequence[Tensor], img_metas: Sequence[Sequence[ImgMeta]], rescale: bool = True
     ) -> list[Detections]:
-        """Test-time augmentation (several views per image) is not implemented yet."""
+        """Test-time augmentation: `imgs[v]` is view v (a scale or flip) of the batch.
+
+        Detections are merged over views in original image pixels (mmdet's aug_test).
+        """
         if len(imgs) == 1:
             return self.simple_test(imgs[0], img_metas[0], rescale=rescale)
-        raise ModelError(
-            "test-time augmentation with several views (MultiScaleFlipAug with more than one "
-            "scale or flip: true) is not supported yet; use one img_scale and flip: false."
-        )
+        if not rescale:
+            raise ModelError(
+                "test-time augmentation merges views in original image pixels; it cannot "
+                "return boxes in the pixels of one view (rescale=False)."
+            )
+        return aug_test(self, imgs, img_metas)
 
 
 @MODELS.register()
