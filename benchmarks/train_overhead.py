@@ -5,9 +5,11 @@ Both train the same tiny Faster R-CNN (tests/fixtures/configs/tiny_train.yaml: R
 gradient clipping. The engine adds its hooks (LR schedule, timer, sampler seed, text and
 TensorBoard loggers every 10 iterations, NaN/Inf check, checkpoint at the end). Runs alternate
 (engine, bare, engine, bare, ...) in one process; the first `--warmup` iterations of every run
-are not timed. Reported: median iterations/s of each and the engine's overhead.
+are not timed. Reported: median iterations/s of each, the engine's overhead, and the share of
+the engine's iteration time spent inside its hooks (robust to other processes' CPU load, which
+makes the A/B comparison noisy on a shared 2-core machine: run it with OMP_NUM_THREADS=1 there).
 
-    python benchmarks/train_overhead.py [--iters 40] [--repeat 3] [--device cpu|cuda]
+    python benchmarks/train_overhead.py [--iters 60] [--repeat 3] [--workers 0] [--device cuda]
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "tests" / "fixtures" / "configs" / "tiny_train.yaml"
 
 
-def _config(data_root: Path, iters: int, device: str) -> Any:
+def _config(data_root: Path, iters: int, device: str, workers: int) -> Any:
     from detcli.config import load_config
 
     return load_config(
         CONFIG,
         [
             f"data_root={data_root}",
-            "data.workers_per_gpu=2",
+            f"data.workers_per_gpu={workers}",
             f"runner={{_delete_: true, type: IterBasedRunner, max_iters: {iters}}}",
             "lr_config.by_epoch=false",
             f"checkpoint_config={{interval: {iters}, max_keep_ckpts: 1}}",
@@ -44,13 +46,17 @@ def _config(data_root: Path, iters: int, device: str) -> Any:
     )
 
 
-def engine_run(cfg: Any, warmup: int, work_dir: Path) -> float:
-    """Iterations/s of `detcli.engine.train`, timed by a hook after `warmup` iterations."""
+def engine_run(cfg: Any, warmup: int, work_dir: Path) -> tuple[float, float]:
+    """(iterations/s, share of that time spent in hooks) of `detcli.engine.train`, timed
+    from iteration `warmup` on. Hooks are the engine's bookkeeping: LR schedule, timer,
+    sampler seed, loggers, checkpoints; measuring them inside the same iterations gives a
+    ratio that CPU contention from other processes cannot skew much."""
     from detcli.engine import train
     from detcli.engine.hooks import Hook
-    from detcli.registry import HOOKS
+    from detcli.engine.runner import Runner
+    from detcli.registry import HOOKS, registering_as
 
-    marks: dict[str, float] = {}
+    marks: dict[str, float] = {"hooks": 0.0}
 
     class _Clock(Hook):
         priority = "LOWEST"
@@ -59,22 +65,31 @@ def engine_run(cfg: Any, warmup: int, work_dir: Path) -> float:
             if runner.iter == warmup:
                 _sync(runner.device)
                 marks["start"] = time.perf_counter()
+                marks["hooks"] = 0.0
 
         def after_run(self, runner: Any) -> None:
             _sync(runner.device)
             marks["end"] = time.perf_counter()
 
-    if "_Clock" in HOOKS:
-        HOOKS.remove_source("benchmark")
-    from detcli.registry import registering_as
+    original = Runner.call_hook
+
+    def timed_call_hook(runner: Any, event: str, *args: Any) -> None:
+        t = time.perf_counter()
+        original(runner, event, *args)
+        marks["hooks"] += time.perf_counter() - t
 
     with registering_as("benchmark"):
         HOOKS.add(_Clock, name="_Clock")
     cfg.custom_hooks = [{"type": "_Clock"}]
-    result = train(cfg, work_dir=work_dir, seed=0)
-    HOOKS.remove_source("benchmark")
+    Runner.call_hook = timed_call_hook  # type: ignore[method-assign]
+    try:
+        result = train(cfg, work_dir=work_dir, seed=0)
+    finally:
+        Runner.call_hook = original  # type: ignore[method-assign]
+        HOOKS.remove_source("benchmark")
     # after_run also covers the final checkpoint write: part of the engine's cost
-    return (result.iter - warmup) / (marks["end"] - marks["start"])
+    elapsed = marks["end"] - marks["start"]
+    return (result.iter - warmup) / elapsed, marks["hooks"] / elapsed
 
 
 def bare_run(cfg: Any, warmup: int) -> float:
@@ -143,6 +158,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="loader workers (both loops)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -152,12 +168,14 @@ def main() -> None:
         root = Path(tmp)
         write_shapes_coco(root, num_images=args.images, image_size=128, split="train")
         write_shapes_coco(root, num_images=4, image_size=128, split="val")
-        engine, bare = [], []
+        engine, bare, in_hooks = [], [], []
         for r in range(args.repeat):
-            engine.append(
-                engine_run(_config(root, args.iters, args.device), args.warmup, root / f"w{r}")
-            )
-            bare.append(bare_run(_config(root, args.iters, args.device), args.warmup))
+            cfg = _config(root, args.iters, args.device, args.workers)
+            speed, hooks_share = engine_run(cfg, args.warmup, root / f"w{r}")
+            engine.append(speed)
+            in_hooks.append(hooks_share)
+            cfg = _config(root, args.iters, args.device, args.workers)
+            bare.append(bare_run(cfg, args.warmup))
             print(f"repeat {r + 1}: engine {engine[-1]:.3f} it/s, bare loop {bare[-1]:.3f} it/s")
     e, b = statistics.median(engine), statistics.median(bare)
     print(f"\ndevice {args.device}, {args.iters} iterations ({args.warmup} untimed), batch 2")
@@ -165,6 +183,10 @@ def main() -> None:
         shown = ", ".join(f"{x:.3f}" for x in values)
         print(f"{name:<24}{statistics.median(values):8.3f} it/s   runs: {shown}")
     print(f"engine overhead: {(b / e - 1) * 100:+.1f}% time per iteration (medians)")
+    print(
+        f"time inside the engine's hooks: {statistics.median(in_hooks) * 100:.2f}% of its "
+        f"iterations (median; runs: {', '.join(f'{x * 100:.2f}%' for x in in_hooks)})"
+    )
 
 
 if __name__ == "__main__":
