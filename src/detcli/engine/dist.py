@@ -25,10 +25,12 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    joined: bool = False  # in a process group (torchrun), even one of a single process
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Train with DDP and distributed samplers (any run started by torchrun)."""
+        return self.joined
 
     @property
     def is_main(self) -> bool:
@@ -36,8 +38,8 @@ class DistInfo:
 
 
 def launched_by_torchrun() -> bool:
-    """True when the environment describes a multi-process job."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True when torchrun (or another launcher) describes a process group to join."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
 def init_distributed(device_type: str, backend: str | None = None) -> DistInfo:
@@ -60,14 +62,17 @@ def init_distributed(device_type: str, backend: str | None = None) -> DistInfo:
                 f"{exc}. Launch with `torchrun --nproc_per_node N -m detcli train ...` or "
                 "`detcli train --nproc N ...`."
             ) from None
-    return DistInfo(rank, world, local_rank)
+    return DistInfo(rank, world, local_rank, joined=True)
 
 
 def get_dist_info() -> DistInfo:
     """Rank and world size of the current process group (0 / 1 without one)."""
     if dist.is_available() and dist.is_initialized():
         return DistInfo(
-            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+            dist.get_rank(),
+            dist.get_world_size(),
+            int(os.environ.get("LOCAL_RANK", "0")),
+            joined=True,
         )
     return DistInfo()
 
