@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,7 +33,7 @@ def anchor_targets(
     cfg: StageTrainCfg,
     num_classes: int,
     encode: bool,
-    coder: object,
+    coder: Any,
 ) -> AnchorTargets:
     """Targets for anchors (N, 4) shared by the batch; `valid` (B, N) marks usable anchors."""
     num_imgs, num_anchors = valid.shape
@@ -70,6 +71,6 @@ def anchor_targets(
         pos_mask[i, pos] = True
         if pos.numel():
             target = sampled.pos_gt_bboxes
-            bbox_targets[i, pos] = coder.encode(anchors[pos], target) if encode else target  # type: ignore[attr-defined]
+            bbox_targets[i, pos] = coder.encode(anchors[pos], target) if encode else target
         num_samples += int(pos.numel() + neg.numel())
     return AnchorTargets(labels, label_weights, bbox_targets, pos_mask, num_samples)
