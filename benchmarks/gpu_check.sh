@@ -13,7 +13,7 @@ python3 -c "import torch, torchvision, timm; print('torch', torch.__version__, '
 
 data="$out/shapes"
 python3 -m detcli dataset synth "$data" --images 64 --classes 3 --size 128 --split train --split val
-common=(tests/fixtures/configs/tiny_train.yaml --set "data_root=$data" --set runner.max_epochs=2 --device cuda)
+common=(configs/shapes/faster_rcnn_r18_fpn_shapes.yaml --set "data_root=$data" --set runner.max_epochs=2 --device cuda)
 
 echo "== 1. CUDA + AMP training"
 python3 -m detcli train "${common[@]}" --amp --work-dir "$out/amp"

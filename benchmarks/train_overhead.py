@@ -1,6 +1,6 @@
 """Engine overhead: iterations/s of `detcli.engine.train` against a bare hand-written loop.
 
-Both train the same tiny Faster R-CNN (tests/fixtures/configs/tiny_train.yaml: R18-FPN64,
+Both train the same tiny Faster R-CNN (configs/shapes/faster_rcnn_r18_fpn_shapes.yaml: R18-FPN64,
 128 px) on the same synthetic COCO set, with the same loader, SGD, warm-up/step schedule and
 gradient clipping. The engine adds its hooks (LR schedule, timer, sampler seed, text and
 TensorBoard loggers every 10 iterations, NaN/Inf check, checkpoint at the end). Runs alternate
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "tests" / "fixtures" / "configs" / "tiny_train.yaml"
+CONFIG = REPO / "configs" / "shapes" / "faster_rcnn_r18_fpn_shapes.yaml"
 
 
 def _config(data_root: Path, iters: int, device: str, workers: int) -> Any:

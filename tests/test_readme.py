@@ -21,15 +21,22 @@ def test_first_two_commands_are_install_plus_run_and_the_ci_test_command():
     )
 
 
-def test_every_detcli_command_in_readme_runs():
+def test_every_detcli_command_in_readme_runs_in_order(tmp_path):
+    """A user's session: the commands run one after another in a fresh folder next to configs/."""
+    (tmp_path / "configs").symlink_to(REPO / "configs")
     commands = [
-        line.split("&&")[-1].strip() for block in BASH_BLOCKS for line in block.splitlines()
+        part.strip()
+        for block in BASH_BLOCKS
+        for line in block.splitlines()
+        for part in line.split("&&")
+        if part.strip().startswith("detcli ")
     ]
-    commands = [c for c in commands if c.startswith("detcli ")]
-    assert len(commands) >= 6
+    assert len(commands) >= 10
     for command in commands:
-        result = run_detcli(*shlex.split(command)[1:])
-        # `check` on the reference configs reports the types later issues register: exit 2
+        result = run_detcli(*shlex.split(command)[1:], cwd=tmp_path)
+        # `check` on the reference configs names their data files, absent here: exit 2
         allowed = (0, 2) if " check " in f" {command} " else (0,)
         assert result.code in allowed, (command, result.err)
         assert "Traceback" not in result.err, command
+    assert (tmp_path / "runs/shapes/epoch_2.pth").is_file()  # the resumed run reached epoch 2
+    assert list((tmp_path / "runs/show").glob("*.png"))

@@ -37,7 +37,7 @@ def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tiny_config(tiny_shapes: Path, tmp_path: Path) -> Callable[..., Path]:
-    """`tiny_config(extra_yaml)`: a config file on tiny_train.yaml + the tiny set + extra keys."""
+    """`tiny_config(extra_yaml)`: a config file on the shapes config + the tiny set + extra keys."""
 
     def _write(extra: str = "", name: str = "cfg.yaml") -> Path:
         path = tmp_path / name
@@ -57,7 +57,7 @@ class Run:
 
 @pytest.fixture(scope="session")
 def reference_run(tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """`detcli train` of tiny_train.yaml as a real process, deterministic, uninterrupted:
+    """`detcli train` of the shapes config as a real process, deterministic, uninterrupted:
     2 epochs x 2 iterations, evaluation after each epoch. Several tests compare with it."""
     root = tmp_path_factory.mktemp("reference")
     config = root / "cfg.yaml"

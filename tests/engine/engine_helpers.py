@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_TRAIN = REPO / "tests" / "fixtures" / "configs" / "tiny_train.yaml"
+TINY_TRAIN = REPO / "configs" / "shapes" / "faster_rcnn_r18_fpn_shapes.yaml"
 
 
 @dataclass

@@ -45,7 +45,7 @@ def runs(tiny_shapes, tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
     config = root / "cfg.yaml"
     config.write_text(
-        f"_base_: {REPO}/tests/fixtures/configs/tiny_train.yaml\ndata_root: {tiny_shapes}\n{COMPARABLE}"
+        f"_base_: {REPO}/configs/shapes/faster_rcnn_r18_fpn_shapes.yaml\ndata_root: {tiny_shapes}\n{COMPARABLE}"
     )
     load_plugins()
     torch.manual_seed(123)

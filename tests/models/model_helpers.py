@@ -10,7 +10,13 @@ import torch
 
 from detcli.config import load_config
 
-TINY_MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "configs" / "tiny_model.yaml"
+TINY_MODEL = (
+    Path(__file__).resolve().parents[2]
+    / "configs"
+    / "_base_"
+    / "models"
+    / "faster_rcnn_r18_fpn_tiny.yaml"
+)
 REPO = Path(__file__).resolve().parents[2]
 
 PALETTE = [(1.0, 0.1, 0.1), (0.1, 1.0, 0.1), (0.1, 0.1, 1.0)]
