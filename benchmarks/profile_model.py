@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -54,11 +55,31 @@ def main() -> None:
         syncs = {e.key: e.count // args.steps for e in events if "Synchronize" in e.key}
         copies = {e.key: e.count // args.steps for e in events if "Memcpy" in e.key}
         print("host waits per step:", syncs, "copies per step:", copies)
-        by_name = sorted(
-            ((e.count // args.steps, e.key) for e in events if e.key.startswith("aten::")),
-            reverse=True,
-        )
-        print("most frequent aten ops per step:", by_name[:15])
+    # Device-agnostic launch proxies: top-level aten ops (each is at least one kernel on a
+    # GPU) and reads of a device value into Python (each is a host wait on a GPU).
+    top = [e for e in prof.events() if e.name.startswith("aten::") and _is_top_level(e)]
+    print(f"top-level aten ops per step: {len(top) // args.steps}")
+    reads = {e.key: e.count // args.steps for e in events if e.key in HOST_READS}
+    print("device reads per step (host waits on a GPU):", reads)
+    by_name = sorted(
+        ((e.count // args.steps, e.key) for e in events if e.key.startswith("aten::")),
+        reverse=True,
+    )
+    print("most frequent aten ops per step:", by_name[:15])
+
+
+# Ops that copy a device value to the host (a `cudaStreamSynchronize` each on a GPU).
+HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::item")
+
+
+def _is_top_level(event: Any) -> bool:
+    """An aten op not called from inside another aten op (what Python code asked for)."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::"):
+            return False
+        parent = parent.cpu_parent
+    return True
 
 
 if __name__ == "__main__":

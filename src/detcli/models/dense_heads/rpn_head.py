@@ -172,7 +172,8 @@ class RPNHead(nn.Module):
         img_ids = torch.arange(num_imgs, device=device).repeat_interleave(obj.numel() // num_imgs)
         w = boxes[:, 2] - boxes[:, 0]
         h = boxes[:, 3] - boxes[:, 1]
-        ok = (w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)
+        # One nonzero (host wait) shared by the four selections, not one per boolean mask.
+        ok = torch.nonzero((w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)).squeeze(1)
         boxes, obj, levels, img_ids = boxes[ok], obj[ok], levels[ok], img_ids[ok]
         keeps = batch_nms(
             boxes,

@@ -99,9 +99,10 @@ class MaxIoUAssigner:
             negative = (max_overlaps >= 0) & (max_overlaps < self.neg_iou_thr)
         else:
             negative = (max_overlaps >= self.neg_iou_thr[0]) & (max_overlaps < self.neg_iou_thr[1])
-        gt_inds[negative] = 0
+        # torch.where, not boolean-mask assignment: a mask index is a nonzero (a host wait).
+        gt_inds = torch.where(negative, 0, gt_inds)
         positive = max_overlaps >= self.pos_iou_thr
-        gt_inds[positive] = argmax[positive] + 1
+        gt_inds = torch.where(positive, argmax + 1, gt_inds)
         if self.match_low_quality:
             # Every GT gets its best candidates even below pos_iou_thr; a later GT wins a tie,
             # as in the sequential reference implementation.
@@ -116,6 +117,6 @@ class MaxIoUAssigner:
                 winner.scatter_reduce_(0, best_box[ok], gt_ids[ok], reduce="amax")
             gt_inds = torch.where(winner > 0, winner, gt_inds)
         if gt_labels is not None:
-            pos = gt_inds > 0
-            labels[pos] = gt_labels[gt_inds[pos] - 1]
+            matched = gt_labels[(gt_inds - 1).clamp(min=0)]
+            labels = torch.where(gt_inds > 0, matched, labels)
         return AssignResult(num_gts, gt_inds, max_overlaps, labels)

@@ -32,14 +32,9 @@ def batch_nms(
 def top_per_image(order: Tensor, img_of: Tensor, num_imgs: int, k: int) -> list[Tensor]:
     """Split `order` (best first) by image and keep the first `k` of each (all if k <= 0)."""
     by_img = torch.argsort(img_of, stable=True)  # stable: keeps best-first within an image
-    order, img_of = order[by_img], img_of[by_img]
-    counts = torch.bincount(img_of, minlength=num_imgs)
-    if k > 0:
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(order.numel(), device=order.device) - starts[img_of]
-        order = order[rank < k]
-        counts = counts.clamp(max=k)
-    return list(torch.split(order, counts.tolist()))
+    counts = torch.bincount(img_of, minlength=num_imgs).tolist()  # the one host wait
+    per_img = torch.split(order[by_img], counts)
+    return [o[:k] for o in per_img] if k > 0 else list(per_img)
 
 
 def multiclass_nms(
