@@ -21,6 +21,10 @@ class AnchorTargets:
     bbox_targets: Tensor  # float (B, N, 4): encoded deltas (or GT boxes) for positives
     pos_mask: Tensor  # bool (B, N)
     num_samples: int  # positives + negatives over the batch (the loss normaliser)
+    # Ascending indices into the flattened (B * N) anchors: the mask's order, but known
+    # without the host wait that selecting by a boolean mask costs on a GPU.
+    pos_inds: Tensor
+    sampled_inds: Tensor
 
 
 def anchor_targets(
@@ -55,6 +59,7 @@ def anchor_targets(
     bbox_targets = anchors.new_zeros((num_imgs, num_anchors, 4))
     pos_mask = torch.zeros((num_imgs, num_anchors), dtype=torch.bool, device=anchors.device)
     num_samples = 0
+    flat_pos, flat_sampled = [], []
     pos_weight = 1.0 if cfg.pos_weight <= 0 else float(cfg.pos_weight)
     for i in range(num_imgs):  # per image: each has its own GT set; the work inside is vectorised
         idx = torch.nonzero(inside[i]).flatten()
@@ -73,4 +78,10 @@ def anchor_targets(
             target = sampled.pos_gt_bboxes
             bbox_targets[i, pos] = coder.encode(anchors[pos], target) if encode else target
         num_samples += int(pos.numel() + neg.numel())
-    return AnchorTargets(labels, label_weights, bbox_targets, pos_mask, num_samples)
+        flat_pos.append(pos + i * num_anchors)
+        flat_sampled += [flat_pos[-1], neg + i * num_anchors]
+    pos_inds = torch.cat(flat_pos).sort().values
+    sampled_inds = torch.cat(flat_sampled).sort().values
+    return AnchorTargets(
+        labels, label_weights, bbox_targets, pos_mask, num_samples, pos_inds, sampled_inds
+    )

@@ -125,17 +125,21 @@ class RPNHead(nn.Module):
             encode=not self.reg_decoded_bbox,
             coder=self.bbox_coder,
         )
-        cls = self._flat(scores, self.cls_out_channels)
-        reg = self._flat(deltas, 4)
-        sampled = t.label_weights > 0
+        cls = self._flat(scores, self.cls_out_channels).flatten(0, 1)
+        reg = self._flat(deltas, 4).flatten(0, 1)
+        sampled, pos = t.sampled_inds, t.pos_inds
         loss_cls = self.loss_cls(
-            cls[sampled], t.labels[sampled], t.label_weights[sampled], avg_factor=t.num_samples
+            cls[sampled],
+            t.labels.flatten()[sampled],
+            t.label_weights.flatten()[sampled],
+            avg_factor=t.num_samples,
         )
-        pred = reg[t.pos_mask]
+        pred = reg[pos]
         if self.reg_decoded_bbox:
-            pos_anchors = anchors.expand(reg.shape[0], -1, -1)[t.pos_mask]
-            pred = self.bbox_coder.decode(pos_anchors, pred)
-        loss_bbox = self.loss_bbox(pred, t.bbox_targets[t.pos_mask], avg_factor=t.num_samples)
+            pred = self.bbox_coder.decode(anchors[pos % anchors.shape[0]], pred)
+        loss_bbox = self.loss_bbox(
+            pred, t.bbox_targets.flatten(0, 1)[pos], avg_factor=t.num_samples
+        )
         return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_bbox}
 
     @torch.no_grad()

@@ -26,6 +26,7 @@ class RoITargets:
     labels: Tensor
     label_weights: Tensor
     bbox_targets: Tensor
+    pos_inds: Tensor  # int64: the rows of the positives, ascending (known without a host wait)
 
 
 @MODELS.register()
@@ -99,9 +100,12 @@ class Shared2FCBBoxHead(nn.Module):
     def get_targets(self, samples: Sequence[SamplingResult], cfg: StageTrainCfg) -> RoITargets:
         """Targets in RoI order: per image its positives, then its negatives."""
         pos_weight = 1.0 if cfg.pos_weight <= 0 else float(cfg.pos_weight)
-        labels, weights, targets = [], [], []
+        labels, weights, targets, pos_rows = [], [], [], []
+        start = 0
         for s in samples:
             num_pos, num_neg = s.pos_inds.numel(), s.neg_inds.numel()
+            pos_rows.append(torch.arange(start, start + num_pos, device=s.bboxes.device))
+            start += num_pos + num_neg
             labels.append(
                 torch.cat([s.pos_gt_labels, s.pos_gt_labels.new_full((num_neg,), self.num_classes)])
             )
@@ -118,7 +122,9 @@ class Shared2FCBBoxHead(nn.Module):
             targets.append(
                 torch.cat([pos_target.float(), s.bboxes.new_zeros((num_neg, 4)).float()])
             )
-        return RoITargets(torch.cat(labels), torch.cat(weights), torch.cat(targets))
+        return RoITargets(
+            torch.cat(labels), torch.cat(weights), torch.cat(targets), torch.cat(pos_rows)
+        )
 
     def loss(
         self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, t: RoITargets
@@ -127,7 +133,8 @@ class Shared2FCBBoxHead(nn.Module):
         num = cls_score.shape[0]
         avg = (t.label_weights > 0).sum().clamp(min=1).float()  # a tensor: no device sync
         loss_cls = self.loss_cls(cls_score, t.labels, t.label_weights, avg_factor=avg)
-        pos = t.labels < self.num_classes
+        # Index by the known positive rows: a `labels < num_classes` mask costs a host wait.
+        pos = t.pos_inds
         if self.reg_class_agnostic:
             pred = bbox_pred.reshape(num, 4)[pos]
         else:
