@@ -57,6 +57,7 @@ class AnchorGenerator:
             for i, size in enumerate(self.base_sizes)
         ]
         self._cache: dict[tuple[object, ...], list[Tensor]] = {}
+        self._cells_cache: dict[tuple[object, ...], Tensor] = {}
 
     @property
     def num_levels(self) -> int:
@@ -121,19 +122,34 @@ class AnchorGenerator:
         `pad_shapes` (B, 2) holds each image's (h, w) before batch padding; cells beyond it
         only see the zeros collate added and get no anchors.
         """
-        flags = []
-        for size, stride in zip(featmap_sizes, self.strides, strict=True):
-            h, w = size
-            valid_h = torch.ceil(pad_shapes[:, 0].float() / stride[1]).clamp(max=h)
-            valid_w = torch.ceil(pad_shapes[:, 1].float() / stride[0]).clamp(max=w)
-            ys = torch.arange(h, device=pad_shapes.device)
-            xs = torch.arange(w, device=pad_shapes.device)
-            ok = (ys[None, :, None] < valid_h[:, None, None]) & (
-                xs[None, None, :] < valid_w[:, None, None]
-            )
-            flags.append(
-                ok.reshape(-1, h * w, 1)
-                .expand(-1, -1, self.num_base_anchors)
-                .reshape(-1, h * w * self.num_base_anchors)
-            )
-        return flags
+        cell_y, cell_x, stride_y, stride_x = self._cells(tuple(featmap_sizes), pad_shapes.device)
+        pad = pad_shapes.float()
+        # A cell index below ceil(pad / stride) lies inside; one comparison for every level.
+        ok = (cell_y < torch.ceil(pad[:, 0:1] / stride_y)) & (
+            cell_x < torch.ceil(pad[:, 1:2] / stride_x)
+        )
+        counts = [h * w * self.num_base_anchors for h, w in featmap_sizes]
+        return list(ok.split(counts, dim=1))
+
+    def _cells(self, featmap_sizes: tuple[tuple[int, int], ...], device: torch.device) -> Tensor:
+        """(4, N) per anchor of all levels: its cell row, column and the level's y / x stride.
+
+        Cached per feature-map sizes, like the anchors: valid flags then cost a few ops a step.
+        """
+        key = (featmap_sizes, str(device))
+        if key not in self._cells_cache:
+            self._cells_cache.clear()
+            levels = []
+            for (h, w), (sx, sy) in zip(featmap_sizes, self.strides, strict=True):
+                ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+                cells = torch.stack(
+                    [
+                        ys.reshape(-1),
+                        xs.reshape(-1),
+                        torch.full_like(ys, sy).reshape(-1),
+                        torch.full_like(xs, sx).reshape(-1),
+                    ]
+                ).float()
+                levels.append(cells.repeat_interleave(self.num_base_anchors, dim=1))
+            self._cells_cache[key] = torch.cat(levels, 1).to(device)
+        return self._cells_cache[key]

@@ -46,18 +46,13 @@ class DeltaXYWHBBoxCoder:
 
     def encode(self, bboxes: Tensor, gt_bboxes: Tensor) -> Tensor:
         """Deltas (N, 4) that move `bboxes` (N, 4) onto `gt_bboxes` (N, 4)."""
+        # (x, y) pairs as slices, not one select per coordinate: fewer ops, same arithmetic.
         bboxes, gt_bboxes = bboxes.float(), gt_bboxes.float()
-        pw = bboxes[:, 2] - bboxes[:, 0]
-        ph = bboxes[:, 3] - bboxes[:, 1]
-        px = bboxes[:, 0] + 0.5 * pw
-        py = bboxes[:, 1] + 0.5 * ph
-        gw = gt_bboxes[:, 2] - gt_bboxes[:, 0]
-        gh = gt_bboxes[:, 3] - gt_bboxes[:, 1]
-        gx = gt_bboxes[:, 0] + 0.5 * gw
-        gy = gt_bboxes[:, 1] + 0.5 * gh
-        deltas = torch.stack(
-            [(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=-1
-        )
+        pwh = bboxes[:, 2:] - bboxes[:, :2]
+        pxy = bboxes[:, :2] + 0.5 * pwh
+        gwh = gt_bboxes[:, 2:] - gt_bboxes[:, :2]
+        gxy = gt_bboxes[:, :2] + 0.5 * gwh
+        deltas = torch.cat([(gxy - pxy) / pwh, torch.log(gwh / pwh)], dim=-1)
         means, stds = self._stats(deltas)
         return (deltas - means) / stds
 
@@ -77,23 +72,17 @@ class DeltaXYWHBBoxCoder:
         d = deltas.reshape(*deltas.shape[:-1], k, 4).float()
         means, stds = self._stats(d)
         d = d * stds + means
-        dx, dy, dw, dh = d.unbind(-1)
         max_ratio = abs(math.log(wh_ratio_clip))
+        dxy = d[..., :2]
         if self.add_ctr_clamp:
-            dx = dx.clamp(-self.ctr_clamp, self.ctr_clamp)
-            dy = dy.clamp(-self.ctr_clamp, self.ctr_clamp)
-        dw = dw.clamp(-max_ratio, max_ratio)
-        dh = dh.clamp(-max_ratio, max_ratio)
+            dxy = dxy.clamp(-self.ctr_clamp, self.ctr_clamp)
+        dwh = d[..., 2:].clamp(-max_ratio, max_ratio)
         b = bboxes.float().unsqueeze(-2)
-        pw = b[..., 2] - b[..., 0]
-        ph = b[..., 3] - b[..., 1]
-        px = b[..., 0] + 0.5 * pw
-        py = b[..., 1] + 0.5 * ph
-        gw = pw * dw.exp()
-        gh = ph * dh.exp()
-        gx = px + pw * dx
-        gy = py + ph * dy
-        out = torch.stack([gx - 0.5 * gw, gy - 0.5 * gh, gx + 0.5 * gw, gy + 0.5 * gh], dim=-1)
+        pwh = b[..., 2:] - b[..., :2]
+        pxy = b[..., :2] + 0.5 * pwh
+        gwh = pwh * dwh.exp()
+        gxy = pxy + pwh * dxy
+        out = torch.cat([gxy - 0.5 * gwh, gxy + 0.5 * gwh], dim=-1)
         if self.clip_border and max_shape is not None:
             out = clip_boxes(out, max_shape)
         return out.reshape(*deltas.shape[:-1], 4 * k)
@@ -106,5 +95,5 @@ def clip_boxes(boxes: Tensor, max_shape: Tensor | Sequence[int]) -> Tensor:
     hw = max_shape.to(boxes.dtype)
     while hw.dim() < boxes.dim():  # (..., 2) -> (..., 1, 2) against boxes (..., k, 4)
         hw = hw.unsqueeze(-2)
-    upper = torch.stack([hw[..., 1], hw[..., 0], hw[..., 1], hw[..., 0]], dim=-1)
+    upper = hw.flip(-1).repeat(*([1] * (hw.dim() - 1)), 2)  # (w, h, w, h)
     return torch.minimum(boxes.clamp(min=0), upper)
