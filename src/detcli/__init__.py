@@ -11,13 +11,21 @@ from detcli.errors import DetcliError
 
 __version__ = "0.1.0"
 
-__all__ = ["DetcliError", "__version__", "train"]
+__all__ = ["DetcliError", "__version__", "evaluate", "predict", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    """`detcli.train` loads the engine (and torch) on first use, not on `import detcli`."""
+    """`detcli.train` / `evaluate` / `predict` load torch on first use, not on `import detcli`."""
     if name == "train":
         from detcli.engine.training import train
 
         return train
+    if name == "evaluate":
+        from detcli.inference.evaluate import evaluate
+
+        return evaluate
+    if name == "predict":
+        from detcli.inference.predict import predict
+
+        return predict
     raise AttributeError(f"module 'detcli' has no attribute {name!r}")

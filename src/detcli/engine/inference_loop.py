@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,7 +20,21 @@ from torch.utils.data import DataLoader
 from detcli.engine.batches import to_device
 from detcli.engine.dist import all_gather_objects
 from detcli.errors import ModelError
-from detcli.structures import Detections
+from detcli.structures import Detections, ImgMeta
+
+
+@dataclass
+class BatchResults:
+    """One batch's results, handed to `on_results` as soon as they exist."""
+
+    indices: list[int]  # dataset indices of the batch's images
+    detections: list[Detections]  # one per image (empty for images that failed to load)
+    img_metas: list[ImgMeta | None]  # per image (the first view's with TTA); None if failed
+    failed: dict[int, str]  # dataset index -> why its sample could not be loaded
+
+
+def _empty() -> Detections:
+    return Detections(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
 
 
 @torch.no_grad()
@@ -30,25 +45,44 @@ def inference(
     device: torch.device | str = "cpu",
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_results: Callable[[BatchResults], None] | None = None,
 ) -> list[Detections]:
     """`model(img, img_metas, return_loss=False)` over `loader`: one Detections per image.
 
     The model is put in eval mode (the caller restores train mode). `autocast` makes the
     precision context for each batch (e.g. `optim_wrapper.autocast`). `on_batch(n)` is called
-    with the number of images done on this rank, for progress display.
+    with the number of images done on this rank, for progress display. `on_results` gets each
+    batch's `BatchResults` as soon as they exist (results files stream from it). A batch may
+    carry `failed`: {position in the batch: message} for samples its collate could not load
+    (see `detcli.inference.inputs`); those images get empty Detections and are named in
+    `BatchResults.failed`.
     """
     model.eval()
     device = torch.device(device)
-    indices = [int(i) for batch in loader.batch_sampler for i in batch]  # type: ignore[union-attr]
+    batches = [[int(i) for i in b] for b in loader.batch_sampler]  # type: ignore[union-attr]
+    indices = [i for b in batches for i in b]
     results: list[Detections] = []
-    for batch in loader:
-        batch = to_device(batch, device)
-        with autocast() if autocast is not None else contextlib.nullcontext():
-            detections = model(img=batch["img"], img_metas=batch["img_metas"], return_loss=False)
-        results.extend(
-            Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
-            for d in detections
-        )
+    for batch_indices, batch in zip(batches, loader, strict=False):
+        failed: dict[int, str] = batch.pop("failed", None) or {}
+        detections: list[Detections] = []
+        metas: list[ImgMeta | None] = []
+        if len(failed) < len(batch_indices):
+            batch = to_device(batch, device)
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                out = model(img=batch["img"], img_metas=batch["img_metas"], return_loss=False)
+            detections = [
+                Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
+                for d in out
+            ]
+            views = batch["img_metas"]
+            metas = list(views[0] if views and isinstance(views[0], list) else views)
+        for pos in sorted(failed):
+            detections.insert(pos, _empty())
+            metas.insert(pos, None)
+        results.extend(detections)
+        if on_results is not None:
+            lost = {batch_indices[p]: m for p, m in failed.items()}
+            on_results(BatchResults(batch_indices, detections, metas, lost))
         if on_batch is not None:
             on_batch(len(results))
     if len(results) != len(indices):

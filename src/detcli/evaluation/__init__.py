@@ -1,5 +1,10 @@
-"""Evaluation: COCO bbox metrics of a model's detections (`evaluate_detections`, `CocoMetric`)."""
+"""Evaluation: COCO bbox metrics, per-class tables, PR curves and results files."""
 
-from detcli.evaluation.coco_metric import CocoMetric, evaluate_detections
+from detcli.evaluation.coco_metric import (
+    CocoMetric,
+    CocoScores,
+    evaluate_detections,
+    score_detections,
+)
 
-__all__ = ["CocoMetric", "evaluate_detections"]
+__all__ = ["CocoMetric", "CocoScores", "evaluate_detections", "score_detections"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -63,6 +64,16 @@ def detections_to_array(dataset: Any, detections: Sequence[Detections]) -> np.nd
     return np.column_stack([img_ids, xywh, scores, cat_ids[labels].astype(np.float64)])
 
 
+@dataclass
+class CocoScores:
+    """What one COCO evaluation produced: the named metrics and the accumulated precision."""
+
+    metrics: dict[str, float]
+    precision: np.ndarray  # (T iou thresholds, R recall points, K classes, A areas, M max dets)
+    iou_thrs: np.ndarray  # (T,)
+    rec_thrs: np.ndarray  # (R,)
+
+
 def evaluate_detections(
     dataset: Any,
     detections: Sequence[Detections],
@@ -73,6 +84,26 @@ def evaluate_detections(
     backend: Backend = "auto",
 ) -> dict[str, float]:
     """COCO bbox metrics of `detections` (one per image, dataset order) on `dataset`."""
+    return score_detections(
+        dataset,
+        detections,
+        classwise=classwise,
+        iou_thrs=iou_thrs,
+        max_dets=max_dets,
+        backend=backend,
+    ).metrics
+
+
+def score_detections(
+    dataset: Any,
+    detections: Sequence[Detections],
+    *,
+    classwise: bool = True,
+    iou_thrs: Sequence[float] | None = None,
+    max_dets: Sequence[int] = (1, 10, 100),
+    backend: Backend = "auto",
+) -> CocoScores:
+    """`evaluate_detections` plus the precision array (per-class tables and PR curves use it)."""
     results = detections_to_array(dataset, detections)
     coco_eval = _coco_eval(dataset, results, backend)
     params = coco_eval.params
@@ -90,9 +121,12 @@ def evaluate_detections(
     metrics = {
         f"bbox_{name}": float(v) for name, v in zip(names, coco_eval.stats[:12], strict=True)
     }
+    precision = np.asarray(coco_eval.eval["precision"])
     if classwise:
-        metrics.update(_per_class(coco_eval.eval["precision"], params, dataset.CLASSES))
-    return metrics
+        metrics.update(_per_class(precision, params, dataset.CLASSES))
+    return CocoScores(
+        metrics, precision, np.asarray(params.iouThrs), np.asarray(params.recThrs)
+    )
 
 
 def _per_class(precision: np.ndarray, params: Any, classes: Sequence[str]) -> dict[str, float]:

@@ -1,0 +1,210 @@
+"""Results files: COCO results json, competition CSV, a streamed partial file, and loading back.
+
+- COCO results json: a list of `{image_id, category_id, bbox: [x, y, w, h], score}` with the
+  dataset's ORIGINAL category ids (what COCO servers and `COCO.loadRes` read).
+- CSV (`PredictionString,image_id`): one row per image, `image_id` is the image's `file_name`
+  and PredictionString is `label score xmin ymin xmax ymax ...` with `label` the class INDEX
+  in the config's `classes` order, as the recycling-trash competition's submissions use.
+- Partial file (`<out>.partial.jsonl`): one JSON line per image, appended while evaluation
+  runs, so an interrupted run keeps what it predicted; the final file replaces it at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from detcli.data.coco_json import index_of
+from detcli.errors import DataError
+from detcli.evaluation.coco_metric import detections_to_array
+from detcli.structures import Detections
+
+CSV_HEADER = ("PredictionString", "image_id")
+
+
+def coco_results(dataset: Any, detections: Sequence[Detections]) -> list[dict[str, Any]]:
+    """COCO results dicts (original category ids, xywh boxes) for one Detections per image."""
+    rows = detections_to_array(dataset, detections)
+    ids = rows[:, 0].astype(np.int64).tolist()
+    cats = rows[:, 6].astype(np.int64).tolist()
+    # float32 values as doubles: the file scores exactly like the in-memory detections
+    boxes = rows[:, 1:5].astype(np.float32).astype(np.float64).tolist()
+    scores = rows[:, 5].astype(np.float32).astype(np.float64).tolist()
+    return [
+        {"image_id": i, "category_id": c, "bbox": b, "score": s}
+        for i, c, b, s in zip(ids, cats, boxes, scores, strict=True)
+    ]
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    """Write `text` next to `path` and rename: a reader never sees half a results file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_results_json(path: Path, dataset: Any, detections: Sequence[Detections]) -> Path:
+    """The COCO results json of `detections` (one per image, dataset order)."""
+    return _atomic_write(path, json.dumps(coco_results(dataset, detections)))
+
+
+def prediction_string(det: Detections) -> str:
+    """`label score xmin ymin xmax ymax ...` for one image (class index, xyxy pixels)."""
+    if not len(det):
+        return ""
+    table = np.column_stack(
+        [det.labels.numpy(), det.scores.numpy(), det.boxes.numpy()]
+    ).astype(np.float64)
+    out = io.StringIO()
+    np.savetxt(out, table, fmt=["%d", "%.6f", "%.2f", "%.2f", "%.2f", "%.2f"], newline=" ")
+    return out.getvalue().strip()
+
+
+def write_prediction_csv(path: Path, dataset: Any, detections: Sequence[Detections]) -> Path:
+    """The competition CSV: `PredictionString,image_id` with one row per image (file_name)."""
+    if len(detections) != len(dataset):
+        raise DataError(
+            f"{len(detections)} detection lists for a dataset of {len(dataset)} images; "
+            "pass one `Detections` per image, in dataset order."
+        )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for idx, det in enumerate(detections):
+        writer.writerow((prediction_string(det), dataset.get_img_info(idx)["file_name"]))
+    return _atomic_write(path, out.getvalue())
+
+
+def write_results(
+    path: Path, dataset: Any, detections: Sequence[Detections], fmt: str = "json"
+) -> Path:
+    """`write_results_json` or `write_prediction_csv` by `fmt` ("json" | "csv")."""
+    if fmt == "csv":
+        return write_prediction_csv(path, dataset, detections)
+    if fmt == "json":
+        return write_results_json(path, dataset, detections)
+    raise DataError(f"Unknown results format {fmt!r}; use json or csv.")
+
+
+class PartialResults:
+    """Appends each image's detections to `<path>.partial.jsonl` as soon as they exist."""
+
+    def __init__(self, path: Path):
+        self.path = partial_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+        self.count = 0
+
+    def add(self, image_id: int, det: Detections) -> None:
+        """One JSON line: the image id and its boxes (xyxy, original pixels), scores, labels."""
+        assert self._file is not None
+        record = {
+            "image_id": int(image_id),
+            "boxes": det.boxes.tolist(),
+            "scores": det.scores.tolist(),
+            "labels": det.labels.tolist(),
+        }
+        self._file.write(json.dumps(record) + "\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        """Hand the lines written so far to the OS (they survive the process being killed)."""
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file, keeping it (an interrupted run's results)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def discard(self) -> None:
+        """Close and delete it: the final results file now holds everything."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def partial_path(path: Path) -> Path:
+    """Where results stream while an evaluation writing `path` runs."""
+    return path.with_name(path.name + ".partial.jsonl")
+
+
+def load_results_json(path: Path, dataset: Any) -> list[Detections]:
+    """A COCO results json read back as one Detections per dataset image (dataset order).
+
+    Every image id and category id must belong to `dataset`: a file made for another
+    dataset (or another `classes` subset) is refused rather than scored as near zero.
+    """
+    import torch
+
+    rows = _read_rows(path)
+    ann = getattr(dataset, "ann_file", "the dataset")
+    img_ids = np.asarray(dataset.img_ids, np.int64)
+    cat_ids = np.asarray(dataset.cat_ids, np.int64)
+    try:
+        image = np.fromiter((r["image_id"] for r in rows), np.int64, len(rows))
+        cat = np.fromiter((r["category_id"] for r in rows), np.int64, len(rows))
+        score = np.fromiter((r["score"] for r in rows), np.float32, len(rows))
+        xywh = np.asarray([r["bbox"] for r in rows], np.float32).reshape(-1, 4)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"Results file {path}: every entry needs image_id, category_id, bbox [x, y, w, h] "
+            f"and score ({type(exc).__name__}: {exc})."
+        ) from None
+    img_order = np.argsort(img_ids, kind="stable")
+    index = index_of(img_ids[img_order], img_order, image)
+    cat_order = np.argsort(cat_ids, kind="stable")
+    label = index_of(cat_ids[cat_order], cat_order, cat)
+    bad_img = np.unique(image[index < 0])
+    bad_cat = np.unique(cat[label < 0])
+    if bad_img.size or bad_cat.size:
+        parts = []
+        if bad_img.size:
+            parts.append(
+                f"{bad_img.size} image id(s) that are not images of {ann} "
+                f"(e.g. {', '.join(map(str, bad_img[:5]))})"
+            )
+        if bad_cat.size:
+            parts.append(
+                f"{bad_cat.size} category id(s) outside the dataset's classes "
+                f"{list(dataset.CLASSES)} = ids {cat_ids.tolist()} "
+                f"(e.g. {', '.join(map(str, bad_cat[:5]))})"
+            )
+        raise DataError(
+            f"Results file {path} is for a different dataset: it holds {' and '.join(parts)}. "
+            "Score it with the config (and split, --set classes) it was predicted on."
+        )
+    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    order = np.argsort(index, kind="stable")
+    splits = np.cumsum(np.bincount(index, minlength=img_ids.size))[:-1]
+    per_box = (torch.from_numpy(boxes[order]), torch.from_numpy(score[order]))
+    labels = torch.from_numpy(label[order].astype(np.int64))
+    bounds = [0, *splits.tolist(), len(rows)]
+    return [
+        Detections(per_box[0][a:b], per_box[1][a:b], labels[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"Results file {path} does not exist.")
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"Results file {path} is not valid JSON: {exc}.") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(
+            f"Results file {path} must hold a JSON list of COCO results "
+            "({image_id, category_id, bbox, score} per detection)."
+        )
+    return rows

@@ -1,0 +1,33 @@
+"""Inference with a trained checkpoint: `evaluate` (COCO eval of a split), `predict` (images).
+
+`from detcli.inference import evaluate, predict`; the names load on first use (torch included).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "evaluate": "detcli.inference.evaluate",
+    "evaluate_results": "detcli.inference.evaluate",
+    "EvalResult": "detcli.inference.evaluate",
+    "EvaluationInterrupted": "detcli.inference.evaluate",
+    "predict": "detcli.inference.predict",
+    "PredictResult": "detcli.inference.predict",
+    "ImagePrediction": "detcli.inference.predict",
+    "load_detector": "detcli.inference.model_loading",
+    "Precision": "detcli.inference.model_loading",
+    "collect_images": "detcli.inference.inputs",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detcli.inference' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,213 @@
+"""`detcli.evaluate(cfg, checkpoint)`: COCO evaluation of a checkpoint on a split of its config.
+
+Results stream to `<out>.partial.jsonl` while the model runs (an interrupted evaluation keeps
+what it predicted), then the results file (`json`: COCO results, `csv`: PredictionString
+rows) replaces it. Unless `format_only`, the detections are scored: the 12 COCO numbers, a
+per-class table and, with `plot_dir`, one precision-recall PNG per class.
+`evaluate_results` scores an existing COCO results json instead of running a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from detcli.engine.inference_loop import BatchResults, inference
+from detcli.errors import DataError, DetcliError
+from detcli.evaluation.class_table import ClassRow, class_table
+from detcli.evaluation.coco_metric import score_detections
+from detcli.evaluation.pr_curves import plot_pr_curves
+from detcli.evaluation.results_files import PartialResults, load_results_json, write_results
+from detcli.inference.model_loading import Precision, load_detector, prepare, resolve_device
+from detcli.inference.session import as_config
+from detcli.inference.tta import MergeMethod, ViewMerger, merge_settings, tta_dataset_cfg
+from detcli.structures import Detections
+
+ResultsFormat = Literal["json", "csv"]
+
+
+class EvaluationInterrupted(DetcliError):
+    """Ctrl-C / SIGTERM during evaluation; the partial results file keeps what was done."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, partial: Path | None, done: int, total: int):
+        super().__init__(message)
+        self.partial, self.done, self.total = partial, done, total
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation produced; `metrics` and `classes` are empty with `format_only`."""
+
+    split: str
+    num_images: int
+    detections: list[Detections]
+    metrics: dict[str, float] = field(default_factory=dict)
+    classes: list[ClassRow] = field(default_factory=list)
+    results_file: Path | None = None
+    metrics_file: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+    precision: str = "fp32"
+    tta: str | None = None  # the merge method when test-time augmentation ran
+    seconds: float = 0.0  # wall time of the inference loop
+
+
+def evaluate(
+    cfg: Any,
+    checkpoint: str | Path,
+    *,
+    split: str = "val",
+    out: str | Path | None = None,
+    fmt: ResultsFormat = "json",
+    format_only: bool = False,
+    tta: bool = False,
+    tta_merge: MergeMethod = "nms",
+    tta_scales: Sequence[Sequence[int]] | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    device: str | None = None,
+    bf16: bool = False,
+    fp16: bool = False,
+    channels_last: bool = False,
+    plot_dir: str | Path | None = None,
+    metrics_file: str | Path | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Run the checkpoint over `data.<split>`, write results, and score them (see module doc)."""
+    from detcli.data import build_dataloader
+
+    cfg = as_config(cfg)
+    data_cfg = dict(cfg.get("data") or {})
+    if split not in data_cfg:
+        raise DataError(f"The config has no `data.{split}` dataset to evaluate on.")
+    if tta:
+        data_cfg[split] = tta_dataset_cfg(data_cfg[split], f"data.{split}", tta_scales)
+    dev = resolve_device(device or cfg.get("device"))
+    precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)
+    precision.check(dev)
+    loader = build_dataloader(
+        data_cfg, split, samples_per_gpu=batch_size, workers_per_gpu=workers
+    )
+    dataset = loader.dataset
+    if not format_only:
+        _require_annotations(dataset, split)
+    model, _ = load_detector(
+        cfg, checkpoint, device=dev, dataset_classes=getattr(dataset, "CLASSES", None)
+    )
+    runner = prepare(model, precision)
+    if tta and tta_merge != "mean":
+        iou, max_dets = merge_settings(cfg, tta_merge)
+        runner = ViewMerger(runner, tta_merge, iou, max_dets)
+    out_path = Path(out) if out is not None else None
+    partial = PartialResults(out_path) if out_path is not None else None
+
+    def on_results(batch: BatchResults) -> None:
+        assert partial is not None
+        for idx, det in zip(batch.indices, batch.detections, strict=True):
+            partial.add(dataset.img_ids[idx], det)
+        partial.flush()
+
+    if on_start is not None:
+        on_start(len(dataset))
+    start = time.perf_counter()
+    try:
+        detections = inference(
+            runner,
+            loader,
+            device=dev,
+            autocast=precision.autocast(dev),
+            on_batch=on_batch,
+            on_results=on_results if partial is not None else None,
+        )
+    except KeyboardInterrupt:
+        done = partial.count if partial is not None else 0
+        if partial is not None:
+            partial.close()
+        kept = f"; the {done} images done are in {partial.path}" if partial is not None else ""
+        raise EvaluationInterrupted(
+            f"evaluation stopped after {done} of {len(dataset)} images{kept}.",
+            partial.path if partial is not None else None,
+            done,
+            len(dataset),
+        ) from None
+    result = EvalResult(
+        split, len(dataset), detections, precision=precision.describe(), seconds=0.0
+    )
+    result.seconds = time.perf_counter() - start
+    result.tta = tta_merge if tta else None
+    if out_path is not None and partial is not None:
+        result.results_file = write_results(out_path, dataset, detections, fmt)
+        partial.discard()
+    if not format_only:
+        _score(result, dataset, plot_dir, metrics_file)
+    return result
+
+
+def evaluate_results(
+    cfg: Any,
+    results_file: str | Path,
+    *,
+    split: str = "val",
+    plot_dir: str | Path | None = None,
+    metrics_file: str | Path | None = None,
+) -> EvalResult:
+    """Score an existing COCO results json on `data.<split>` (its ids must be that dataset's)."""
+    from detcli.data import build_dataset
+
+    cfg = as_config(cfg)
+    data_cfg = cfg.get("data") or {}
+    if split not in data_cfg:
+        raise DataError(f"The config has no `data.{split}` dataset to score results on.")
+    dataset = build_dataset(data_cfg[split], test_mode=True)
+    _require_annotations(dataset, split)
+    detections = load_results_json(Path(results_file), dataset)
+    result = EvalResult(split, len(dataset), detections, results_file=Path(results_file))
+    _score(result, dataset, plot_dir, metrics_file)
+    return result
+
+
+def _require_annotations(dataset: Any, split: str) -> None:
+    coco = getattr(dataset, "coco", None)
+    if coco is not None and not coco.dataset.get("annotations"):
+        raise DataError(
+            f"data.{split} ({getattr(dataset, 'ann_file', '?')}) has no annotations to score "
+            "against; pass --format-only to write the results file without scoring."
+        )
+
+
+def _score(
+    result: EvalResult, dataset: Any, plot_dir: str | Path | None, metrics_file: Any
+) -> None:
+    scores = score_detections(dataset, result.detections)
+    result.metrics = scores.metrics
+    result.classes = class_table(dataset, result.detections, scores)
+    if plot_dir is not None:
+        result.plots = plot_pr_curves(scores, list(dataset.CLASSES), Path(plot_dir))
+    if metrics_file is not None:
+        path = Path(metrics_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "split": result.split,
+            "images": result.num_images,
+            "results_file": str(result.results_file) if result.results_file else None,
+            "precision": result.precision,
+            "tta": result.tta,
+            "metrics": {k: _finite(v) for k, v in result.metrics.items()},
+            "classes": [
+                {k: _finite(v) for k, v in row.as_dict().items()} for row in result.classes
+            ],
+        }
+        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        result.metrics_file = path
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: a class without ground truth scores null."""
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -1,0 +1,156 @@
+"""What `detcli predict` reads: image files named directly, folders, and glob patterns.
+
+Images go through the config's test pipeline as a small Dataset. An image that cannot be
+read or decoded does not stop the run: its sample carries the error, the collate leaves it
+out of the batch and `detcli.engine.inference` reports it (the `failed` batch key).
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from detcli.data.collate import collate
+from detcli.data.transforms import BadImageError, Compose
+from detcli.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+_GLOB_CHARS = set("*?[")
+_GT_KEYS = {"gt_bboxes", "gt_labels", "gt_bboxes_ignore", "gt_masks", "gt_semantic_seg"}
+
+
+def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files from files, folders (searched recursively, by suffix) and globs; in the
+    order given, each folder's and glob's files sorted, duplicates dropped."""
+    if not inputs:
+        raise DataError("predict needs at least one input: an image file, a folder or a glob.")
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        if _GLOB_CHARS & set(text) and not Path(text).exists():
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            files = [f for m in matches for f in (_folder_images(m) if m.is_dir() else [m])]
+            if not files:
+                raise DataError(
+                    f"The pattern {text!r} matches no files (quote it so your shell passes it "
+                    "on unexpanded, and check the folder)."
+                )
+            found.extend(files)
+            continue
+        path = Path(text)
+        if path.is_dir():
+            files = _folder_images(path)
+            if not files:
+                raise DataError(
+                    f"The folder {path} holds no images (looked for "
+                    f"{', '.join(IMAGE_SUFFIXES)} in it and its subfolders)."
+                )
+            found.extend(files)
+        elif path.exists():
+            found.append(path)  # named explicitly: tried whatever its suffix
+        else:
+            raise DataError(f"Input {path} does not exist (not a file, folder or glob).")
+    return list(dict.fromkeys(found))
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+
+
+def predict_pipeline(cfg: Any) -> list[dict[str, Any]]:
+    """The config's test pipeline (data.test, else data.val) without its annotation steps."""
+    data = cfg.get("data") or {}
+    for split in ("test", "val"):
+        pipeline = _leaf_pipeline(data.get(split))
+        if pipeline:
+            return [_without_gt(step) for step in pipeline if _keeps(step)]
+    raise ConfigError(
+        "predict needs a test pipeline: data.test.pipeline (or data.val.pipeline) in the config, "
+        "starting with LoadImageFromFile."
+    )
+
+
+def _leaf_pipeline(dataset_cfg: Any) -> list[Any] | None:
+    if not isinstance(dataset_cfg, Mapping):
+        return None
+    if isinstance(dataset_cfg.get("dataset"), Mapping):
+        return _leaf_pipeline(dataset_cfg["dataset"])
+    if dataset_cfg.get("datasets"):
+        return _leaf_pipeline(dataset_cfg["datasets"][0])
+    pipeline = dataset_cfg.get("pipeline")
+    return list(pipeline) if pipeline else None
+
+
+def _keeps(step: Any) -> bool:
+    return not (isinstance(step, Mapping) and step.get("type") == "LoadAnnotations")
+
+
+def _without_gt(step: Any) -> Any:
+    """A pipeline step that no longer asks for ground truth (Collect keys, inner steps)."""
+    if not isinstance(step, Mapping):
+        return step
+    step = copy.deepcopy(dict(step))
+    if step.get("type") == "Collect":
+        step["keys"] = [k for k in step.get("keys", []) if k not in _GT_KEYS]
+    if isinstance(step.get("transforms"), list):
+        step["transforms"] = [_without_gt(t) for t in step["transforms"] if _keeps(t)]
+    return step
+
+
+class ImageFiles(Dataset):  # type: ignore[type-arg]
+    """Image files through a test pipeline; an unreadable one yields `{"failed": message}`."""
+
+    def __init__(self, files: Sequence[Path], pipeline: Sequence[Any]):
+        self.files = [Path(f) for f in files]
+        self.pipeline = Compose(list(pipeline))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        path = self.files[idx]
+        results = {
+            "img_info": {"id": idx, "filename": str(path), "file_name": str(path)},
+            "img_id": idx,
+            "img_prefix": "",
+            "bbox_fields": [],
+        }
+        try:
+            sample = self.pipeline(results)
+        except BadImageError as exc:
+            # the first sentence names the file and the reason; the rest is dataset advice
+            return {"failed": str(exc).split(". ")[0].rstrip(".") + "."}
+        if sample is None:
+            return {"failed": f"The test pipeline rejected image {path}."}
+        return sample
+
+
+def collate_skipping_failed(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`collate` of the samples that loaded, plus `failed`: {position in batch: message}."""
+    failed = {i: s["failed"] for i, s in enumerate(samples) if "failed" in s}
+    good = [s for i, s in enumerate(samples) if i not in failed]
+    batch: dict[str, Any] = dict(collate(good)) if good else {}
+    batch["failed"] = failed
+    return batch
+
+
+def image_loader(files: Sequence[Path], cfg: Any, batch_size: int, workers: int) -> DataLoader:  # type: ignore[type-arg]
+    """A loader over `files` with the config's test pipeline, in the order given."""
+    from detcli.plugins import load_plugins
+
+    load_plugins()  # plugin transforms by name
+    dataset = ImageFiles(files, predict_pipeline(cfg))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_skipping_failed,
+    )

@@ -1,0 +1,190 @@
+"""A trained detector ready for inference: config + checkpoint, checked, on a device, in a precision.
+
+Everything that can be wrong with the pair is reported before any image is read: a missing or
+corrupt file, weights for a different model (the keys that do not fit are named), and class
+counts that disagree between the config, its dataset and the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from detcli.engine.checkpoint import load_checkpoint, load_weights, weights_of
+from detcli.errors import CheckpointError, ConfigError, ModelError
+
+NUM_CLASSES_KEY = "model.roi_head.bbox_head.num_classes"
+SHOWN = 8  # keys listed per kind in a "does not fit" message
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Inference numerics: `bf16` autocast (CPU or CUDA), `fp16` autocast (CUDA only),
+    `channels_last` memory format for the convolutions."""
+
+    bf16: bool = False
+    fp16: bool = False
+    channels_last: bool = False
+
+    def check(self, device: torch.device) -> None:
+        """Refuse combinations the device cannot run, before any work."""
+        if self.bf16 and self.fp16:
+            raise ConfigError("--bf16 and --fp16 exclude each other; choose one.")
+        if self.fp16 and device.type != "cuda":
+            raise ConfigError(
+                "--fp16 runs on CUDA GPUs only (CPU float16 kernels are missing or slow); on "
+                "the CPU use --bf16 (and --channels-last), or pass --device cuda on a GPU machine."
+            )
+
+    def autocast(self, device: torch.device) -> Callable[[], Any] | None:
+        """The per-batch autocast context factory `detcli.engine.inference` takes, or None."""
+        dtype = torch.bfloat16 if self.bf16 else torch.float16 if self.fp16 else None
+        if dtype is None:
+            return None
+        return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+    def describe(self) -> str:
+        """`fp32`, `bf16 + channels-last`, ..."""
+        parts = ["bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"]
+        if self.channels_last:
+            parts.append("channels-last")
+        return " + ".join(parts)
+
+
+class ChannelsLast(nn.Module):
+    """Feeds the wrapped detector channels-last images (each view of a TTA batch too)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def forward(self, img: Any, img_metas: Any, return_loss: bool = False) -> Any:
+        if isinstance(img, torch.Tensor):
+            img = img.contiguous(memory_format=torch.channels_last)
+        else:
+            img = [v.contiguous(memory_format=torch.channels_last) for v in img]
+        return self.model(img=img, img_metas=img_metas, return_loss=return_loss)
+
+
+def resolve_device(requested: str | None) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N` (default: cuda when a GPU is visible)."""
+    from detcli.engine.setup import resolve_device as device_type
+
+    name = device_type(requested)
+    if requested and ":" in requested and name == "cuda":
+        return torch.device(requested)
+    return torch.device(name)
+
+
+def checkpoint_classes(checkpoint: dict[str, Any]) -> list[str] | None:
+    """The class names a detcli checkpoint was trained with (`meta.CLASSES`), if recorded."""
+    meta = checkpoint.get("meta")
+    classes = meta.get("CLASSES") if isinstance(meta, dict) else None
+    return [str(c) for c in classes] if classes else None
+
+
+def _listed(keys: Sequence[str]) -> str:
+    shown = "; ".join(keys[:SHOWN])
+    return shown + (f"; ... ({len(keys) - SHOWN} more)" if len(keys) > SHOWN else "")
+
+
+def _class_count_error(
+    path: Path, num_classes: int, trained: int, names: Sequence[str] | None, where: str
+) -> CheckpointError:
+    listed = f" {list(names)}" if names else ""
+    return CheckpointError(
+        f"Checkpoint {path} was trained for {trained} classes{listed}, but the config's model "
+        f"predicts {num_classes} ({NUM_CLASSES_KEY}; {where}). Evaluate with the config the "
+        f"checkpoint was trained with (its work dir's config.yaml), or set num_classes and "
+        f"`classes` to match it (--set {NUM_CLASSES_KEY}={trained})."
+    )
+
+
+def load_detector(
+    cfg: Any,
+    checkpoint: str | Path,
+    *,
+    device: torch.device,
+    dataset_classes: Sequence[str] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The config's model with the checkpoint's weights, in eval mode on `device`.
+
+    Returns (model, checkpoint meta). CheckpointError when the file is missing, unreadable
+    or does not fit the model; ModelError when the config's classes and model disagree.
+    """
+    from detcli.models import build_model
+    from detcli.plugins import load_plugins
+
+    path = Path(checkpoint)
+    data = load_checkpoint(path)
+    weights = weights_of(data)
+    if not weights:
+        raise CheckpointError(f"Checkpoint {path} holds no weights (empty `state_dict`).")
+    load_plugins()
+    model = build_model(cfg.model)
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and dataset_classes is not None:
+        if len(dataset_classes) != num_classes:
+            raise ModelError(
+                f"The config's model predicts {num_classes} classes ({NUM_CLASSES_KEY}) but its "
+                f"dataset has {len(dataset_classes)}: {list(dataset_classes)}. Set num_classes "
+                f"to {len(dataset_classes)}, or `classes` to the {num_classes} you mean."
+            )
+    trained = checkpoint_classes(data)
+    if num_classes is not None and trained is not None and len(trained) != num_classes:
+        raise _class_count_error(path, num_classes, len(trained), trained, "meta.CLASSES")
+    report = load_weights(model, weights)
+    if report["mismatched"] or report["missing"] or report["unexpected"]:
+        cls_rows = _classifier_rows(model, weights)
+        if num_classes is not None and cls_rows is not None:
+            key, theirs, ours = cls_rows
+            trained_n = num_classes + theirs - ours
+            raise _class_count_error(
+                path, num_classes, trained_n, None, f"{key} has {theirs} rows, the model {ours}"
+            )
+        parts = [
+            f"{len(report[kind])} {kind} ({_listed(report[kind])})"
+            for kind in ("mismatched", "missing", "unexpected")
+            if report[kind]
+        ]
+        raise CheckpointError(
+            f"Checkpoint {path} is for a different model than the config's "
+            f"(model.type {cfg.model.get('type')!r}): its weights do not fit: "
+            + "; ".join(parts)
+            + ". Use the config the checkpoint was trained with (its work dir's config.yaml)."
+        )
+    model.to(device)
+    model.eval()
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    return model, dict(meta or {})
+
+
+def _classifier_rows(
+    model: nn.Module, weights: dict[str, torch.Tensor]
+) -> tuple[str, int, int] | None:
+    """(key, checkpoint rows, model rows) of a classification layer whose class count differs."""
+    own = model.state_dict()
+    for key, value in weights.items():
+        if not key.endswith(("fc_cls.weight", "conv_cls.weight", "cls_score.weight")):
+            continue
+        if key in own and own[key].shape[1:] == value.shape[1:] and own[key].shape != value.shape:
+            if key.startswith("rpn_head."):
+                continue  # the RPN's objectness layer counts anchors, not classes
+            return key, int(value.shape[0]), int(own[key].shape[0])
+    return None
+
+
+def prepare(model: nn.Module, precision: Precision) -> nn.Module:
+    """The module to run: channels-last wrapped when asked (weights stay fp32 under autocast)."""
+    return ChannelsLast(model) if precision.channels_last else model
+
+
+def nullcontext_factory() -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """A factory of do-nothing contexts (fp32 inference)."""
+    return contextlib.nullcontext

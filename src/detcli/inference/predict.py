@@ -1,0 +1,172 @@
+"""`detcli.predict(cfg, checkpoint, inputs)`: detections for image files, folders and globs.
+
+With `out_dir`, each image gets `<name>.json` (boxes xyxy in original pixels, scores, class
+indices and names) and `<name>.png` (the boxes drawn), written as soon as its batch is done.
+Images that cannot be read are reported in `PredictResult.skipped`; the rest go on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detcli.engine.inference_loop import BatchResults, inference
+from detcli.inference.inputs import collect_images, image_loader
+from detcli.inference.model_loading import (
+    Precision,
+    checkpoint_classes,
+    load_detector,
+    prepare,
+    resolve_device,
+)
+from detcli.inference.session import as_config
+from detcli.structures import Detections
+
+
+@dataclass
+class ImagePrediction:
+    """One image's detections above the score threshold, and the files written for it."""
+
+    file: Path
+    width: int
+    height: int
+    detections: Detections
+    json_path: Path | None = None
+    png_path: Path | None = None
+
+
+@dataclass
+class PredictResult:
+    """Everything `predict` did: per-image predictions (input order) and skipped images."""
+
+    predictions: list[ImagePrediction]
+    skipped: list[tuple[Path, str]]
+    classes: list[str]
+    out_dir: Path | None
+    seconds: float  # wall time of the inference loop (loading, model, writing)
+    precision: str = "fp32"
+
+
+def predict(
+    cfg: Any,
+    checkpoint: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    out_dir: str | Path | None = None,
+    score_thr: float = 0.3,
+    device: str | None = None,
+    batch_size: int = 1,
+    workers: int = 0,
+    bf16: bool = False,
+    fp16: bool = False,
+    channels_last: bool = False,
+    draw: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> PredictResult:
+    """Run the config's model with the checkpoint's weights over images; see module doc."""
+    cfg = as_config(cfg)
+    files = collect_images(inputs)
+    dev = resolve_device(device or cfg.get("device"))
+    precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)
+    precision.check(dev)
+    model, meta = load_detector(cfg, checkpoint, device=dev)
+    classes = _class_names(cfg, meta, getattr(model, "num_classes", None))
+    loader = image_loader(files, cfg, batch_size, workers)
+    out = Path(out_dir) if out_dir is not None else None
+    names = _output_names(files) if out is not None else []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    predictions: list[ImagePrediction] = []
+    skipped: list[tuple[Path, str]] = []
+
+    def on_results(batch: BatchResults) -> None:
+        for idx, det, meta_i in zip(batch.indices, batch.detections, batch.img_metas, strict=True):
+            if idx in batch.failed:
+                skipped.append((files[idx], batch.failed[idx]))
+                continue
+            assert meta_i is not None
+            keep = det.scores >= score_thr
+            kept = Detections(det.boxes[keep], det.scores[keep], det.labels[keep])
+            h, w = (int(v) for v in meta_i["ori_shape"][:2])
+            pred = ImagePrediction(files[idx], w, h, kept)
+            if out is not None:
+                pred.json_path = _write_json(out / f"{names[idx]}.json", pred, classes)
+                if draw:
+                    pred.png_path = _write_png(out / f"{names[idx]}.png", pred, classes)
+            predictions.append(pred)
+
+    if on_start is not None:
+        on_start(len(files))
+    start = time.perf_counter()
+    inference(
+        prepare(model, precision),
+        loader,
+        device=dev,
+        autocast=precision.autocast(dev),
+        on_batch=on_batch,
+        on_results=on_results,
+    )
+    seconds = time.perf_counter() - start
+    return PredictResult(predictions, skipped, classes, out, seconds, precision.describe())
+
+
+def _class_names(cfg: Any, meta: dict[str, Any], num_classes: int | None) -> list[str]:
+    """Class names: the checkpoint's, else the config's `classes`, else class_0, class_1, ..."""
+    names = checkpoint_classes({"meta": meta})
+    if names is None:
+        data = cfg.get("data") or {}
+        for split in ("test", "val", "train"):
+            given = (data.get(split) or {}).get("classes")
+            if isinstance(given, (list, tuple)) and given:
+                names = [str(c) for c in given]
+                break
+    if names is None or (num_classes is not None and len(names) != num_classes):
+        names = [f"class_{k}" for k in range(num_classes or 0)]
+    return names
+
+
+def _output_names(files: Sequence[Path]) -> list[str]:
+    """A distinct output stem per input (`a.png`, `sub/a.png` -> `a`, `a_1`)."""
+    taken: set[str] = set()
+    names = []
+    for f in files:
+        name, n = f.stem, 0
+        while name in taken:
+            n += 1
+            name = f"{f.stem}_{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def prediction_record(pred: ImagePrediction, classes: Sequence[str]) -> dict[str, Any]:
+    """The JSON written per image: file, size and detections (xyxy original pixels)."""
+    det = pred.detections
+    labels = det.labels.tolist()
+    return {
+        "file": str(pred.file),
+        "width": pred.width,
+        "height": pred.height,
+        "detections": [
+            {"label": k, "class": classes[k], "score": s, "box_xyxy": b}
+            for k, s, b in zip(labels, det.scores.tolist(), det.boxes.tolist(), strict=True)
+        ],
+    }
+
+
+def _write_json(path: Path, pred: ImagePrediction, classes: Sequence[str]) -> Path:
+    path.write_text(json.dumps(prediction_record(pred, classes), indent=1), encoding="utf-8")
+    return path
+
+
+def _write_png(path: Path, pred: ImagePrediction, classes: Sequence[str]) -> Path:
+    from detcli.data.transforms.loading import load_image
+    from detcli.visualization import write_drawn
+
+    img = load_image(str(pred.file))
+    return write_drawn(path, img, pred.detections, classes)
