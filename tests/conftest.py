@@ -90,16 +90,34 @@ def pip_install_target(target: Path, *packages: Path) -> None:
     )
 
 
+def clean_copy(package: Path, dest: Path) -> Path:
+    """A copy of a plugin's source folder without build leftovers, so pip builds outside the repo."""
+    import shutil
+
+    target = dest / package.name
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    return target
+
+
 @pytest.fixture(scope="session")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, str]]:
-    """`plugin_env("detcli-toy", ...)`: env whose PYTHONPATH holds those fixture plugins, pip-installed."""
+    """`plugin_env("detcli-toy", ...)`: env whose PYTHONPATH holds those fixture plugins, pip-installed.
+
+    A name may also be a Path to a plugin folder elsewhere (e.g. `plugins/detcli-plugin-example`);
+    it is installed from a clean copy.
+    """
     installed: dict[tuple[str, ...], Path] = {}
 
-    def _env(*names: str) -> dict[str, str]:
-        key = tuple(sorted(names))
+    def _env(*names: str | Path) -> dict[str, str]:
+        key = tuple(sorted(str(n) for n in names))
         if key not in installed:
-            target = tmp_path_factory.mktemp("site-" + "-".join(key))
-            pip_install_target(target, *(FIXTURE_PLUGINS / n for n in key))
+            target = tmp_path_factory.mktemp("site-" + "-".join(Path(n).name for n in key))
+            packages = [
+                clean_copy(n, tmp_path_factory.mktemp("src")) if isinstance(n, Path)
+                else FIXTURE_PLUGINS / n
+                for n in names
+            ]  # fmt: skip
+            pip_install_target(target, *packages)
             installed[key] = target
         return {
             "PYTHONPATH": os.pathsep.join([str(installed[key]), os.environ.get("PYTHONPATH", "")])

@@ -29,8 +29,9 @@ class TinyConvNet(nn.Module):
     """A stride-4 stem, then one stage per width; each stage after the first halves the size.
 
     Stage i outputs `widths[i]` channels at stride 4 * 2**i, like a ResNet's stage i.
-    `out_indices` picks the stages returned; `frozen_stages` k freezes the stem and the
-    first k stages (-1: nothing frozen); `norm_eval` keeps every BatchNorm in eval mode.
+    `out_indices` picks the stages returned (default: all); `frozen_stages` k freezes the
+    stem and the first k stages (-1: nothing frozen); `norm_eval` keeps every BatchNorm in
+    eval mode.
     """
 
     def __init__(
@@ -39,11 +40,13 @@ class TinyConvNet(nn.Module):
         stem_channels: int = 16,
         blocks_per_stage: int = 1,
         in_channels: int = 3,
-        out_indices: Sequence[int] = (0, 1, 2, 3),
+        out_indices: Sequence[int] | None = None,
         frozen_stages: int = -1,
         norm_eval: bool = False,
     ):
         super().__init__()
+        if out_indices is None:
+            out_indices = range(len(widths))
         _check_args(widths, blocks_per_stage, out_indices, frozen_stages)
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
