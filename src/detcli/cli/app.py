@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from detcli import __version__
-from detcli.cli import config_cmds, dataset_cmds, registry_cmds, train_cmds
+from detcli.cli import config_cmds, dataset_cmds, eval_cmds, registry_cmds, train_cmds
 
 
 @dataclass
@@ -49,4 +49,5 @@ def _main(
 config_cmds.register(app)
 registry_cmds.register(app)
 train_cmds.register(app)
+eval_cmds.register(app)
 app.add_typer(dataset_cmds.app, name="dataset")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,11 +126,18 @@ class ImageFiles(Dataset):  # type: ignore[type-arg]
         try:
             sample = self.pipeline(results)
         except BadImageError as exc:
-            # the first sentence names the file and the reason; the rest is dataset advice
-            return {"failed": str(exc).split(". ")[0].rstrip(".") + "."}
+            return {"failed": _reason(str(exc))}
         if sample is None:
             return {"failed": f"The test pipeline rejected image {path}."}
         return sample
+
+
+def _reason(message: str) -> str:
+    """The loader's message without its advice for annotated datasets (ids, lint, prefixes)."""
+    message = re.sub(r" \(image id \d+\)", "", message)
+    for advice in (" Check `img_prefix`", " Replace the file"):
+        message = message.split(advice)[0]
+    return message
 
 
 def collate_skipping_failed(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

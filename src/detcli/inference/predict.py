@@ -147,6 +147,8 @@ def _output_names(files: Sequence[Path]) -> list[str]:
 def prediction_record(pred: ImagePrediction, classes: Sequence[str]) -> dict[str, Any]:
     """The JSON written per image: file, size and detections (xyxy original pixels)."""
     det = pred.detections
+    boxes = det.boxes.double().round(decimals=2).tolist()
+    scores = det.scores.double().round(decimals=5).tolist()
     labels = det.labels.tolist()
     return {
         "file": str(pred.file),
@@ -154,13 +156,18 @@ def prediction_record(pred: ImagePrediction, classes: Sequence[str]) -> dict[str
         "height": pred.height,
         "detections": [
             {"label": k, "class": classes[k], "score": s, "box_xyxy": b}
-            for k, s, b in zip(labels, det.scores.tolist(), det.boxes.tolist(), strict=True)
+            for k, s, b in zip(labels, scores, boxes, strict=True)
         ],
     }
 
 
 def _write_json(path: Path, pred: ImagePrediction, classes: Sequence[str]) -> Path:
-    path.write_text(json.dumps(prediction_record(pred, classes), indent=1), encoding="utf-8")
+    record = prediction_record(pred, classes)
+    dets = record.pop("detections")
+    head = json.dumps(record)[:-1]  # one detection per line: readable, still plain JSON
+    lines = ",\n  ".join(json.dumps(d) for d in dets)
+    body = f'{head}, "detections": [\n  {lines}\n]}}\n' if dets else f'{head}, "detections": []}}\n'
+    path.write_text(body, encoding="utf-8")
     return path
 
 
