@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from detcli import __version__
-from detcli.cli import config_cmds, dataset_cmds, eval_cmds, registry_cmds, train_cmds
+from detcli.cli import (
+    config_cmds,
+    dataset_cmds,
+    demo_cmds,
+    eval_cmds,
+    registry_cmds,
+    train_cmds,
+)
 
 
 @dataclass
@@ -50,4 +57,5 @@ config_cmds.register(app)
 registry_cmds.register(app)
 train_cmds.register(app)
 eval_cmds.register(app)
+demo_cmds.register(app)
 app.add_typer(dataset_cmds.app, name="dataset")

@@ -116,7 +116,8 @@ def _num(value: float) -> str:
     return "-" if value is None or math.isnan(value) or value < 0 else f"{value:.3f}"
 
 
-def _print_metrics(result: EvalResult, title: str) -> None:
+def print_metrics(result: EvalResult, title: str) -> None:
+    """The 12 COCO numbers and the per-class table of an evaluation (also used by `demo`)."""
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -211,7 +212,7 @@ def eval_(
         result = evaluate_results(
             cfg, checkpoint, split=split.value, plot_dir=plot, metrics_file=metrics_file
         )
-        _print_metrics(result, f"{escape(str(checkpoint))} on data.{split.value}")
+        print_metrics(result, f"{escape(str(checkpoint))} on data.{split.value}")
         _print_files(result)
         return
     suffix = ".csv" if fmt is ResultsFormat.csv else ".bbox.json"
@@ -245,7 +246,7 @@ def eval_(
     mode = f"{result.precision}" + (f", TTA merged by {result.tta}" if result.tta else "")
     speed = result.num_images / max(result.seconds, 1e-9)
     if not format_only:
-        _print_metrics(
+        print_metrics(
             result, f"{escape(str(checkpoint))} on data.{split.value} ({result.num_images} images)"
         )
     console.print(
