@@ -1,4 +1,4 @@
-"""Drawing detections on images (PNG output of `detcli predict`), sharing `dataset show`'s colours."""
+"""Detections drawn on images (the PNGs of `detcli predict`), in `dataset show`'s colours."""
 
 from __future__ import annotations
 
@@ -27,9 +27,7 @@ def draw_detections(
     )
 
 
-def write_drawn(
-    path: Path, img: torch.Tensor, det: Detections, classes: Sequence[str]
-) -> Path:
+def write_drawn(path: Path, img: torch.Tensor, det: Detections, classes: Sequence[str]) -> Path:
     """Draw `det` on `img` and write it as a PNG at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png(draw_detections(img, det, classes), str(path))

@@ -30,8 +30,10 @@ class Trained:
 
 def config_text(data_root: Path, extra: str = "") -> str:
     """The shapes config on `data_root`, with a `data.test` split (test.json, no annotations)."""
-    return f"_base_: {SHAPES_CONFIG}\ndata_root: {data_root}\n" + textwrap.dedent(
-        """
+    return (
+        f"_base_: {SHAPES_CONFIG}\ndata_root: {data_root}\n"
+        + textwrap.dedent(
+            """
         data:
           test:
             type: CocoDataset
@@ -40,7 +42,9 @@ def config_text(data_root: Path, extra: str = "") -> str:
             img_prefix: ${data_root}/val
             pipeline: ${data.val.pipeline}
         """
-    ) + textwrap.dedent(extra)
+        )
+        + textwrap.dedent(extra)
+    )
 
 
 def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Trained:
@@ -67,7 +71,11 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         try:
             cfg = load_config(
                 config,
-                ["runner.max_epochs=1", "evaluation=null", "log_config.hooks=[{type: TextLoggerHook}]"],
+                [
+                    "runner.max_epochs=1",
+                    "evaluation=null",
+                    "log_config.hooks=[{type: TextLoggerHook}]",
+                ],
             )
             detcli.train(cfg, work_dir=root / "work", device="cpu")
         finally:

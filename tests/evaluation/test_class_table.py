@@ -55,7 +55,8 @@ def test_per_class_rows_equal_pycocotools_per_category(val_set):
         ours = [row.AP, row.AP50, row.AP75, row.APs, row.APm, row.APl]
         expected = [np.nan if v < 0 else v for v in ref[:6]]
         assert ours == pytest.approx(expected, abs=1e-6, nan_ok=True)
-        assert row.AP == pytest.approx(scores.metrics[f"bbox_AP/{row.name}"], abs=1e-12)
+        expected_ap = scores.metrics[f"bbox_AP/{row.name}"]
+        assert pytest.approx(expected_ap, abs=1e-12) == row.AP
         assert row.gts == int(((labels == row.label) & ~crowd).sum())
         assert row.dets == sum(int((d.labels == row.label).sum()) for d in dets)
     assert 0 < min(r.AP for r in rows) < 1

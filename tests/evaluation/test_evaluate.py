@@ -61,7 +61,7 @@ def test_format_only_on_a_test_set_without_annotations_writes_csv(trained, tmp_p
     assert result.metrics == {} and result.results_file == out
     lines = out.read_text().splitlines()
     assert lines[0] == "PredictionString,image_id" and len(lines) == 9
-    with pytest.raises(DataError, match="no annotations.*--format-only"):
+    with pytest.raises(DataError, match=r"no annotations.*--format-only"):
         detcli.evaluate(trained.config, trained.checkpoint, split="test")
 
 
@@ -124,7 +124,7 @@ def test_class_counts_that_disagree(trained, tmp_path):
         detcli.evaluate(two, bare)
     # the config against itself: a head of 2 classes on a 3-class dataset
     inconsistent = load_config(trained.config, ["model.roi_head.bbox_head.num_classes=2"])
-    with pytest.raises(ModelError, match="predicts 2 classes.*dataset has 3"):
+    with pytest.raises(ModelError, match=r"predicts 2 classes.*dataset has 3"):
         detcli.evaluate(inconsistent, trained.checkpoint)
 
 

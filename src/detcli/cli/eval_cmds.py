@@ -172,7 +172,9 @@ def eval_(
     ] = False,
     tta: Annotated[
         bool,
-        typer.Option("--tta", help="Test-time augmentation: the pipeline's MultiScaleFlipAug + flip."),
+        typer.Option(
+            "--tta", help="Test-time augmentation: the pipeline's MultiScaleFlipAug + flip."
+        ),
     ] = False,
     tta_merge: Annotated[
         TtaMerge,
@@ -275,7 +277,9 @@ def predict(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint (.pth).", show_default=False)],
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False),
+        typer.Argument(
+            help="Image files, folders (recursive) or glob patterns.", show_default=False
+        ),
     ],
     set_: SetOption = None,
     out: Annotated[
@@ -333,7 +337,7 @@ def predict(
 
 
 def _print_predictions(result: Any, shown: int = 20) -> None:
-    table = Table(title=f"detections (score >= threshold)", title_justify="left")
+    table = Table(title="detections (score >= threshold)", title_justify="left")
     for column in ("image", "size", "detections", "classes"):
         table.add_column(column, justify="right" if column == "detections" else "left")
     for pred in result.predictions[:shown]:

@@ -124,9 +124,7 @@ def score_detections(
     precision = np.asarray(coco_eval.eval["precision"])
     if classwise:
         metrics.update(_per_class(precision, params, dataset.CLASSES))
-    return CocoScores(
-        metrics, precision, np.asarray(params.iouThrs), np.asarray(params.recThrs)
-    )
+    return CocoScores(metrics, precision, np.asarray(params.iouThrs), np.asarray(params.recThrs))
 
 
 def _per_class(precision: np.ndarray, params: Any, classes: Sequence[str]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -61,9 +62,9 @@ def prediction_string(det: Detections) -> str:
     """`label score xmin ymin xmax ymax ...` for one image (class index, xyxy pixels)."""
     if not len(det):
         return ""
-    table = np.column_stack(
-        [det.labels.numpy(), det.scores.numpy(), det.boxes.numpy()]
-    ).astype(np.float64)
+    table = np.column_stack([det.labels.numpy(), det.scores.numpy(), det.boxes.numpy()]).astype(
+        np.float64
+    )
     out = io.StringIO()
     np.savetxt(out, table, fmt=["%d", "%.6f", "%.2f", "%.2f", "%.2f", "%.2f"], newline=" ")
     return out.getvalue().strip()
@@ -191,7 +192,7 @@ def load_results_json(path: Path, dataset: Any) -> list[Detections]:
     bounds = [0, *splits.tolist(), len(rows)]
     return [
         Detections(per_box[0][a:b], per_box[1][a:b], labels[a:b])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        for a, b in itertools.pairwise(bounds)
     ]
 
 

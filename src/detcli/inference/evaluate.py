@@ -92,9 +92,7 @@ def evaluate(
     dev = resolve_device(device or cfg.get("device"))
     precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)
     precision.check(dev)
-    loader = build_dataloader(
-        data_cfg, split, samples_per_gpu=batch_size, workers_per_gpu=workers
-    )
+    loader = build_dataloader(data_cfg, split, samples_per_gpu=batch_size, workers_per_gpu=workers)
     dataset = loader.dataset
     if not format_only:
         _require_annotations(dataset, split)

@@ -1,4 +1,4 @@
-"""A trained detector ready for inference: config + checkpoint, checked, on a device, in a precision.
+"""A trained detector ready for inference: config + checkpoint, checked, on a device.
 
 Everything that can be wrong with the pair is reported before any image is read: a missing or
 corrupt file, weights for a different model (the keys that do not fit are named), and class
@@ -7,7 +7,6 @@ counts that disagree between the config, its dataset and the checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,13 +128,7 @@ def load_detector(
     load_plugins()
     model = build_model(cfg.model)
     num_classes = getattr(model, "num_classes", None)
-    if num_classes is not None and dataset_classes is not None:
-        if len(dataset_classes) != num_classes:
-            raise ModelError(
-                f"The config's model predicts {num_classes} classes ({NUM_CLASSES_KEY}) but its "
-                f"dataset has {len(dataset_classes)}: {list(dataset_classes)}. Set num_classes "
-                f"to {len(dataset_classes)}, or `classes` to the {num_classes} you mean."
-            )
+    _check_dataset_classes(num_classes, dataset_classes)
     trained = checkpoint_classes(data)
     if num_classes is not None and trained is not None and len(trained) != num_classes:
         raise _class_count_error(path, num_classes, len(trained), trained, "meta.CLASSES")
@@ -165,6 +158,17 @@ def load_detector(
     return model, dict(meta or {})
 
 
+def _check_dataset_classes(num_classes: int | None, classes: Sequence[str] | None) -> None:
+    """The config's head and its dataset must agree on the number of classes."""
+    if num_classes is None or classes is None or len(classes) == num_classes:
+        return
+    raise ModelError(
+        f"The config's model predicts {num_classes} classes ({NUM_CLASSES_KEY}) but its "
+        f"dataset has {len(classes)}: {list(classes)}. Set num_classes to {len(classes)}, "
+        f"or `classes` to the {num_classes} you mean."
+    )
+
+
 def _classifier_rows(
     model: nn.Module, weights: dict[str, torch.Tensor]
 ) -> tuple[str, int, int] | None:
@@ -173,9 +177,9 @@ def _classifier_rows(
     for key, value in weights.items():
         if not key.endswith(("fc_cls.weight", "conv_cls.weight", "cls_score.weight")):
             continue
+        if key.startswith("rpn_head."):
+            continue  # the RPN's objectness layer counts anchors, not classes
         if key in own and own[key].shape[1:] == value.shape[1:] and own[key].shape != value.shape:
-            if key.startswith("rpn_head."):
-                continue  # the RPN's objectness layer counts anchors, not classes
             return key, int(value.shape[0]), int(own[key].shape[0])
     return None
 
@@ -183,8 +187,3 @@ def _classifier_rows(
 def prepare(model: nn.Module, precision: Precision) -> nn.Module:
     """The module to run: channels-last wrapped when asked (weights stay fp32 under autocast)."""
     return ChannelsLast(model) if precision.channels_last else model
-
-
-def nullcontext_factory() -> Callable[[], contextlib.AbstractContextManager[Any]]:
-    """A factory of do-nothing contexts (fp32 inference)."""
-    return contextlib.nullcontext

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,16 @@ def predict(
         out.mkdir(parents=True, exist_ok=True)
     predictions: list[ImagePrediction] = []
     skipped: list[tuple[Path, str]] = []
+    # Files are written by one background thread while the model runs on the next batch
+    # (torchvision's PNG encoder runs without the GIL); `pending` keeps their errors.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detcli-predict-writer")
+    pending: list[Future[None]] = []
+
+    def write(pred: ImagePrediction, name: str) -> None:
+        assert out is not None
+        pred.json_path = _write_json(out / f"{name}.json", pred, classes)
+        if draw:
+            pred.png_path = _write_png(out / f"{name}.png", pred, classes)
 
     def on_results(batch: BatchResults) -> None:
         for idx, det, meta_i in zip(batch.indices, batch.detections, batch.img_metas, strict=True):
@@ -95,22 +106,25 @@ def predict(
             h, w = (int(v) for v in meta_i["ori_shape"][:2])
             pred = ImagePrediction(files[idx], w, h, kept)
             if out is not None:
-                pred.json_path = _write_json(out / f"{names[idx]}.json", pred, classes)
-                if draw:
-                    pred.png_path = _write_png(out / f"{names[idx]}.png", pred, classes)
+                pending.append(writer.submit(write, pred, names[idx]))
             predictions.append(pred)
 
     if on_start is not None:
         on_start(len(files))
     start = time.perf_counter()
-    inference(
-        prepare(model, precision),
-        loader,
-        device=dev,
-        autocast=precision.autocast(dev),
-        on_batch=on_batch,
-        on_results=on_results,
-    )
+    try:
+        inference(
+            prepare(model, precision),
+            loader,
+            device=dev,
+            autocast=precision.autocast(dev),
+            on_batch=on_batch,
+            on_results=on_results,
+        )
+        for future in pending:
+            future.result()  # re-raises a failed write
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
     seconds = time.perf_counter() - start
     return PredictResult(predictions, skipped, classes, out, seconds, precision.describe())
 
