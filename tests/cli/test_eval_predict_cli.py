@@ -139,7 +139,8 @@ def test_predict_bad_inputs_exit_2(cli, trained, ckpt, tmp_path):
 
 def test_ctrl_c_during_eval_keeps_the_results_streamed_so_far(trained, tmp_path):
     """A real SIGINT to `python -m detcli eval`: exit 130, the partial file keeps every image
-    done (one JSON line each), and no half-written final results file."""
+    done (one JSON line each), and no half-written final results file. On a terminal
+    (FORCE_COLOR makes rich treat the pipe as one) a progress bar counts the images."""
     from detcli.data.synthetic import write_shapes_coco
 
     write_shapes_coco(tmp_path, num_images=48, image_size=128, split="val", seed=9)
@@ -148,7 +149,7 @@ def test_ctrl_c_during_eval_keeps_the_results_streamed_so_far(trained, tmp_path)
     config.write_text(config_text(tmp_path), encoding="utf-8")
     out = tmp_path / "r.bbox.json"
     partial = tmp_path / "r.bbox.json.partial.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "FORCE_COLOR": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "detcli", "eval", str(config), str(trained.checkpoint),
          "--out", str(out), "--batch-size", "1", "--device", "cpu"],
@@ -169,3 +170,4 @@ def test_ctrl_c_during_eval_keeps_the_results_streamed_so_far(trained, tmp_path)
     ids = [line["image_id"] for line in lines]
     assert ids == sorted(ids) and set(lines[0]) == {"image_id", "boxes", "scores", "labels"}
     assert not out.exists()
+    assert "eval val" in err and "/48" in err  # the progress bar: images done / total

@@ -287,7 +287,10 @@ def predict(
         typer.Option("--out", help="Folder for one JSON and one PNG (boxes drawn) per image."),
     ] = None,
     score_thr: Annotated[
-        float, typer.Option("--score-thr", min=0.0, max=1.0, help="Keep detections scoring this.")
+        float,
+        typer.Option(
+            "--score-thr", min=0.0, max=1.0, help="Keep detections scoring at least this."
+        ),
     ] = 0.3,
     device: DeviceOption = None,
     batch_size: Annotated[

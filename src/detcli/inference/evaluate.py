@@ -125,21 +125,29 @@ def evaluate(
             on_results=on_results if partial is not None else None,
         )
     except KeyboardInterrupt:
-        done = partial.count if partial is not None else 0
-        if partial is not None:
-            partial.close()
-        kept = f"; the {done} images done are in {partial.path}" if partial is not None else ""
+        if partial is None:
+            raise EvaluationInterrupted(
+                "evaluation stopped (no results file was asked for).", None, 0, len(dataset)
+            ) from None
+        partial.close()
         raise EvaluationInterrupted(
-            f"evaluation stopped after {done} of {len(dataset)} images{kept}.",
-            partial.path if partial is not None else None,
-            done,
+            f"evaluation stopped after {partial.count} of {len(dataset)} images; the "
+            f"{partial.count} images done are in {partial.path}.",
+            partial.path,
+            partial.count,
             len(dataset),
         ) from None
+    finally:
+        if partial is not None:
+            partial.close()  # kept on disk unless the final file replaces it below
     result = EvalResult(
-        split, len(dataset), detections, precision=precision.describe(), seconds=0.0
+        split,
+        len(dataset),
+        detections,
+        precision=precision.describe(),
+        tta=tta_merge if tta else None,
+        seconds=time.perf_counter() - start,
     )
-    result.seconds = time.perf_counter() - start
-    result.tta = tta_merge if tta else None
     if out_path is not None and partial is not None:
         result.results_file = write_results(out_path, dataset, detections, fmt)
         partial.discard()

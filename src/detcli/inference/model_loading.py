@@ -61,7 +61,7 @@ class ChannelsLast(nn.Module):
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = model.to(memory_format=torch.channels_last)
 
     def forward(self, img: Any, img_metas: Any, return_loss: bool = False) -> Any:
         if isinstance(img, torch.Tensor):
