@@ -10,12 +10,14 @@ by self time on the host and the device, and how often the host waited for the d
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_speed import Runner
@@ -31,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     args.amp, args.batch, args.size, args.num_classes, args.boxes = False, 2, 512, 10, 8
     run = Runner(args)
+    _label_stages(run)
     step = {
         (False, False): run.train_ours,
         (False, True): run.train_ref,
@@ -66,10 +69,73 @@ def main() -> None:
         reverse=True,
     )
     print("most frequent aten ops per step:", by_name[:15])
+    stages: collections.Counter[str] = collections.Counter(_stage_of(e) for e in top)
+    print(
+        "top-level aten ops per step by stage:",
+        {k: v // args.steps for k, v in sorted(stages.items())},
+    )
+    stage_reads: collections.Counter[str] = collections.Counter(
+        _stage_of(e) for e in prof.events() if e.name in HOST_READS
+    )
+    print(
+        "device reads per step by stage:",
+        {k: v // args.steps for k, v in sorted(stage_reads.items())},
+    )
 
 
 # Ops that copy a device value to the host (a `cudaStreamSynchronize` each on a GPU).
 HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::item")
+
+
+# Methods timed as one stage each (the rest of a step: backward, optimizer, glue).
+STAGES = {
+    "ours": (
+        "extract_feat",
+        "rpn_head.forward",
+        "rpn_head.loss",
+        "rpn_head.proposals",
+        "roi_head.loss",
+    ),
+    "ref": ("backbone.forward", "rpn.forward", "roi_heads.forward"),
+}
+
+
+def _label_stages(run: Any) -> None:
+    """Wrap the stage methods of both models in `record_function` so ops can be attributed."""
+    for side, model in (("ours", run.ours), ("ref", run.ref)):
+        for path in STAGES[side]:
+            *parents, name = path.split(".")
+            owner = functools.reduce(getattr, parents, model)
+            fn = getattr(owner, name)
+            setattr(owner, name, _labelled(f"stage:{path}", fn))
+    for opt in (run.opt_ours, run.opt_ref):
+        opt.step = _labelled("stage:optimizer", opt.step)
+    step = run._step
+
+    def labelled_step(losses: Any, opt: Any, scaler: Any) -> None:
+        with record_function("stage:backward+optimizer"):
+            step(losses, opt, scaler)
+
+    run._step = labelled_step
+
+
+def _labelled(label: str, fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with record_function(label):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _stage_of(event: Any) -> str:
+    """The innermost stage label around an event ("other" outside every stage)."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("stage:"):
+            return parent.name[len("stage:") :]
+        parent = parent.cpu_parent
+    return "other"
 
 
 def _is_top_level(event: Any) -> bool:

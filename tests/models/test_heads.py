@@ -123,20 +123,36 @@ def rpn_targets(**train_changes):
     return anchors, t
 
 
+def sampled(t) -> torch.Tensor:
+    """The anchors sampled for image 0 (slots with a loss weight)."""
+    return t.inds[0][t.label_weights[0] > 0]
+
+
 def test_allowed_border_excludes_anchors_crossing_the_image_edge():
+    torch.manual_seed(0)
     anchors, everywhere = rpn_targets(allowed_border=-1)
     _, inside = rpn_targets(allowed_border=0)
     crossing = (anchors[:, :2] < 0).any(1) | (anchors[:, 2:] >= 128).any(1)
-    assert (everywhere.label_weights[0, crossing] > 0).any()
-    assert not (inside.label_weights[0, crossing] > 0).any()
+    assert crossing[sampled(everywhere)].any()
+    assert not crossing[sampled(inside)].any()
 
 
 def test_sampler_and_pos_weight_shape_the_rpn_targets():
-    _, t = rpn_targets(pos_weight=3.0)
+    anchors, t = rpn_targets(pos_weight=3.0)
     assert t.num_samples == 64  # sampler num
-    pos = t.pos_mask[0]
+    assert len(sampled(t).unique()) == 64  # without replacement
+    pos = t.labels[0] == 0
     assert 0 < int(pos.sum()) <= 32 and (t.label_weights[0, pos] == 3.0).all()
-    assert (t.labels[0, pos] == 0).all() and (t.labels[0, ~pos] == 1).all()
+    assert (t.label_weights[0, ~pos] == 1.0).all() and (t.labels[0, ~pos] == 1).all()
+    # positives lead the slots; their box targets move the anchor onto a GT box
+    num_pos = int(pos.sum())
+    assert pos[:num_pos].all() and t.bbox_weights[0, :num_pos].eq(1).all()
+    assert t.bbox_weights[0, num_pos:].eq(0).all() and t.bbox_targets[0, num_pos:].eq(0).all()
+    gt = boxes([[10, 10, 60, 60], [64, 64, 120, 110]])
+    moved = rpn_head().bbox_coder.decode(
+        anchors[t.pos_inds[0, :num_pos]], t.bbox_targets[0, :num_pos]
+    )
+    assert bbox_overlaps(moved, gt).amax(1).gt(0.999).all()
 
 
 def test_rpn_loss_on_an_image_without_objects():

@@ -187,3 +187,47 @@ def test_sampler_neg_pos_ub_and_gt_as_proposals():
     )
     assert s.pos_inds.tolist() == [0] and s.pos_is_gt.tolist() == [True]
     assert torch.equal(s.pos_bboxes, gt) and s.pos_gt_labels.tolist() == [2]
+
+
+def test_batched_assignment_equals_assigning_each_image():
+    """One padded call for the batch (mixed GT counts, an image without GT, crowd regions)."""
+    from detcli.models.task_modules.padding import pad_boxes, pad_labels
+
+    torch.manual_seed(0)
+    xy = torch.rand(2, 40, 2) * 80
+    cands = torch.cat([xy, xy + 10 + torch.rand(2, 40, 2) * 40], 2)
+    gts = [boxes([[0, 0, 40, 40], [50, 50, 100, 90], [10, 60, 50, 110]]), boxes([])]
+    labels = [torch.tensor([4, 1, 2]), torch.zeros(0, dtype=torch.long)]
+    crowd = [boxes([[60, 0, 120, 40]]), boxes([[0, 0, 30, 30]])]
+    valid = torch.ones(2, 40, dtype=torch.bool)
+    valid[0, 30:] = False  # padding candidates of image 0
+    gt, gt_valid = pad_boxes(gts)
+    ignore, ignore_valid = pad_boxes(crowd)
+    for kw in ({}, {"gt_max_assign_all": False}, {"ignore_iof_thr": 0.5}):
+        a = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=(0.1, 0.4), min_pos_iou=0.1, **kw)
+        batch = a.assign_batch(cands, valid, gt, gt_valid, pad_labels(labels), ignore, ignore_valid)
+        assert (batch.gt_inds[0, 30:] == -1).all()
+        for i, n in enumerate([30, 40]):
+            one = a.assign(cands[i, :n], gts[i], labels[i], crowd[i])
+            assert torch.equal(batch.gt_inds[i, :n], one.gt_inds)
+            assert torch.equal(batch.labels[i, :n], one.labels)
+        assert (batch.gt_inds[1] == 0).all()  # no GT: all background, crowd or not
+    assert (batch.gt_inds[0] > 0).any() and (batch.gt_inds[0] == -1).any()
+
+
+def test_batched_sampling_keeps_counts_per_image_and_draws_uniformly():
+    sampler = RandomSampler(num=8, pos_fraction=0.5)
+    gt_inds = torch.tensor([[1] * 6 + [0] * 10 + [-1] * 4, [2] * 2 + [0] * 3 + [-1] * 15])
+    hits = torch.zeros(6)
+    for _ in range(300):
+        s = sampler.sample_batch(gt_inds)
+        picked = [s.inds[i][s.valid[i]] for i in range(2)]
+        assert [len(p.unique()) for p in picked] == [8, 5]  # without replacement
+        assert s.is_pos.sum(1).tolist() == [4, 2]  # positives capped, then negatives fill
+        for i in range(2):
+            assert (gt_inds[i, picked[i]] >= 0).all()  # never an ignored candidate
+            assert (gt_inds[i, s.inds[i][s.is_pos[i]]] > 0).all()
+        hits[s.inds[0][s.is_pos[0]]] += 1
+    assert (hits / 300 - 4 / 6).abs().max() < 0.12  # each positive kept 4 times in 6
+    capped = RandomSampler(num=8, pos_fraction=0.5, neg_pos_ub=1.0).sample_batch(gt_inds)
+    assert capped.valid.sum(1).tolist() == [8, 4]  # negatives at most 1 per positive

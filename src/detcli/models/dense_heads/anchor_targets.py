@@ -1,4 +1,4 @@
-"""Training targets for anchors: assign every anchor of every image, sample, encode."""
+"""Training targets for anchors: assign every anchor of every image, sample, encode; batched."""
 
 from __future__ import annotations
 
@@ -10,21 +10,24 @@ import torch
 from torch import Tensor
 
 from detcli.models.run_cfgs import StageTrainCfg
+from detcli.models.task_modules.padding import pad_boxes, pad_labels
 
 
 @dataclass
 class AnchorTargets:
-    """Per image and anchor (B, N): class label, its weight, box target and positive mask."""
+    """The sampled anchors of each image in S fixed slots, positives first, with their targets.
 
-    labels: Tensor  # int64 (B, N): 0..C-1 positive class, C background
-    label_weights: Tensor  # float (B, N): 0 for anchors not sampled
-    bbox_targets: Tensor  # float (B, N, 4): encoded deltas (or GT boxes) for positives
-    pos_mask: Tensor  # bool (B, N)
-    num_samples: int  # positives + negatives over the batch (the loss normaliser)
-    # Ascending indices into the flattened (B * N) anchors: the mask's order, but known
-    # without the host wait that selecting by a boolean mask costs on a GPU.
-    pos_inds: Tensor
-    sampled_inds: Tensor
+    Fixed slots (see `BatchSample`) keep every size known on the host: selecting them is a
+    gather, never a boolean mask (a host wait on a GPU).
+    """
+
+    inds: Tensor  # int64 (B, S): the anchor in each slot
+    labels: Tensor  # int64 (B, S): 0..C-1 for a positive, C (background) otherwise
+    label_weights: Tensor  # float (B, S): pos_weight or 1 where sampled, 0 in unused slots
+    pos_inds: Tensor  # int64 (B, P): the anchors of the first P slots, where positives are
+    bbox_targets: Tensor  # float (B, P, 4): encoded deltas (or GT boxes); 0 off positives
+    bbox_weights: Tensor  # float (B, P): 1 where the slot holds a positive
+    num_samples: Tensor  # positives + negatives over the batch (the loss normaliser)
 
 
 def anchor_targets(
@@ -40,7 +43,7 @@ def anchor_targets(
     coder: Any,
 ) -> AnchorTargets:
     """Targets for anchors (N, 4) shared by the batch; `valid` (B, N) marks usable anchors."""
-    num_imgs, num_anchors = valid.shape
+    num_imgs = valid.shape[0]
     inside = valid
     if cfg.allowed_border >= 0:
         b = cfg.allowed_border
@@ -52,36 +55,40 @@ def anchor_targets(
             & (anchors[None, :, 2] < w + b)
             & (anchors[None, :, 3] < h + b)
         )
-    labels = torch.full(
-        (num_imgs, num_anchors), num_classes, dtype=torch.long, device=anchors.device
+    gt, gt_valid = pad_boxes(gt_bboxes)
+    ignore, ignore_valid = (None, None) if gt_bboxes_ignore is None else pad_boxes(gt_bboxes_ignore)
+    assigned = cfg.assigner.assign_batch(
+        anchors.expand(num_imgs, -1, -1),
+        inside,
+        gt,
+        gt_valid,
+        None if gt_labels is None else pad_labels(gt_labels),
+        ignore,
+        ignore_valid,
     )
-    label_weights = anchors.new_zeros((num_imgs, num_anchors))
-    bbox_targets = anchors.new_zeros((num_imgs, num_anchors, 4))
-    pos_mask = torch.zeros((num_imgs, num_anchors), dtype=torch.bool, device=anchors.device)
-    num_samples = 0
-    flat_pos, flat_sampled = [], []
+    s = cfg.sampler.sample_batch(assigned.gt_inds)
+    pos_label = 0 if gt_labels is None else assigned.labels.gather(1, s.inds)
+    labels = torch.where(s.is_pos, pos_label, num_classes)
     pos_weight = 1.0 if cfg.pos_weight <= 0 else float(cfg.pos_weight)
-    for i in range(num_imgs):  # per image: each has its own GT set; the work inside is vectorised
-        idx = torch.nonzero(inside[i]).flatten()
-        cand = anchors[idx]
-        ignore = None if gt_bboxes_ignore is None else gt_bboxes_ignore[i]
-        img_labels = None if gt_labels is None else gt_labels[i]
-        assigned = cfg.assigner.assign(cand, gt_bboxes[i], img_labels, ignore)
-        sampled = cfg.sampler.sample(assigned, cand, gt_bboxes[i], img_labels)
-        pos = idx[sampled.pos_inds]
-        neg = idx[sampled.neg_inds]
-        labels[i, pos] = 0 if gt_labels is None else sampled.pos_gt_labels
-        label_weights[i, pos] = pos_weight
-        label_weights[i, neg] = 1.0
-        pos_mask[i, pos] = True
-        if pos.numel():
-            target = sampled.pos_gt_bboxes
-            bbox_targets[i, pos] = coder.encode(anchors[pos], target) if encode else target
-        num_samples += int(pos.numel() + neg.numel())
-        flat_pos.append(pos + i * num_anchors)
-        flat_sampled += [flat_pos[-1], neg + i * num_anchors]
-    pos_inds = torch.cat(flat_pos).sort().values
-    sampled_inds = torch.cat(flat_sampled).sort().values
+    label_weights = torch.where(s.valid, torch.where(s.is_pos, pos_weight, 1.0), 0.0)
+    # Positives are a leading run of the slots, so the first P slots hold all of them.
+    pos_inds = s.inds[:, : s.num_pos_slots]
+    is_pos = s.is_pos[:, : s.num_pos_slots]
+    if gt.shape[1] == 0:  # no GT in the batch: no positives
+        bbox_targets = anchors.new_zeros((*pos_inds.shape, 4))
+    else:
+        matched = (assigned.gt_inds.gather(1, pos_inds) - 1).clamp(min=0)
+        target = gt.gather(1, matched[..., None].expand(-1, -1, 4))
+        if encode:
+            target = coder.encode(anchors[pos_inds], target)
+        # Off positives the target may be a padding box (log 0 when encoded): zero it.
+        bbox_targets = torch.where(is_pos[..., None], target, 0.0)
     return AnchorTargets(
-        labels, label_weights, bbox_targets, pos_mask, num_samples, pos_inds, sampled_inds
+        s.inds,
+        labels,
+        label_weights,
+        pos_inds,
+        bbox_targets,
+        is_pos.float(),
+        s.num_samples,
     )

@@ -111,8 +111,8 @@ class RPNHead(nn.Module):
                 "RPNHead cannot train without model.train_cfg.rpn (assigner, sampler)."
             )
         sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in scores]
-        anchors = torch.cat(self.prior_generator.grid_anchors(sizes, scores[0].device))
-        valid = torch.cat(self.prior_generator.valid_flags(sizes, pad_hw), 1)
+        anchors = self.prior_generator.flat_anchors(sizes, scores[0].device)
+        valid = self.prior_generator.flat_valid_flags(sizes, pad_hw)
         t = anchor_targets(
             anchors,
             valid,
@@ -125,20 +125,23 @@ class RPNHead(nn.Module):
             encode=not self.reg_decoded_bbox,
             coder=self.bbox_coder,
         )
-        cls = self._flat(scores, self.cls_out_channels).flatten(0, 1)
-        reg = self._flat(deltas, 4).flatten(0, 1)
-        sampled, pos = t.sampled_inds, t.pos_inds
+        # gather, not indexing: its backward is one scatter-add (indexing's sorts first).
+        c = self.cls_out_channels
+        cls = self._flat(scores, c).gather(1, t.inds[..., None].expand(-1, -1, c))
         loss_cls = self.loss_cls(
-            cls[sampled],
-            t.labels.flatten()[sampled],
-            t.label_weights.flatten()[sampled],
+            cls.flatten(0, 1),
+            t.labels.flatten(),
+            t.label_weights.flatten(),
             avg_factor=t.num_samples,
         )
-        pred = reg[pos]
+        pred = self._flat(deltas, 4).gather(1, t.pos_inds[..., None].expand(-1, -1, 4))
         if self.reg_decoded_bbox:
-            pred = self.bbox_coder.decode(anchors[pos % anchors.shape[0]], pred)
+            pred = self.bbox_coder.decode(anchors[t.pos_inds], pred)
         loss_bbox = self.loss_bbox(
-            pred, t.bbox_targets.flatten(0, 1)[pos], avg_factor=t.num_samples
+            pred.flatten(0, 1),
+            t.bbox_targets.flatten(0, 1),
+            t.bbox_weights.reshape(-1, 1),
+            avg_factor=t.num_samples,
         )
         return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_bbox}
 
@@ -178,19 +181,19 @@ class RPNHead(nn.Module):
         obj = torch.cat(level_scores, 1).reshape(-1)
         levels = torch.cat(level_ids).repeat(num_imgs)
         img_ids = torch.arange(num_imgs, device=device).repeat_interleave(obj.numel() // num_imgs)
-        w = boxes[:, 2] - boxes[:, 0]
-        h = boxes[:, 3] - boxes[:, 1]
-        # One nonzero (host wait) shared by the four selections, not one per boolean mask.
-        ok = torch.nonzero((w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)).squeeze(1)
-        boxes, obj, levels, img_ids = boxes[ok], obj[ok], levels[ok], img_ids[ok]
+        wh = boxes[:, 2:] - boxes[:, :2]
+        # Boxes too small go to an extra image that nobody reads (its own NMS groups, so it
+        # suppresses nothing): dropping them by a mask would cost a host wait.
+        small = (wh <= cfg.min_bbox_size).any(1)
+        img_ids = torch.where(small, num_imgs, img_ids)
         keeps = batch_nms(
             boxes,
             obj,
             levels,
             img_ids,
-            num_imgs,
+            num_imgs + 1,
             len(level_scores),
             cfg.nms.iou_threshold,
             cfg.max_per_img,
-        )
+        )[:num_imgs]
         return [torch.cat([boxes[k], obj[k, None]], 1) for k in keeps]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,7 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.run_cfgs import StageTrainCfg
-from detcli.models.task_modules.assign_result import SamplingResult
+from detcli.models.task_modules.random_sampler import BatchSample
 from detcli.registry import MODELS, ModelCfg
 
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]}
@@ -21,12 +20,12 @@ DEFAULT_LOSS_BBOX = {"type": "L1Loss", "loss_weight": 1.0}
 
 @dataclass
 class RoITargets:
-    """Per sampled RoI of the batch: label (num_classes = background), its weight, box target."""
+    """Targets of the sampled RoIs, B images x S slots (see `BatchSample`), positives first."""
 
-    labels: Tensor
-    label_weights: Tensor
-    bbox_targets: Tensor
-    pos_inds: Tensor  # int64: the rows of the positives, ascending (known without a host wait)
+    labels: Tensor  # int64 (B * S,): the class of a positive, num_classes otherwise
+    label_weights: Tensor  # float (B * S,): pos_weight or 1 where sampled, 0 in unused slots
+    bbox_targets: Tensor  # float (B, P, 4): of the first P slots, where positives are
+    bbox_weights: Tensor  # float (B, P): 1 where the slot holds a positive
 
 
 @MODELS.register()
@@ -97,68 +96,82 @@ class Shared2FCBBoxHead(nn.Module):
             x = self.relu(fc(x))
         return self.fc_cls(x), self.fc_reg(x)
 
-    def get_targets(self, samples: Sequence[SamplingResult], cfg: StageTrainCfg) -> RoITargets:
-        """Targets in RoI order: per image its positives, then its negatives."""
+    def get_targets(
+        self,
+        boxes: Tensor,
+        gt_bboxes: Tensor,
+        gt_inds: Tensor,
+        gt_labels: Tensor,
+        s: BatchSample,
+        cfg: StageTrainCfg,
+    ) -> RoITargets:
+        """Targets of the RoIs `boxes` (B, S, 4) in sample slots `s`.
+
+        `gt_bboxes` (B, G, 4) is the padded GT; `gt_inds` / `gt_labels` (B, S) are each
+        slot's assignment (GT index + 1, its label).
+        """
         pos_weight = 1.0 if cfg.pos_weight <= 0 else float(cfg.pos_weight)
-        labels, weights, targets, pos_rows = [], [], [], []
-        start = 0
-        for s in samples:
-            num_pos, num_neg = s.pos_inds.numel(), s.neg_inds.numel()
-            pos_rows.append(torch.arange(start, start + num_pos, device=s.bboxes.device))
-            start += num_pos + num_neg
-            labels.append(
-                torch.cat([s.pos_gt_labels, s.pos_gt_labels.new_full((num_neg,), self.num_classes)])
+        labels = torch.where(s.is_pos, gt_labels, self.num_classes)
+        weights = torch.where(s.valid, torch.where(s.is_pos, pos_weight, 1.0), 0.0)
+        num_pos = s.num_pos_slots  # positives are a leading run of the slots
+        is_pos = s.is_pos[:, :num_pos, None]
+        if gt_bboxes.shape[1] == 0:
+            return RoITargets(
+                labels.flatten(),
+                weights.flatten(),
+                boxes.new_zeros((boxes.shape[0], num_pos, 4)),
+                is_pos[..., 0].float(),
             )
-            weights.append(
-                torch.cat(
-                    [s.bboxes.new_full((num_pos,), pos_weight), s.bboxes.new_ones((num_neg,))]
-                )
-            )
-            pos_target = (
-                s.pos_gt_bboxes
-                if self.reg_decoded_bbox
-                else self.bbox_coder.encode(s.pos_bboxes, s.pos_gt_bboxes)
-            )
-            targets.append(
-                torch.cat([pos_target.float(), s.bboxes.new_zeros((num_neg, 4)).float()])
-            )
-        return RoITargets(
-            torch.cat(labels), torch.cat(weights), torch.cat(targets), torch.cat(pos_rows)
-        )
+        matched = (gt_inds[:, :num_pos] - 1).clamp(min=0)
+        target = gt_bboxes.gather(1, matched[..., None].expand(-1, -1, 4))
+        if not self.reg_decoded_bbox:
+            target = self.bbox_coder.encode(boxes[:, :num_pos], target)
+        # Off positives the target may be a padding box (log 0 when encoded): zero it.
+        target = torch.where(is_pos, target, 0.0)
+        return RoITargets(labels.flatten(), weights.flatten(), target, is_pos[..., 0].float())
 
     def loss(
         self, cls_score: Tensor, bbox_pred: Tensor, rois: Tensor, t: RoITargets
     ) -> dict[str, Tensor]:
         """`loss_cls`, `loss_bbox` and `acc` (classification accuracy in percent, logged only)."""
-        num = cls_score.shape[0]
+        num_imgs, num_pos = t.bbox_weights.shape
+        num_slots = cls_score.shape[0] // max(num_imgs, 1)
         avg = (t.label_weights > 0).sum().clamp(min=1).float()  # a tensor: no device sync
         loss_cls = self.loss_cls(cls_score, t.labels, t.label_weights, avg_factor=avg)
-        # Index by the known positive rows: a `labels < num_classes` mask costs a host wait.
-        pos = t.pos_inds
+        # The first P slots of each image hold its positives: slices and a gather, no mask.
         if self.reg_class_agnostic:
-            pred = bbox_pred.reshape(num, 4)[pos]
+            pred = bbox_pred.reshape(num_imgs, num_slots, 4)[:, :num_pos]
         else:
-            pred = bbox_pred.reshape(num, -1, 4)[pos, t.labels[pos]]
+            pred = bbox_pred.reshape(num_imgs, num_slots, -1, 4)[:, :num_pos]
+            cls = t.labels.reshape(num_imgs, num_slots)[:, :num_pos].clamp(max=self.num_classes - 1)
+            pred = pred.gather(2, cls[..., None, None].expand(-1, -1, 1, 4)).squeeze(2)
         if self.reg_decoded_bbox:
-            pred = self.bbox_coder.decode(rois[pos, 1:], pred)
-        loss_bbox = self.loss_bbox(pred, t.bbox_targets[pos], avg_factor=max(num, 1))
+            pred = self.bbox_coder.decode(
+                rois.reshape(num_imgs, num_slots, 5)[:, :num_pos, 1:], pred
+            )
+        loss_bbox = self.loss_bbox(
+            pred.flatten(0, 1),
+            t.bbox_targets.flatten(0, 1),
+            t.bbox_weights.reshape(-1, 1),
+            avg_factor=avg,  # the sampled RoIs, as mmdet's bbox_targets.size(0)
+        )
         return {
             "loss_cls": loss_cls,
             "loss_bbox": loss_bbox,
-            "acc": self._accuracy(cls_score, t.labels),
+            "acc": self._accuracy(cls_score, t.labels, t.label_weights > 0, avg),
         }
 
     @torch.no_grad()
-    def _accuracy(self, cls_score: Tensor, labels: Tensor) -> Tensor:
+    def _accuracy(self, cls_score: Tensor, labels: Tensor, sampled: Tensor, num: Tensor) -> Tensor:
         if labels.numel() == 0:
-            return cls_score.new_tensor(0.0)
+            return cls_score.new_zeros(())
         if self.use_sigmoid:
             prob = cls_score.float().sigmoid()
             best, pred = prob.max(dim=1)
             pred = torch.where(best > 0.5, pred, self.num_classes)
         else:
             pred = cls_score.argmax(dim=1)
-        return (pred == labels).float().mean() * 100.0
+        return ((pred == labels) & sampled).sum() / num * 100.0
 
     def predict_boxes(
         self, rois: Tensor, cls_score: Tensor, bbox_pred: Tensor, max_hw: Tensor

@@ -12,6 +12,7 @@ from detcli.errors import ModelError
 from detcli.models.rescale import boxes_to_original
 from detcli.models.run_cfgs import RCNNTestCfg, read_cfg, read_stage_train_cfg
 from detcli.models.task_modules.nms import multiclass_nms
+from detcli.models.task_modules.padding import pad_boxes, pad_labels
 from detcli.registry import MODELS, ModelCfg
 from detcli.structures import Detections, ImgMeta
 
@@ -65,17 +66,35 @@ class StandardRoIHead(nn.Module):
             raise ModelError(
                 "StandardRoIHead cannot train without model.train_cfg.rcnn (assigner, sampler)."
             )
-        samples = []
-        for i, props in enumerate(proposals):  # per image; the assignment itself is vectorised
-            boxes = props[:, :4].detach()
-            ignore = None if gt_bboxes_ignore is None else gt_bboxes_ignore[i]
-            assigned = self.train_cfg.assigner.assign(boxes, gt_bboxes[i], gt_labels[i], ignore)
-            samples.append(
-                self.train_cfg.sampler.sample(assigned, boxes, gt_bboxes[i], gt_labels[i])
-            )
-        rois = rois_from([torch.cat([s.pos_bboxes, s.neg_bboxes]) for s in samples])
+        cfg = self.train_cfg
+        # The whole batch in one assign and one sample call, over proposals padded to a
+        # common count: per-image loops cost ops and host waits per image.
+        props, props_valid = pad_boxes(proposals)
+        gt, gt_valid = pad_boxes(gt_bboxes)
+        labels = pad_labels(gt_labels)
+        ignore, ignore_valid = (
+            (None, None) if gt_bboxes_ignore is None else pad_boxes(gt_bboxes_ignore)
+        )
+        assigned = cfg.assigner.assign_batch(
+            props, props_valid, gt, gt_valid, labels, ignore, ignore_valid
+        )
+        cands, gt_inds, cand_labels = props, assigned.gt_inds, assigned.labels
+        if cfg.sampler.add_gt_as_proposals and gt.shape[1] > 0:
+            # The GT boxes join the candidates, first, each matched to itself (padding: ignored).
+            ids = torch.arange(1, gt.shape[1] + 1, device=gt.device)
+            cands = torch.cat([gt, props], 1)
+            gt_inds = torch.cat([torch.where(gt_valid, ids, -1), gt_inds], 1)
+            cand_labels = torch.cat([labels, cand_labels], 1)
+        s = cfg.sampler.sample_batch(gt_inds)
+        boxes = cands.gather(1, s.inds[..., None].expand(-1, -1, 4))  # (B, S, 4)
+        num_imgs, num_slots = s.inds.shape
+        img_ids = torch.arange(num_imgs, device=boxes.device, dtype=boxes.dtype)
+        rois = torch.cat([img_ids[:, None, None].expand(-1, num_slots, 1), boxes], 2)
+        rois = rois.flatten(0, 1)
         cls_score, bbox_pred = self._bbox_forward(feats, rois)
-        targets = self.bbox_head.get_targets(samples, self.train_cfg)
+        targets = self.bbox_head.get_targets(
+            boxes, gt, gt_inds.gather(1, s.inds), cand_labels.gather(1, s.inds), s, cfg
+        )
         return self.bbox_head.loss(cls_score, bbox_pred, rois, targets)
 
     @torch.no_grad()

@@ -57,6 +57,7 @@ class AnchorGenerator:
             for i, size in enumerate(self.base_sizes)
         ]
         self._cache: dict[tuple[object, ...], list[Tensor]] = {}
+        self._flat_cache: dict[tuple[object, ...], Tensor] = {}
         self._cells_cache: dict[tuple[object, ...], Tensor] = {}
 
     @property
@@ -105,6 +106,16 @@ class AnchorGenerator:
             ]
         return self._cache[key]
 
+    def flat_anchors(
+        self, featmap_sizes: Sequence[tuple[int, int]], device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """All levels' anchors in one (N, 4) tensor, cached like `grid_anchors` (no cat a step)."""
+        key = (tuple(featmap_sizes), str(device))
+        if key not in self._flat_cache:
+            self._flat_cache.clear()
+            self._flat_cache[key] = torch.cat(self.grid_anchors(featmap_sizes, device))
+        return self._flat_cache[key]
+
     @staticmethod
     def _level_anchors(base: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> Tensor:
         h, w = size
@@ -122,14 +133,19 @@ class AnchorGenerator:
         `pad_shapes` (B, 2) holds each image's (h, w) before batch padding; cells beyond it
         only see the zeros collate added and get no anchors.
         """
+        counts = [h * w * self.num_base_anchors for h, w in featmap_sizes]
+        return list(self.flat_valid_flags(featmap_sizes, pad_shapes).split(counts, dim=1))
+
+    def flat_valid_flags(
+        self, featmap_sizes: Sequence[tuple[int, int]], pad_shapes: Tensor
+    ) -> Tensor:
+        """`valid_flags` of all levels in one (B, N) tensor, the order of `flat_anchors`."""
         cell_y, cell_x, stride_y, stride_x = self._cells(tuple(featmap_sizes), pad_shapes.device)
         pad = pad_shapes.float()
         # A cell index below ceil(pad / stride) lies inside; one comparison for every level.
-        ok = (cell_y < torch.ceil(pad[:, 0:1] / stride_y)) & (
+        return (cell_y < torch.ceil(pad[:, 0:1] / stride_y)) & (
             cell_x < torch.ceil(pad[:, 1:2] / stride_x)
         )
-        counts = [h * w * self.num_base_anchors for h, w in featmap_sizes]
-        return list(ok.split(counts, dim=1))
 
     def _cells(self, featmap_sizes: tuple[tuple[int, int], ...], device: torch.device) -> Tensor:
         """(4, N) per anchor of all levels: its cell row, column and the level's y / x stride.

@@ -28,6 +28,15 @@ class AssignResult:
 
 
 @dataclass
+class BatchAssignResult:
+    """`AssignResult` for a padded batch: every field (B, N)."""
+
+    gt_inds: Tensor
+    max_overlaps: Tensor
+    labels: Tensor
+
+
+@dataclass
 class SamplingResult:
     """The positives and negatives kept for one image, with their matched GT boxes and labels."""
 

@@ -45,13 +45,13 @@ class DeltaXYWHBBoxCoder:
         return self._stats_cache[key]
 
     def encode(self, bboxes: Tensor, gt_bboxes: Tensor) -> Tensor:
-        """Deltas (N, 4) that move `bboxes` (N, 4) onto `gt_bboxes` (N, 4)."""
+        """Deltas (..., 4) that move `bboxes` (..., 4) onto `gt_bboxes` (..., 4)."""
         # (x, y) pairs as slices, not one select per coordinate: fewer ops, same arithmetic.
         bboxes, gt_bboxes = bboxes.float(), gt_bboxes.float()
-        pwh = bboxes[:, 2:] - bboxes[:, :2]
-        pxy = bboxes[:, :2] + 0.5 * pwh
-        gwh = gt_bboxes[:, 2:] - gt_bboxes[:, :2]
-        gxy = gt_bboxes[:, :2] + 0.5 * gwh
+        pwh = bboxes[..., 2:] - bboxes[..., :2]
+        pxy = bboxes[..., :2] + 0.5 * pwh
+        gwh = gt_bboxes[..., 2:] - gt_bboxes[..., :2]
+        gxy = gt_bboxes[..., :2] + 0.5 * gwh
         deltas = torch.cat([(gxy - pxy) / pwh, torch.log(gwh / pwh)], dim=-1)
         means, stds = self._stats(deltas)
         return (deltas - means) / stds

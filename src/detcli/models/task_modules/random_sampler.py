@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from detcli.models.task_modules.assign_result import AssignResult, SamplingResult
 from detcli.registry import MODELS
+
+
+@dataclass
+class BatchSample:
+    """What `sample_batch` keeps, per image, in `S` slots: its positives first, then negatives.
+
+    Fixed-size slots instead of per-image index lists keep every size known on the host: no
+    nonzero and no host wait, whatever the number of positives.
+    """
+
+    inds: Tensor  # int64 (B, S): candidate index of each slot
+    is_pos: Tensor  # bool (B, S): the slot holds a sampled positive (always a leading run)
+    valid: Tensor  # bool (B, S): the slot holds a sampled positive or negative
+    num_pos_slots: int  # positives can only be in the first `num_pos_slots` slots
+
+    @property
+    def num_samples(self) -> Tensor:
+        """Sampled candidates over the batch (a device scalar)."""
+        return self.valid.sum()
 
 
 @MODELS.register()
@@ -25,6 +46,34 @@ class RandomSampler:
         self.neg_pos_ub = neg_pos_ub
         self.add_gt_as_proposals = add_gt_as_proposals
 
+    def sample_batch(self, gt_inds: Tensor) -> BatchSample:
+        """Sample every image of a batch from its assignment `gt_inds` (B, N) at once.
+
+        Each image keeps a uniformly random subset of min(#positives, num * pos_fraction)
+        positives and of min(#negatives, num - kept positives) negatives (capped by
+        neg_pos_ub), the distribution of drawing with randperm; the draws themselves differ.
+        """
+        num_imgs, num_cands = gt_inds.shape
+        num_pos_slots = min(int(self.num * self.pos_fraction), num_cands)
+        num_slots = min(self.num, num_cands)
+        # The top-k of i.i.d. uniform keys is a uniformly random subset.
+        key = torch.rand((num_imgs, num_cands), device=gt_inds.device)
+        pos_key, pos_idx = torch.where(gt_inds > 0, key, -1.0).topk(num_pos_slots, dim=1)
+        num_pos = (pos_key >= 0).sum(1, keepdim=True)
+        # Priority: kept positives 2, negatives their key in [0, 1), the rest -1; one top-k then
+        # lists the kept positives first and fills up with random negatives.
+        prio = torch.where(gt_inds == 0, key, -1.0).scatter_reduce(
+            1, pos_idx, torch.where(pos_key >= 0, 2.0, -1.0), reduce="amax"
+        )
+        prio, inds = prio.topk(num_slots, dim=1)
+        slot = torch.arange(num_slots, device=gt_inds.device)
+        is_pos = slot < num_pos
+        valid = prio >= 0  # at most `num` slots, so only neg_pos_ub can drop negatives
+        if self.neg_pos_ub >= 0:
+            cap = (self.neg_pos_ub * num_pos.clamp(min=1)).floor().long()
+            valid = valid & (slot < num_pos + torch.clamp(self.num - num_pos, max=cap))
+        return BatchSample(inds, is_pos, valid, num_pos_slots)
+
     def sample(
         self,
         assign_result: AssignResult,
@@ -41,12 +90,10 @@ class RandomSampler:
             bboxes = torch.cat([gt_bboxes.to(bboxes.dtype), bboxes])
             assign_result.add_gt_(gt_labels)
             gt_flags = torch.cat([gt_flags.new_ones((gt_bboxes.shape[0],)), gt_flags])
-        num_pos_wanted = int(self.num * self.pos_fraction)
-        pos_inds = _choose(torch.nonzero(assign_result.gt_inds > 0).flatten(), num_pos_wanted)
-        num_neg_wanted = self.num - pos_inds.numel()
-        if self.neg_pos_ub >= 0:
-            num_neg_wanted = min(num_neg_wanted, int(self.neg_pos_ub * max(1, pos_inds.numel())))
-        neg_inds = _choose(torch.nonzero(assign_result.gt_inds == 0).flatten(), num_neg_wanted)
+        s = self.sample_batch(assign_result.gt_inds[None])
+        # One image, off the hot path: boolean selection is fine here.
+        pos_inds = s.inds[0][s.is_pos[0] & s.valid[0]]
+        neg_inds = s.inds[0][~s.is_pos[0] & s.valid[0]]
         assigned = assign_result.gt_inds[pos_inds] - 1
         pos_gt = gt_bboxes.new_zeros((0, 4)) if gt_bboxes.numel() == 0 else gt_bboxes[assigned]
         return SamplingResult(
@@ -58,10 +105,3 @@ class RandomSampler:
             pos_assigned_gt_inds=assigned,
             pos_is_gt=gt_flags[pos_inds],
         )
-
-
-def _choose(inds: Tensor, num: int) -> Tensor:
-    """At most `num` of `inds`, drawn uniformly without replacement."""
-    if inds.numel() <= num:
-        return inds
-    return inds[torch.randperm(inds.numel(), device=inds.device)[:num]]
