@@ -80,4 +80,4 @@ class CrossEntropyLoss(nn.Module):
             weight = None if weight is None else weight.float()
         if avg_factor is None and self.avg_non_ignore and reduction == "mean":
             avg_factor = valid.sum().float()
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return weight_reduce_loss(loss, weight, reduction, avg_factor, self.loss_weight)

@@ -48,4 +48,4 @@ class FocalLoss(nn.Module):
         )
         if weight is not None:
             weight = weight.float().unsqueeze(1) if weight.dim() == 1 else weight.float()
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return weight_reduce_loss(loss, weight, reduction, avg_factor, self.loss_weight)

@@ -39,7 +39,7 @@ class _RegressionLoss(nn.Module):
             weight = weight.float()
             if weight.dim() > loss.dim():
                 weight = weight.mean(-1)
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return weight_reduce_loss(loss, weight, reduction, avg_factor, self.loss_weight)
 
 
 @MODELS.register()

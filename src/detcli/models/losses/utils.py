@@ -15,22 +15,26 @@ def weight_reduce_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    loss_weight: float = 1.0,
 ) -> Tensor:
-    """Apply element-wise `weight`, then reduce; with `avg_factor`, `mean` divides the sum by it."""
+    """Apply element-wise `weight`, reduce, scale by `loss_weight`.
+
+    With `avg_factor`, `mean` divides the sum by it.
+    """
     if weight is not None:
         loss = loss * weight
     if avg_factor is None:
         if reduction == "mean":
-            return loss.mean()
-        if reduction == "sum":
-            return loss.sum()
-        return loss
-    if reduction == "mean":
+            loss = loss.mean()
+        elif reduction == "sum":
+            loss = loss.sum()
+    elif reduction == "mean":
         # eps keeps an image without sampled targets from dividing by zero
-        return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
-    if reduction == "none":
-        return loss
-    raise ModelError('avg_factor can only be used with reduction "mean" or "none".')
+        loss = loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+    elif reduction != "none":
+        raise ModelError('avg_factor can only be used with reduction "mean" or "none".')
+    # A weight of 1 (the usual) costs no multiply forward and backward.
+    return loss if loss_weight == 1.0 else loss * loss_weight
 
 
 def check_reduction(reduction: str, owner: str) -> str:

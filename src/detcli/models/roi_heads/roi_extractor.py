@@ -115,10 +115,19 @@ class SingleRoIExtractor(nn.Module):
             )
         if self.num_inputs == 1:
             return self.roi_layers[0](feats[0], rois)
-        out = feats[0].new_zeros((rois.shape[0], self.out_channels, *self.output_size))
+        # RoIs sorted by level, then one RoIAlign call per level on its slice: the level sizes
+        # are the one host read, not a nonzero per level.
         levels = self.map_roi_levels(rois)
-        for i, layer in enumerate(self.roi_layers):  # one call per level, all its RoIs at once
-            inds = torch.nonzero(levels == i).flatten()
-            if inds.numel():
-                out[inds] = layer(feats[i], rois[inds]).to(out.dtype)
-        return out
+        order = torch.argsort(levels, stable=True)
+        counts = torch.bincount(levels, minlength=self.num_inputs).tolist()
+        parts = rois[order].split(counts)
+        pooled = torch.cat(
+            [
+                layer(feat, part)
+                for layer, feat, part in zip(self.roi_layers, feats, parts, strict=True)
+                if part.shape[0]
+            ]
+            or [feats[0].new_zeros((0, self.out_channels, *self.output_size))]
+        ).to(feats[0].dtype)
+        # Back to the RoIs' order; index_copy's backward is one index_select.
+        return pooled.new_empty(pooled.shape).index_copy(0, order, pooled)
