@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=640, help="side of the image files")
     parser.add_argument("--scale", type=int, default=512, help="test img_scale (square)")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="predict's loader processes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--score-thr", type=float, default=0.3, help="as `detcli predict`")
@@ -95,7 +96,7 @@ def main() -> None:
         def predict(out_dir: Path) -> tuple[float, int]:
             result = detcli.predict(
                 cfg, checkpoint, [img_dir], out_dir=out_dir, score_thr=args.score_thr,
-                device=args.device, batch_size=args.batch_size,
+                device=args.device, batch_size=args.batch_size, workers=args.workers,
             )  # fmt: skip
             return result.seconds, sum(len(p.detections) for p in result.predictions)
 
@@ -113,7 +114,8 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(
         f"config {args.config.name}, {n} images {args.size}px -> test scale {args.scale}, "
-        f"batch {args.batch_size}, device {args.device}, torch threads {threads}"
+        f"batch {args.batch_size}, device {args.device}, torch threads {threads}, "
+        f"predict workers {args.workers}"
     )
     print(f"model load (build + checkpoint): {load_seconds:.2f} s")
     print(f"bare forward     {n / b:7.2f} img/s  ({b:.2f} s; rounds {fmt(bare_times)})")
@@ -136,7 +138,7 @@ def run_cli(args: argparse.Namespace, cfg, checkpoint: Path, img_dir: Path, root
     command = [
         sys.executable, "-m", "detcli", "predict", str(config), str(checkpoint), str(img_dir),
         "--out", str(root / "cli_out"), "--score-thr", str(args.score_thr), "--device", args.device,
-        "--batch-size", str(args.batch_size),
+        "--batch-size", str(args.batch_size), "--workers", str(args.workers),
     ]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)

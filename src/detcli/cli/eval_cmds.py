@@ -118,7 +118,8 @@ def _num(value: float) -> str:
 
 def print_metrics(result: EvalResult, title: str) -> None:
     """The 12 COCO numbers and the per-class table of an evaluation (also used by `demo`)."""
-    table = Table(title=title, title_justify="left")
+    console.print(f"[bold]{title}[/]", soft_wrap=True)  # above, not a title: paths stay whole
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, label in METRIC_LABELS.items():
