@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--ref", action="store_true", help="profile torchvision's model instead")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument(
+        "--list-stage", default="", help="also print the top-level ops of one stage, in order"
+    )
     args = parser.parse_args()
     args.amp, args.batch, args.size, args.num_classes, args.boxes = False, 2, 512, 10, 8
     run = Runner(args)
@@ -74,6 +77,10 @@ def main() -> None:
         "top-level aten ops per step by stage:",
         {k: v // args.steps for k, v in sorted(stages.items())},
     )
+    if args.list_stage:
+        ops = [e.name for e in top if _stage_of(e) == args.list_stage]
+        per_step = ops[: len(ops) // args.steps]
+        print(f"{args.list_stage}: {len(per_step)} top-level ops per step:", " ".join(per_step))
     stage_reads: collections.Counter[str] = collections.Counter(
         _stage_of(e) for e in prof.events() if e.name in HOST_READS
     )

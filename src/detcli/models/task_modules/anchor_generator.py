@@ -58,6 +58,7 @@ class AnchorGenerator:
         ]
         self._cache: dict[tuple[object, ...], list[Tensor]] = {}
         self._flat_cache: dict[tuple[object, ...], Tensor] = {}
+        self._valid_cache: tuple[object, Tensor, Tensor] | None = None
         self._cells_cache: dict[tuple[object, ...], Tensor] = {}
 
     @property
@@ -140,12 +141,21 @@ class AnchorGenerator:
         self, featmap_sizes: Sequence[tuple[int, int]], pad_shapes: Tensor
     ) -> Tensor:
         """`valid_flags` of all levels in one (B, N) tensor, the order of `flat_anchors`."""
-        cell_y, cell_x, stride_y, stride_x = self._cells(tuple(featmap_sizes), pad_shapes.device)
+        key = tuple(featmap_sizes)
+        # The sizes tensors come cached (models.meta), so the same object means the same
+        # batch layout: the flags of the last call are reused, computed once per layout.
+        if self._valid_cache is not None:
+            last_key, last_pad, last_flags = self._valid_cache
+            if last_key == key and last_pad is pad_shapes:
+                return last_flags
+        cell_y, cell_x, stride_y, stride_x = self._cells(key, pad_shapes.device)
         pad = pad_shapes.float()
         # A cell index below ceil(pad / stride) lies inside; one comparison for every level.
-        return (cell_y < torch.ceil(pad[:, 0:1] / stride_y)) & (
+        flags = (cell_y < torch.ceil(pad[:, 0:1] / stride_y)) & (
             cell_x < torch.ceil(pad[:, 1:2] / stride_x)
         )
+        self._valid_cache = (key, pad_shapes, flags)
+        return flags
 
     def _cells(self, featmap_sizes: tuple[tuple[int, int], ...], device: torch.device) -> Tensor:
         """(4, N) per anchor of all levels: its cell row, column and the level's y / x stride.

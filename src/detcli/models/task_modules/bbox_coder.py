@@ -35,6 +35,8 @@ class DeltaXYWHBBoxCoder:
         self.add_ctr_clamp = add_ctr_clamp
         self.ctr_clamp = ctr_clamp
         self.encode_size = 4
+        self.has_means = any(m != 0 for m in self.means)
+        self.has_stds = any(s != 1 for s in self.stds)
         self._stats_cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -54,7 +56,9 @@ class DeltaXYWHBBoxCoder:
         gxy = gt_bboxes[..., :2] + 0.5 * gwh
         deltas = torch.cat([(gxy - pxy) / pwh, torch.log(gwh / pwh)], dim=-1)
         means, stds = self._stats(deltas)
-        return (deltas - means) / stds
+        if self.has_means:  # zero means and unit stds (the usual) cost no ops
+            deltas = deltas - means
+        return deltas / stds if self.has_stds else deltas
 
     def decode(
         self,
@@ -71,7 +75,10 @@ class DeltaXYWHBBoxCoder:
         k = deltas.shape[-1] // 4
         d = deltas.reshape(*deltas.shape[:-1], k, 4).float()
         means, stds = self._stats(d)
-        d = d * stds + means
+        if self.has_stds:
+            d = d * stds
+        if self.has_means:
+            d = d + means
         max_ratio = abs(math.log(wh_ratio_clip))
         dxy = d[..., :2]
         if self.add_ctr_clamp:
