@@ -12,8 +12,10 @@ so a `classes` subset is scored on its own classes.
 from __future__ import annotations
 
 import contextlib
+import copy
+import gc
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -104,6 +106,31 @@ def score_detections(
     backend: Backend = "auto",
 ) -> CocoScores:
     """`evaluate_detections` plus the precision array (per-class tables and PR curves use it)."""
+    with _no_gc():
+        return _score(dataset, detections, classwise, iou_thrs, max_dets, backend)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Cyclic GC off while COCO's per-box dicts are built and indexed: they hold no cycles,
+    and collections triggered by a million new objects cost about a quarter of the time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _score(
+    dataset: Any,
+    detections: Sequence[Detections],
+    classwise: bool,
+    iou_thrs: Sequence[float] | None,
+    max_dets: Sequence[int],
+    backend: Backend,
+) -> CocoScores:
     results = detections_to_array(dataset, detections)
     coco_eval = _coco_eval(dataset, results, backend)
     params = coco_eval.params
@@ -163,18 +190,28 @@ def _coco_eval(dataset: Any, results: np.ndarray, backend: Backend) -> Any:
 
 
 def _results(coco_cls: Any, gt: Any, results: np.ndarray) -> Any:
-    """A COCO object of the detections (an empty one when there are none: AP is then 0)."""
+    """A COCO object of the detections, built the way `loadRes` builds one for boxes (area
+    w*h, ids from 1, not crowd) but from whole columns: `loadRes` of an array walks it row by
+    row and adds a polygon per box that box evaluation never reads (a third of eval time)."""
+    image_ids = results[:, 0].astype(np.int64).tolist()
+    cat_ids = results[:, 6].astype(np.int64).tolist()
+    boxes = results[:, 1:5].tolist()
+    scores = results[:, 5].tolist()
+    areas = (results[:, 3] * results[:, 4]).tolist()
+    columns = zip(image_ids, cat_ids, boxes, scores, areas, strict=True)
+    anns = [
+        {"id": k, "image_id": i, "category_id": c, "bbox": b, "score": s, "area": a, "iscrowd": 0}
+        for k, (i, c, b, s, a) in enumerate(columns, 1)
+    ]
+    res = coco_cls()
+    res.dataset = {
+        "images": list(gt.dataset["images"]),
+        "categories": copy.deepcopy(gt.dataset["categories"]),
+        "annotations": anns,
+    }
     with contextlib.redirect_stdout(io.StringIO()):
-        if len(results):
-            return gt.loadRes(results)
-        empty = coco_cls()
-        empty.dataset = {
-            "images": list(gt.dataset["images"]),
-            "categories": list(gt.dataset["categories"]),
-            "annotations": [],
-        }
-        empty.createIndex()
-        return empty
+        res.createIndex()
+    return res
 
 
 @METRICS.register()
