@@ -170,11 +170,18 @@ class Runner:
             {"boxes": x, "labels": y + 1}
             for x, y in zip(self.gt_bboxes, self.gt_labels, strict=True)
         ]
+        # foreach: what CUDA picks by default; on the CPU too, so op counts match the GPU's.
         self.opt_ours = torch.optim.SGD(
-            [p for p in self.ours.parameters() if p.requires_grad], lr=1e-4, momentum=0.9
+            [p for p in self.ours.parameters() if p.requires_grad],
+            lr=1e-4,
+            momentum=0.9,
+            foreach=True,
         )
         self.opt_ref = torch.optim.SGD(
-            [p for p in self.ref.parameters() if p.requires_grad], lr=1e-4, momentum=0.9
+            [p for p in self.ref.parameters() if p.requires_grad],
+            lr=1e-4,
+            momentum=0.9,
+            foreach=True,
         )
         enabled = self.amp and self.device.type == "cuda"
         self.scaler_ours = torch.amp.GradScaler("cuda", enabled=enabled)

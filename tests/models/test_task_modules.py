@@ -231,3 +231,25 @@ def test_batched_sampling_keeps_counts_per_image_and_draws_uniformly():
     assert (hits / 300 - 4 / 6).abs().max() < 0.12  # each positive kept 4 times in 6
     capped = RandomSampler(num=8, pos_fraction=0.5, neg_pos_ub=1.0).sample_batch(gt_inds)
     assert capped.valid.sum(1).tolist() == [8, 4]  # negatives at most 1 per positive
+
+
+def test_nms_per_image_keeps_groups_and_images_apart():
+    from torchvision.ops import batched_nms
+
+    from detcli.models.task_modules.nms import nms_per_image
+
+    torch.manual_seed(0)
+    xy = torch.rand(2, 300, 2) * 100
+    boxes_ = torch.cat([xy, xy + 5 + torch.rand(2, 300, 2) * 30], 2)
+    scores = torch.rand(2, 300)
+    groups = torch.randint(0, 4, (2, 300))
+    # the reference: one batched_nms per image, image-major indices
+    expected = torch.cat(
+        [batched_nms(boxes_[i], scores[i], groups[i], 0.5) + 300 * i for i in range(2)]
+    )
+    for offsets in (True, False):  # the GPU form (shifted groups) and the CPU form
+        kept = nms_per_image(
+            boxes_.reshape(-1, 4), scores.reshape(-1), groups.reshape(-1), 2, 0.5, offsets
+        )
+        assert torch.equal(kept, expected)
+    assert len(expected) < 600 and (expected[:-1] // 300 <= expected[1:] // 300).all()

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from detcli.errors import ModelError
 from detcli.models.dense_heads.anchor_targets import anchor_targets
 from detcli.models.run_cfgs import ProposalCfg, read_cfg, read_stage_train_cfg
-from detcli.models.task_modules.nms import batch_nms
+from detcli.models.task_modules.nms import nms_per_image, top_per_image
 from detcli.registry import MODELS, ModelCfg
 
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
@@ -73,6 +73,7 @@ class RPNHead(nn.Module):
                 nn.ReLU(inplace=True),
             ]
         self.rpn_conv = nn.Sequential(*convs)
+        self._ids_cache: tuple[tuple[object, ...], Tensor, Tensor] | None = None
         self.rpn_cls = nn.Conv2d(feat_channels, self.num_anchors * self.cls_out_channels, 1)
         self.rpn_reg = nn.Conv2d(feat_channels, self.num_anchors * 4, 1)
         for m in self.modules():
@@ -145,6 +146,19 @@ class RPNHead(nn.Module):
         )
         return {"loss_rpn_cls": loss_cls, "loss_rpn_bbox": loss_bbox}
 
+    def _level_and_image_ids(
+        self, counts: list[int], num_imgs: int, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """Level and image index of every candidate proposal, image-major (cached per layout)."""
+        key = (tuple(counts), num_imgs, str(device))
+        if self._ids_cache is None or self._ids_cache[0] != key:
+            levels = torch.arange(len(counts), device=device).repeat_interleave(
+                torch.tensor(counts, device=device)
+            )
+            img_ids = torch.arange(num_imgs, device=device).repeat_interleave(sum(counts))
+            self._ids_cache = (key, levels.repeat(num_imgs), img_ids)
+        return self._ids_cache[1], self._ids_cache[2]
+
     @torch.no_grad()
     def proposals(
         self,
@@ -159,8 +173,8 @@ class RPNHead(nn.Module):
         num_imgs = scores[0].shape[0]
         device = scores[0].device
         anchors = self.prior_generator.grid_anchors(sizes, device)
-        level_scores, level_anchors, level_deltas, level_ids = [], [], [], []
-        for level, (s, d, a) in enumerate(zip(scores, deltas, anchors, strict=True)):
+        level_scores, level_anchors, level_deltas = [], [], []
+        for s, d, a in zip(scores, deltas, anchors, strict=True):
             s = s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels).float()
             obj = s[..., 0].sigmoid() if self.use_sigmoid else s.softmax(-1)[..., 0]
             d = d.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
@@ -173,27 +187,20 @@ class RPNHead(nn.Module):
             level_scores.append(obj)
             level_anchors.append(a)
             level_deltas.append(d)
-            level_ids.append(torch.full((obj.shape[1],), level, dtype=torch.long, device=device))
         # Decoding is elementwise: one call for all levels launches a fifth of the kernels.
         boxes = self.bbox_coder.decode(
             torch.cat(level_anchors, 1), torch.cat(level_deltas, 1), max_shape=img_hw[:, None, :]
         ).reshape(-1, 4)
         obj = torch.cat(level_scores, 1).reshape(-1)
-        levels = torch.cat(level_ids).repeat(num_imgs)
-        img_ids = torch.arange(num_imgs, device=device).repeat_interleave(obj.numel() // num_imgs)
+        levels, img_ids = self._level_and_image_ids(
+            [x.shape[1] for x in level_scores], num_imgs, device
+        )
         wh = boxes[:, 2:] - boxes[:, :2]
-        # Boxes too small go to an extra image that nobody reads (its own NMS groups, so it
-        # suppresses nothing): dropping them by a mask would cost a host wait.
+        # Boxes too small go to an extra image that nobody reads, in a group of their own
+        # (they suppress nothing): dropping them by a mask would cost a host wait.
         small = (wh <= cfg.min_bbox_size).any(1)
+        levels = torch.where(small, len(level_scores), levels)
         img_ids = torch.where(small, num_imgs, img_ids)
-        keeps = batch_nms(
-            boxes,
-            obj,
-            levels,
-            img_ids,
-            num_imgs + 1,
-            len(level_scores),
-            cfg.nms.iou_threshold,
-            cfg.max_per_img,
-        )[:num_imgs]
+        keep = nms_per_image(boxes, obj, levels, num_imgs, cfg.nms.iou_threshold)
+        keeps = top_per_image(keep, img_ids[keep], num_imgs + 1, cfg.max_per_img)[:num_imgs]
         return [torch.cat([boxes[k], obj[k, None]], 1) for k in keeps]

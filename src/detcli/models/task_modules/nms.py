@@ -1,10 +1,10 @@
-"""NMS for a whole batch at once: one torchvision `batched_nms` call, then top-k per image."""
+"""Batched NMS: per-group NMS for a whole batch, then top-k per image."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.ops import batched_nms
+from torchvision.ops import batched_nms, nms
 
 
 def batch_nms(
@@ -27,6 +27,41 @@ def batch_nms(
         return [empty] * num_imgs
     keep = batched_nms(boxes.float(), scores.float(), img_ids * num_groups + groups, iou_threshold)
     return top_per_image(keep, img_ids[keep], num_imgs, max_per_img)
+
+
+def nms_per_image(
+    boxes: Tensor,
+    scores: Tensor,
+    groups: Tensor,
+    num_imgs: int,
+    iou_threshold: float,
+    offsets: bool | None = None,
+) -> Tensor:
+    """Indices kept by NMS within each group, for boxes in `num_imgs` equal image-major blocks.
+
+    One NMS call per image, not one for the batch: a call's cost, and the suppression mask
+    it copies to the host, grow with the square of its boxes. Kept indices come image by
+    image, best first within an image. `offsets` picks the one-call-per-image form (default:
+    on any device but the CPU).
+    """
+    per_img = boxes.shape[0] // num_imgs
+    boxes, scores = boxes.float(), scores.float()
+    if offsets is None:
+        offsets = boxes.device.type != "cpu"
+    if offsets:
+        # Shift each group apart so that one call never suppresses across groups; unlike
+        # torchvision's batched_nms this costs no host-to-device copy (a host wait).
+        span = boxes.max() - boxes.min() + 1
+        boxes = boxes + (groups.to(boxes.dtype) * span)[:, None]
+    keeps = []
+    for i in range(num_imgs):  # per image: a handful of ops each, no loop over boxes
+        part = slice(i * per_img, (i + 1) * per_img)
+        if offsets:
+            keep = nms(boxes[part], scores[part], iou_threshold)
+        else:  # torchvision's CPU path loops over groups, faster there than offsets
+            keep = batched_nms(boxes[part], scores[part], groups[part], iou_threshold)
+        keeps.append(keep + i * per_img)
+    return torch.cat(keeps)
 
 
 def top_per_image(order: Tensor, img_of: Tensor, num_imgs: int, k: int) -> list[Tensor]:
