@@ -50,7 +50,8 @@ def test_results_match_the_training_engines_inference(trained, base):
     model.load_state_dict(load_checkpoint(trained.checkpoint)["state_dict"])
     dets = inference(model, build_dataloader(cfg.data, "val", samples_per_gpu=4))
     for ours, ref in zip(base.detections, dets, strict=True):
-        assert torch.allclose(ours.boxes, ref.boxes) and torch.equal(ours.labels, ref.labels)
+        assert torch.allclose(ours.boxes, ref.boxes, atol=1e-3)  # pixels
+        assert torch.equal(ours.labels, ref.labels)
 
 
 def test_format_only_on_a_test_set_without_annotations_writes_csv(trained, tmp_path):

@@ -89,4 +89,5 @@ def test_predicted_boxes_are_the_detectors_own_output(trained, images):
             return_loss=False,
         )
     got = result.predictions[0].detections
-    assert torch.allclose(got.boxes, expected.boxes) and torch.equal(got.labels, expected.labels)
+    assert torch.allclose(got.boxes, expected.boxes, atol=1e-3)  # pixels
+    assert torch.equal(got.labels, expected.labels)
