@@ -12,7 +12,7 @@ BASH_BLOCKS = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
 YAML_FILES = {
     block.splitlines()[0].removeprefix("# ").strip(): block
     for block in re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
-    if re.match(r"# [\w./-]+\.yaml\n", block)
+    if re.match(r"# [\w.-]+\.yaml\n", block)  # files the user writes next to configs/
 }
 EXAMPLE_PLUGIN = "./plugins/detcli-plugin-example"
 # The full demo (500 images, 8 epochs: minutes) is measured for README by hand, not here.
