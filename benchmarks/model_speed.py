@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--boxes", type=int, default=8, help="GT boxes per image")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--only", choices=["train", "infer"], help="time one of the two")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -254,6 +255,8 @@ def main() -> None:
         f"train step (batch {args.batch}, {args.size}px)": (run.train_ours, run.train_ref),
         f"inference (1 image, {args.size}px)": (run.infer_ours, run.infer_ref),
     }
+    if args.only:
+        pairs = {k: v for k, v in pairs.items() if k.startswith(args.only)}
     times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
     for name, (ours, ref) in pairs.items():
         for _ in range(args.warmup):

@@ -120,14 +120,11 @@ class SingleRoIExtractor(nn.Module):
         levels = self.map_roi_levels(rois)
         order = torch.argsort(levels, stable=True)
         counts = torch.bincount(levels, minlength=self.num_inputs).tolist()
-        parts = rois[order].split(counts)
-        pooled = torch.cat(
-            [
-                layer(feat, part)
-                for layer, feat, part in zip(self.roi_layers, feats, parts, strict=True)
-                if part.shape[0]
-            ]
-            or [feats[0].new_zeros((0, self.out_channels, *self.output_size))]
-        ).to(feats[0].dtype)
-        # Back to the RoIs' order; index_copy's backward is one index_select.
-        return pooled.new_empty(pooled.shape).index_copy(0, order, pooled)
+        out = feats[0].new_empty((rois.shape[0], self.out_channels, *self.output_size))
+        parts = zip(
+            self.roi_layers, feats, order.split(counts), rois[order].split(counts), strict=True
+        )
+        for layer, feat, inds, part in parts:
+            if inds.numel():  # every row is written once: no zero fill, no concatenation
+                out.index_copy_(0, inds, layer(feat, part).to(out.dtype))
+        return out
