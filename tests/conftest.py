@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,19 @@ def clean_copy(package: Path, dest: Path) -> Path:
     target = dest / package.name
     shutil.copytree(package, target, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     return target
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread in every test: the tiny models gain nothing from two, and two
+    OpenMP threads stall badly (10-20x slower steps) whenever another process holds one of the
+    machine's two cores. Tests that need torch import it anyway; the others pay one import."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -16,16 +16,6 @@ import pytest
 from evaluation.eval_helpers import REPO, config_text, trained_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     return trained_checkpoint(tmp_path_factory)

@@ -12,18 +12,6 @@ import pytest
 from .engine_helpers import TINY_TRAIN, Proc, run_process
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread per training process: the tiny model gains nothing from two, and
-    two OpenMP threads stall badly whenever another process holds one of the two cores."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="session")
 def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 train + 4 val real PNGs with COCO json (3 shapes, 128 px): a few seconds per epoch."""

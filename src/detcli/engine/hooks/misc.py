@@ -4,6 +4,7 @@ check, CUDA cache emptying."""
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,7 +24,13 @@ class ParamSchedulerHook(Hook):
     priority = "VERY_HIGH"
 
     def after_train_iter(self, runner: Runner) -> None:
-        runner.scheduler.step()
+        # With float16 AMP the gradient scaler skips the optimizer step of an iteration whose
+        # gradients overflowed (always the first few, while it finds its scale). The schedule
+        # still advances, by design (iterations, not optimizer steps, define it), so torch's
+        # "lr_scheduler.step() before optimizer.step()" warning is noise here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+            runner.scheduler.step()
 
 
 @HOOKS.register()
