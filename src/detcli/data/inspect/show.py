@@ -36,7 +36,9 @@ def draw(
     """uint8 (3, H, W) with boxes and class names drawn (crowd/ignore regions in grey)."""
     colours = class_colours(len(classes))
     names = [classes[int(k)] for k in labels]
-    out = draw_bounding_boxes(img, boxes, names, [colours[int(k)] for k in labels], width=2)
+    out = img
+    if len(boxes):  # torchvision warns on an empty box list (an image without objects)
+        out = draw_bounding_boxes(img, boxes, names, [colours[int(k)] for k in labels], width=2)
     if ignore is not None and len(ignore):
         out = draw_bounding_boxes(
             out, ignore, ["crowd"] * len(ignore), [CROWD_COLOUR] * len(ignore), width=1
