@@ -10,7 +10,11 @@ from detcli.models.losses.utils import check_reduction, weight_reduce_loss
 from detcli.registry import MODELS
 
 
-class _RegressionLoss(nn.Module):
+class RegressionLoss(nn.Module):
+    """Base of the box losses: subclasses give `elementwise(pred, target)`; this class applies
+    the weights, the reduction (`avg_factor` = the number of sampled targets) and `loss_weight`.
+    Public so plugins write only their formula (see plugins/detcli-plugin-example)."""
+
     # IoU-style losses compare boxes, so the head must decode its deltas first.
     needs_decoded_boxes = False
 
@@ -20,6 +24,7 @@ class _RegressionLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The loss per coordinate, before weights and reduction."""
         raise NotImplementedError
 
     def forward(
@@ -43,7 +48,7 @@ class _RegressionLoss(nn.Module):
 
 
 @MODELS.register()
-class L1Loss(_RegressionLoss):
+class L1Loss(RegressionLoss):
     """|pred - target| per coordinate."""
 
     def __init__(self, reduction: str = "mean", loss_weight: float = 1.0):
@@ -54,7 +59,7 @@ class L1Loss(_RegressionLoss):
 
 
 @MODELS.register()
-class SmoothL1Loss(_RegressionLoss):
+class SmoothL1Loss(RegressionLoss):
     """Huber-like: quadratic below `beta`, linear above (beta 0 is L1)."""
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0):
@@ -66,7 +71,7 @@ class SmoothL1Loss(_RegressionLoss):
 
 
 @MODELS.register()
-class GIoULoss(_RegressionLoss):
+class GIoULoss(RegressionLoss):
     """1 - generalized IoU of decoded boxes (the head needs `reg_decoded_bbox: true`)."""
 
     needs_decoded_boxes = True
