@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from detcli.cli.options import SetOption
+from detcli.cli.options import DeviceOption, SetOption
 from detcli.cli.output import console
 
 
@@ -17,9 +17,7 @@ def demo(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the data, the run, evaluation and drawings.")
     ] = Path("runs/demo"),
-    device: Annotated[
-        str | None, typer.Option("--device", help="cpu or cuda (default: cuda when available).")
-    ] = None,
+    device: DeviceOption = None,
     config: Annotated[
         Path | None,
         typer.Option(

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from detcli.cli.options import ConfigArg, SetOption
+from detcli.cli.options import ConfigArg, DeviceOption, SetOption
 from detcli.cli.output import console, err_console, load_plugins_reporting_failures
 
 if TYPE_CHECKING:
@@ -51,9 +51,6 @@ METRIC_LABELS = {
     "bbox_AR_l@100": "AR large",
 }
 
-DeviceOption = Annotated[
-    str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when present).")
-]
 BatchOption = Annotated[
     int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")
 ]

@@ -19,3 +19,6 @@ SetOption = Annotated[
         show_default=False,
     ),
 ]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when present).")
+]

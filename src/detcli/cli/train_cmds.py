@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from detcli.cli.options import ConfigArg, SetOption
+from detcli.cli.options import ConfigArg, DeviceOption, SetOption
 from detcli.cli.output import console, err_console
 
 
@@ -45,9 +45,7 @@ def train(
             "--amp/--no-amp", help="Mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU)."
         ),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="cpu or cuda (default: cuda when available).")
-    ] = None,
+    device: DeviceOption = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed (default: the config's `seed`).")
     ] = None,
