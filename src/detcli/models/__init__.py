@@ -13,6 +13,7 @@ from torch import nn
 from detcli.errors import ModelError
 from detcli.models import backbones, dense_heads, detectors, losses, necks, roi_heads, task_modules
 from detcli.models.backbones import LoadReport, load_pretrained
+from detcli.models.data_preprocessor import DetDataPreprocessor
 from detcli.models.detectors import FasterRCNN, TwoStageDetector
 from detcli.registry import MODELS
 
@@ -33,6 +34,7 @@ def build_model(cfg_model: Mapping[str, Any]) -> nn.Module:
 
 
 __all__ = [
+    "DetDataPreprocessor",
     "FasterRCNN",
     "LoadReport",
     "TwoStageDetector",

@@ -28,6 +28,7 @@ class TwoStageDetector(nn.Module):
         train_cfg: dict[str, Any] | None = None,
         test_cfg: dict[str, Any] | None = None,
         init_cfg: dict[str, Any] | None = None,
+        data_preprocessor: ModelCfg | None = None,
     ):
         super().__init__()
         train_cfg = dict(train_cfg or {})
@@ -49,6 +50,10 @@ class TwoStageDetector(nn.Module):
             else self.rpn_head.test_cfg
         )
         self.init_cfg = init_cfg
+        # 3.x configs normalise and pad in the model; 2.x pipelines already did (None).
+        self.data_preprocessor = (
+            MODELS.build(data_preprocessor) if data_preprocessor is not None else None
+        )
 
     @property
     def num_classes(self) -> int:
@@ -76,7 +81,12 @@ class TwoStageDetector(nn.Module):
         return_loss: bool = True,
         rescale: bool = True,
     ) -> dict[str, Tensor] | list[Detections]:
-        """Losses for a batch (`return_loss`), else detections per image (original pixels)."""
+        """Losses for a batch (`return_loss`), else detections per image (original pixels).
+
+        With a `data_preprocessor`, it normalises and pads `img` (every view) first.
+        """
+        if self.data_preprocessor is not None:
+            img, img_metas = self.data_preprocessor(img, img_metas)
         if return_loss:
             if gt_bboxes is None or gt_labels is None:
                 raise ModelError(
