@@ -95,6 +95,7 @@ class Runner:
         self.epoch = self.iter = self.inner_iter = 0
         self.log_vars: dict[str, float] = {}  # this iteration's numbers, for logger hooks
         self.metrics: dict[str, float] = {}  # the latest evaluation
+        self.val_outputs: list[Any] | None = None  # its detections per val image, for hooks
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
         self.stop_reason: str | None = None
@@ -147,6 +148,7 @@ class Runner:
         """Train until `max_iters`, a stop request, an interrupt or an error."""
         self._start_time = time.monotonic()
         self.start_iter = self.iter
+        self.optim_wrapper.initialize_count_status(self.iter, self.max_iters)
         try:
             self.call_hook("before_run")
             while self.iter < self.max_iters and not self._stop_now:
@@ -196,7 +198,7 @@ class Runner:
         self.log_vars = {}
         self.call_hook("before_train_iter")
         batch = to_device(batch, self.device)
-        with self.optim_wrapper.autocast():
+        with self.optim_wrapper.optim_context(self.model):
             losses = self.model(**batch)
         loss, names, values = parse_losses(losses)
         numbers = values.tolist()
@@ -270,6 +272,7 @@ class Runner:
             "state_dict": self.raw_model.state_dict(),
             "optimizer": state["optimizer"],
             "scaler": state.get("scaler"),
+            "accumulation": state.get("accumulation"),
             "scheduler": self.scheduler.state_dict(),
             "rng": {
                 "current": rng_state(generator),

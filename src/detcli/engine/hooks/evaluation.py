@@ -93,6 +93,7 @@ class EvalHook(Hook):
                 device=runner.device,
                 autocast=runner.optim_wrapper.autocast,
             )
+            runner.val_outputs = detections
         finally:
             runner.model.train()
         metrics = self.metric(runner.val_loader.dataset, detections)
