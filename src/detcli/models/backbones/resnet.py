@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import timm
+from timm.models.resnet import Bottleneck
+from torch import nn
 
 from detcli.errors import ModelError
 from detcli.models.backbones.timm_features import TimmFeatures
 from detcli.registry import MODELS
 
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
+STYLES = ("pytorch", "caffe")
 
 
 def _stage_indices(num_stages: int, out_indices: Sequence[int], owner: str) -> list[int]:
@@ -37,10 +40,10 @@ def _resnet_kwargs(
     zero_init_residual: bool,
     owner: str,
 ) -> dict[str, Any]:
-    if style != "pytorch":
+    if style not in STYLES:
         raise ModelError(
-            f"{owner}: style {style!r} is not available; timm's ResNets are pytorch-style "
-            "(stride in the 3x3 conv). Use style: pytorch."
+            f"{owner}: style {style!r} is not available; use pytorch (stride in the 3x3 conv) "
+            "or caffe (stride in the first 1x1 conv, for *caffe* weights)."
         )
     kwargs: dict[str, Any] = {"in_chans": in_channels, "zero_init_last": zero_init_residual}
     if deep_stem:
@@ -90,6 +93,24 @@ class ResNet(TimmFeatures):
                 in_channels, style, deep_stem, avg_down, stem_channels, zero_init_residual, "ResNet"
             ),
         )
+        self.style = style
+        if style == "caffe":
+            use_caffe_strides(self.body)
+
+
+def use_caffe_strides(body: nn.Module) -> int:
+    """Move each downsampling bottleneck's stride from its 3x3 conv to its first 1x1 conv.
+
+    mmdet's `style: caffe` (`conv1_stride, conv2_stride = stride, 1`). Weight shapes do not
+    change, so the same checkpoints load; BasicBlocks (depth 18/34) have no 1x1 conv and stay
+    as they are, as in mmdet. Returns how many blocks were changed.
+    """
+    moved = 0
+    for block in body.modules():
+        if isinstance(block, Bottleneck) and block.conv2.stride != (1, 1):
+            block.conv1.stride, block.conv2.stride = block.conv2.stride, (1, 1)
+            moved += 1
+    return moved
 
 
 def resnext_variants() -> dict[tuple[int, int, int], str]:
@@ -151,3 +172,6 @@ class ResNeXt(TimmFeatures):
                 "ResNeXt",
             ),
         )
+        self.style = style
+        if style == "caffe":
+            use_caffe_strides(self.body)
