@@ -69,3 +69,33 @@ def select_classes(
             )
         cat_ids.append(found[0])
     return tuple(wanted), cat_ids
+
+
+Color = tuple[int, int, int]
+
+
+def read_palette(palette: Any, classes: Sequence[str]) -> list[Color] | None:
+    """`metainfo.palette` as one (r, g, b) tuple per class; DataError if it does not fit."""
+    if palette is None:
+        return None
+    entries = list(palette) if isinstance(palette, (list, tuple)) else None
+    if entries is None or not all(_is_color(c) for c in entries):
+        raise DataError(
+            f"`metainfo.palette` must be a list of [r, g, b] colours (integers 0-255), one per "
+            f"class; got {palette!r}. Fix the palette or remove it."
+        )
+    if len(entries) != len(classes):
+        raise DataError(
+            f"`metainfo.palette` has {len(entries)} colours for {len(classes)} classes "
+            f"({', '.join(classes)}). Give exactly one [r, g, b] colour per class, in the order "
+            f"of the classes, or remove the palette."
+        )
+    return [(int(c[0]), int(c[1]), int(c[2])) for c in entries]
+
+
+def _is_color(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    )

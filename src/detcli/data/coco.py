@@ -11,13 +11,20 @@ import io
 import os
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from detcli.data.classes import select_classes
+from detcli.data.classes import read_palette, select_classes
+from detcli.data.coco_args import (
+    FILTER_AUTO,
+    check_backend_args,
+    filtering_of,
+    resolve_data_prefix,
+    subset,
+)
 from detcli.data.coco_json import annotation_arrays, index_of, join_root, read_coco_json
 from detcli.data.transforms import BadImageError, Compose
 from detcli.errors import DataError
@@ -32,29 +39,58 @@ class DataWarning(UserWarning):
 
 @DATASETS.register()
 class CocoDataset(Dataset):  # type: ignore[type-arg]
-    """Images and boxes of a COCO json; `classes` restricts and orders the categories."""
+    """Images and boxes of a COCO json; `classes` restricts and orders the categories.
+
+    Takes MMDetection 2.x arguments (img_prefix, classes, filter_empty_gt, min_size) and 3.x /
+    mmengine ones (data_prefix, metainfo, filter_cfg, indices, backend_args, lazy_init,
+    serialize_data); giving one setting in both spellings is a DataError.
+    """
 
     def __init__(
         self,
         ann_file: str,
         pipeline: list[TransformCfg],
-        img_prefix: str = "",
+        img_prefix: str | None = None,
         classes: Sequence[str] | str | None = None,
         data_root: str | None = None,
-        filter_empty_gt: bool = True,
-        min_size: int = 32,
+        filter_empty_gt: bool | None = None,
+        min_size: int | None = None,
         test_mode: bool = False,
         on_bad_image: Literal["error", "warn"] = "error",
+        data_prefix: Mapping[str, str] | None = None,
+        metainfo: Mapping[str, Any] | None = None,
+        filter_cfg: Mapping[str, Any] | Literal["auto"] | None = FILTER_AUTO,
+        indices: int | Sequence[int] | None = None,
+        backend_args: Mapping[str, Any] | None = None,
+        serialize_data: bool = True,  # mmengine packs data_list into one buffer; arrays already are
+        lazy_init: bool = False,  # mmengine defers loading; the arrays are cheap to build now
     ):
+        check_backend_args(backend_args)
+        self.data_root = data_root
         self.ann_file = join_root(data_root, ann_file)
-        self.img_prefix = join_root(data_root, img_prefix)
+        self.data_prefix = resolve_data_prefix(data_root, img_prefix, data_prefix)
+        self.img_prefix = self.data_prefix["img"]
         self.test_mode = test_mode
-        self.filter_empty_gt = filter_empty_gt
-        self.min_size = min_size
+        spelled_3x = data_prefix is not None or metainfo is not None or indices is not None
+        filtering = filtering_of(filter_cfg, filter_empty_gt, min_size, spelled_3x)
+        self.filtering = filtering
+        self.filter_empty_gt = filtering.filter_empty_gt
+        self.min_size = filtering.min_size
         self.on_bad_image = on_bad_image
+        meta = dict(metainfo or {})
+        if classes is not None and "classes" in meta:
+            raise DataError(
+                "The dataset gives its classes twice: `classes` (MMDetection 2.x) and "
+                "`metainfo.classes` (3.x). Keep one of them."
+            )
         data = read_coco_json(self.ann_file, allow_no_annotations=test_mode)
-        self.CLASSES, self.cat_ids = select_classes(self.ann_file, data["categories"], classes)
+        wanted = meta.pop("classes", classes)
+        self.CLASSES, self.cat_ids = select_classes(self.ann_file, data["categories"], wanted)
+        self.PALETTE = read_palette(meta.pop("palette", None), self.CLASSES)
+        self.metainfo: dict[str, Any] = {"classes": self.CLASSES, "palette": self.PALETTE, **meta}
         self._load_arrays(data)
+        if indices is not None:
+            self._take(subset(indices, len(self)))
         self._coco: Any = _make_coco(data)
         self.pipeline = Compose(pipeline)
 
@@ -117,6 +153,24 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         self._heights = heights[keep]
         # Aspect-ratio group of each image (1: wider than tall), for grouped batches.
         self.flag = (self._widths > self._heights).astype(np.uint8)
+
+    def _take(self, order: np.ndarray) -> None:
+        """Keep images `order` (positions, in that order) with their boxes: `indices`."""
+        starts, counts = self._offsets[order], np.diff(self._offsets)[order]
+        # positions of each kept image's boxes, image after image (no loop over boxes)
+        rows = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        rows += np.arange(int(counts.sum()))
+        self._bboxes, self._labels, self._crowd = (
+            self._bboxes[rows],
+            self._labels[rows],
+            self._crowd[rows],
+        )
+        self._offsets = np.concatenate(([0], np.cumsum(counts)))
+        self._img_ids = self._img_ids[order]
+        self.img_ids = self._img_ids.tolist()
+        self._file_names = self._file_names[order]
+        self._widths, self._heights = self._widths[order], self._heights[order]
+        self.flag = self.flag[order]
 
     def _refuse_duplicates(self, what: str, ids: np.ndarray) -> None:
         """Two entries with one id make results and evaluation ambiguous: stop early."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,26 @@ _ENTRY_KEYS = {
 
 
 def join_root(root: str | None, path: str) -> str:
-    return os.path.join(root, path) if root and path and not os.path.isabs(path) else path
+    """`path` under `root` unless it is absolute or there is no root (mmengine's _join_prefix).
+
+    An empty `path` becomes the root itself, as in MMDetection 2.x and mmengine: an empty
+    `img_prefix` / `data_prefix.img` means the images lie directly under `data_root`.
+    """
+    return os.path.join(root, path) if root and not os.path.isabs(path) else path
+
+
+def image_dir(cfg: Mapping[str, Any]) -> str:
+    """The image folder a CocoDataset config names, in either spelling (2.x or 3.x), joined."""
+    prefix = cfg.get("img_prefix")
+    data_prefix = cfg.get("data_prefix")
+    if prefix is None and isinstance(data_prefix, Mapping):
+        prefix = data_prefix.get("img")
+    return join_root(cfg.get("data_root"), str(prefix or ""))
+
+
+def annotation_path(cfg: Mapping[str, Any]) -> str:
+    """The annotation file a CocoDataset config names, joined with its `data_root`."""
+    return join_root(cfg.get("data_root"), str(cfg["ann_file"]))
 
 
 def read_coco_json(path: str | Path, *, allow_no_annotations: bool = False) -> dict[str, Any]:

@@ -32,15 +32,27 @@ def image_class_matrix(dataset: Any) -> np.ndarray:
 class ConcatDataset(_TorchConcat):  # type: ignore[type-arg]
     """Several datasets with the same classes, one after another."""
 
-    def __init__(self, datasets: list[DatasetCfg], separate_eval: bool = True):
+    def __init__(
+        self,
+        datasets: list[DatasetCfg],
+        separate_eval: bool = True,
+        lazy_init: bool = False,  # mmengine: defer building; detcli builds at once (no effect)
+        ignore_keys: str | list[str] | None = None,
+    ):
         built = [_build(d) for d in datasets]
         if not built:
             raise DataError("ConcatDataset needs at least one dataset in `datasets`.")
+        # mmengine compares the parts' metainfo except `ignore_keys`. detcli compares the classes
+        # (what a label means); `ignore_keys: [classes]` lets different ones through, named after
+        # the first part's, as mmengine does.
+        keys = [ignore_keys] if isinstance(ignore_keys, str) else list(ignore_keys or [])
+        self.ignore_keys = keys
         classes = {tuple(d.CLASSES) for d in built}
-        if len(classes) > 1:
+        if len(classes) > 1 and "classes" not in self.ignore_keys:
             raise DataError(
                 "ConcatDataset: the datasets have different classes "
-                f"({' vs '.join(str(list(c)) for c in classes)}); set the same `classes` on each."
+                f"({' vs '.join(str(list(c)) for c in classes)}); set the same `classes` on each "
+                f"(or `ignore_keys: [classes]` to keep the first part's class names, as mmengine)."
             )
         super().__init__(built)
         self.CLASSES: tuple[str, ...] = tuple(built[0].CLASSES)
@@ -59,9 +71,12 @@ class ConcatDataset(_TorchConcat):  # type: ignore[type-arg]
 
 @DATASETS.register()
 class RepeatDataset(Dataset):  # type: ignore[type-arg]
-    """The dataset `times` times over: short epochs without a costly per-epoch restart."""
+    """The dataset `times` times over: short epochs without a costly per-epoch restart.
 
-    def __init__(self, dataset: DatasetCfg, times: int):
+    `lazy_init` (mmengine) is accepted and has no effect: the wrapped dataset is built at once.
+    """
+
+    def __init__(self, dataset: DatasetCfg, times: int, lazy_init: bool = False):
         if times < 1:
             raise DataError(f"RepeatDataset: times must be at least 1, got {times}.")
         self.dataset = _build(dataset)
@@ -104,7 +119,13 @@ def repeat_factors(
 class ClassBalancedDataset(Dataset):  # type: ignore[type-arg]
     """Repeat images with rare classes: image i appears ceil(r_i) times (LVIS, 2019)."""
 
-    def __init__(self, dataset: DatasetCfg, oversample_thr: float, filter_empty_gt: bool = True):
+    def __init__(
+        self,
+        dataset: DatasetCfg,
+        oversample_thr: float,
+        filter_empty_gt: bool = True,  # 2.x only; mmengine's version behaves as True
+        lazy_init: bool = False,  # mmengine: defer building; detcli builds at once (no effect)
+    ):
         self.dataset = _build(dataset)
         self.oversample_thr = oversample_thr
         self.CLASSES: tuple[str, ...] = tuple(self.dataset.CLASSES)
