@@ -39,15 +39,13 @@ SplitOption = Annotated[Split, typer.Option("--split", help="Which data split of
 
 
 def _dataset_cfg(config: Path, sets: list[str] | None, split: Split) -> tuple[Any, Any]:
-    """(merged config, its `data.<split>` mapping); DataError if the split is not there."""
-    from detcli.config import load_config
-    from detcli.errors import DataError
+    """(merged config, its `split`'s dataset mapping); ConfigError if the split is not there."""
+    from detcli.config import resolve_config
+    from detcli.config.settings import read_run_settings
 
-    cfg = load_config(config, sets or [])
-    data = cfg.get("data") or {}
-    if split.value not in data:
-        raise DataError(f"{config}: the config has no `data.{split.value}` dataset to inspect.")
-    return cfg, data[split.value]
+    resolved = resolve_config(config, sets or [])
+    settings = read_run_settings(resolved.cfg, resolved.origins)
+    return resolved.cfg, settings.loader(split.value).dataset
 
 
 def _build(config: Path, sets: list[str] | None, split: Split, every_image: bool = False) -> Any:
@@ -176,20 +174,16 @@ def lint(
     ] = 20,
 ) -> None:
     """List every annotation problem with its ids; exit 1 when there are errors."""
-    from detcli.config import load_config
+    from detcli.config import resolve_config
+    from detcli.config.settings import read_run_settings
     from detcli.data.inspect.lint import dataset_sources, lint_coco
-    from detcli.errors import DataError
 
-    data = load_config(config, set_ or []).get("data") or {}
-    splits = (
-        [s.value for s in split] if split else [s for s in ("train", "val", "test") if s in data]
-    )
-    absent = [s for s in splits if s not in data]
-    if absent or not splits:
-        raise DataError(f"{config}: the config has no `data.{(absent or ['train'])[0]}` dataset.")
+    resolved = resolve_config(config, set_ or [])
+    settings = read_run_settings(resolved.cfg, resolved.origins)
+    splits = [s.value for s in split] if split else list(settings.loaders) or ["train"]
     sources: dict[tuple[str, str], bool] = {}
     for name in splits:
-        for ann_file, prefix, is_test in dataset_sources(data[name]):
+        for ann_file, prefix, is_test in dataset_sources(settings.loader(name).dataset):
             test = is_test or name == "test"
             sources[(ann_file, prefix)] = sources.get((ann_file, prefix), True) and test
     problems: list[Problem] = []

@@ -1,4 +1,4 @@
-"""build_dataset, build_dataloader and set_epoch: from `cfg.data` to a DataLoader."""
+"""build_dataset, build_dataloader, set_epoch: a split's `LoaderSettings` to a DataLoader."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 import detcli.data.coco
 import detcli.data.transforms
 import detcli.data.wrappers  # noqa: F401  (registers the datasets and transforms)
+from detcli.config.settings import LoaderSettings
 from detcli.data.collate import collate
 from detcli.data.samplers import (
     ClassAwareSampler,
@@ -24,8 +25,6 @@ from detcli.data.samplers import (
 )
 from detcli.errors import DataError
 from detcli.registry import DATASETS
-
-SPLITS = ("train", "val", "test")
 
 
 def with_leaf_args(cfg: Mapping[str, Any], **args: Any) -> dict[str, Any]:
@@ -54,16 +53,6 @@ def build_dataset(cfg: Mapping[str, Any], *, test_mode: bool | None = None) -> A
     return DATASETS.build(cfg)
 
 
-def _loader_setting(data_cfg: Mapping[str, Any], split: str, key: str, default: Any) -> Any:
-    """`data.<split>_dataloader.<key>`, else `data.<key>` (batch: train only), else default."""
-    specific = data_cfg.get(f"{split}_dataloader") or {}
-    if key in specific:
-        return specific[key]
-    if split == "train" or key != "samples_per_gpu":
-        return data_cfg.get(key, default)
-    return default  # mmdet evaluates one image per GPU unless told otherwise
-
-
 def _dist_info(distributed: bool) -> tuple[int, int]:
     if not distributed:
         return 0, 1
@@ -90,56 +79,49 @@ def worker_init(worker_id: int) -> None:
 
 
 def build_dataloader(
-    data_cfg: Mapping[str, Any],
-    split: str,
+    settings: LoaderSettings,
     *,
     distributed: bool = False,
     seed: int | None = None,
-    shuffle: bool | None = None,
     infinite: bool = False,
-    samples_per_gpu: int | None = None,
-    workers_per_gpu: int | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
 ) -> DataLoader:  # type: ignore[type-arg]
-    """The DataLoader of `data.<split>`: grouped and shuffled for train; eval: all, in order."""
-    if split not in SPLITS:
-        raise DataError(f"Unknown data split {split!r}; use one of {', '.join(SPLITS)}.")
-    if split not in data_cfg:
-        raise DataError(
-            f"The config has no `data.{split}` dataset; add one to use split {split!r}."
-        )
-    train = split == "train"
-    dataset = build_dataset(data_cfg[split], test_mode=None if train else True)
-    batch = int(samples_per_gpu or _loader_setting(data_cfg, split, "samples_per_gpu", 1))
-    workers = int(
-        workers_per_gpu if workers_per_gpu is not None
-        else _loader_setting(data_cfg, split, "workers_per_gpu", 2)
-    )  # fmt: skip
-    shuffle = train if shuffle is None else shuffle
+    """The DataLoader a split's `LoaderSettings` describe (`config.settings.read_loaders`).
+
+    Keyword arguments override the settings (`detcli eval --batch-size`, tests). Splits other
+    than train are built in test mode (all images, nothing filtered), as MMDetection does.
+    """
+    train = settings.split == "train"
+    dataset = build_dataset(settings.dataset, test_mode=None if train else True)
+    batch = int(batch_size or settings.batch_size)
+    workers = int(settings.num_workers if num_workers is None else num_workers)
+    kind = "infinite" if infinite else settings.sampler
     rank, world = _dist_info(distributed)
     base_seed = 0 if seed is None else int(seed)
-    class_aware = _loader_setting(data_cfg, split, "class_aware_sampler", None)
 
     sampler: Any = None
     batch_sampler: Any = None
-    if infinite:
+    if kind == "infinite":
         batch_sampler = InfiniteGroupBatchSampler(
-            dataset, batch, world, rank, base_seed, shuffle=shuffle, group=shuffle
-        )
-    elif class_aware:
+            dataset, batch, world, rank, base_seed, shuffle=True,
+            group=settings.group_by_aspect_ratio or settings.spelling == "2.x",
+        )  # fmt: skip
+    elif kind == "class_aware":
         sampler = ClassAwareSampler(
-            dataset, batch, world, rank, base_seed, int(class_aware.get("num_sample_class", 1))
+            dataset, batch, world, rank, base_seed, settings.num_sample_class
         )
-    elif shuffle:
+    elif kind in ("group", "random"):
+        group = kind == "group"
         sampler = (
-            DistributedGroupSampler(dataset, batch, world, rank, base_seed)
+            DistributedGroupSampler(dataset, batch, world, rank, base_seed, group=group)
             if distributed
-            else GroupSampler(dataset, batch, base_seed)
+            else GroupSampler(dataset, batch, base_seed, group=group)
         )
     elif distributed:
         sampler = DistributedEvalSampler(dataset, world, rank)
 
-    persistent = bool(_loader_setting(data_cfg, split, "persistent_workers", False)) and workers > 0
-    pin = bool(_loader_setting(data_cfg, split, "pin_memory", torch.cuda.is_available()))
+    pin = torch.cuda.is_available() if settings.pin_memory is None else settings.pin_memory
     generator = torch.Generator()
     generator.manual_seed(base_seed + rank)
     return DataLoader(
@@ -151,7 +133,9 @@ def build_dataloader(
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin,
-        persistent_workers=persistent,
+        drop_last=settings.drop_last and batch_sampler is None,
+        persistent_workers=settings.persistent_workers and workers > 0,
+        prefetch_factor=settings.prefetch_factor if workers > 0 else None,
         worker_init_fn=worker_init if workers > 0 else None,
         generator=generator,
     )

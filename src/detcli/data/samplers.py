@@ -25,8 +25,9 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
     return g
 
 
-def _flags(dataset: Any) -> np.ndarray:
-    flag = getattr(dataset, "flag", None)
+def _flags(dataset: Any, group: bool = True) -> np.ndarray:
+    """Aspect-ratio group of each image (all zeros when not grouping: a plain shuffle)."""
+    flag = getattr(dataset, "flag", None) if group else None
     return np.zeros(len(dataset), np.int64) if flag is None else np.asarray(flag, np.int64)
 
 
@@ -66,11 +67,17 @@ class _Seeded(Sampler[int]):
 
 
 class GroupSampler(_Seeded):
-    """Shuffled training order; each run of `samples_per_gpu` shares an aspect group."""
+    """Shuffled training order; each run of `samples_per_gpu` shares an aspect group.
 
-    def __init__(self, dataset: Any, samples_per_gpu: int = 1, seed: int | None = None):
+    `group=False` shuffles without grouping (mmengine's DefaultSampler without
+    AspectRatioBatchSampler).
+    """
+
+    def __init__(
+        self, dataset: Any, samples_per_gpu: int = 1, seed: int | None = None, group: bool = True
+    ):
         super().__init__(seed)
-        self.flags = _flags(dataset)
+        self.flags = _flags(dataset, group)
         self.samples_per_gpu = samples_per_gpu
         self.num_samples = sum(
             -(-int(n) // samples_per_gpu) * samples_per_gpu for n in np.bincount(self.flags) if n
@@ -96,10 +103,11 @@ class DistributedGroupSampler(_Seeded):
         num_replicas: int = 1,
         rank: int = 0,
         seed: int | None = None,
+        group: bool = True,
     ):
         super().__init__(seed)
         _check_rank(num_replicas, rank)
-        self.flags = _flags(dataset)
+        self.flags = _flags(dataset, group)
         self.samples_per_gpu = samples_per_gpu
         self.num_replicas, self.rank = num_replicas, rank
         per_rank = samples_per_gpu * num_replicas

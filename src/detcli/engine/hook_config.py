@@ -1,11 +1,11 @@
-"""The hooks a config asks for: the standard ones, `checkpoint_config`, `log_config`,
-`evaluation` and `custom_hooks` (each `{type: ..., priority: ...}`)."""
+"""The hooks of a run, from its `HookSettings` and `EvalSettings` (either config spelling)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from detcli.config.settings import RunSettings
 from detcli.engine.hooks.base import Hook
 from detcli.errors import ConfigError, RegistryError
 from detcli.registry import HOOKS
@@ -27,27 +27,32 @@ def build_hook(cfg: Mapping[str, Any], where: str, **defaults: Any) -> tuple[Hoo
     return hook, cfg.get("priority")
 
 
-def config_hooks(cfg: Mapping[str, Any]) -> list[tuple[Hook, Any]]:
+def config_hooks(settings: RunSettings) -> list[tuple[Hook, Any]]:
     """Every hook of a run, with its priority (None: the hook's default)."""
     hooks = [
         build_hook({"type": "ParamSchedulerHook"}, "ParamSchedulerHook"),
         build_hook({"type": "IterTimerHook"}, "IterTimerHook"),
         build_hook({"type": "DistSamplerSeedHook"}, "DistSamplerSeedHook"),
     ]
-    checkpoint = cfg.get("checkpoint_config")
-    if checkpoint is not None:
-        hooks.append(build_hook({"type": "CheckpointHook", **checkpoint}, "checkpoint_config"))
-    log_config = cfg.get("log_config") or {"interval": 50, "hooks": [{"type": "TextLoggerHook"}]}
-    interval = log_config.get("interval", 10)
-    for i, hook in enumerate(log_config.get("hooks") or []):
-        hooks.append(build_hook(hook, f"log_config.hooks.{i}", interval=interval))
-    evaluation = cfg.get("evaluation")
-    val_evaluator = cfg.get("val_evaluator")
-    if evaluation is not None or val_evaluator is not None:
-        args = dict(evaluation or {})
-        if val_evaluator is not None:
-            args["metric_cfg"] = val_evaluator
+    spec = settings.hooks
+    if spec.checkpoint is not None:
+        hooks.append(build_hook({"type": "CheckpointHook", **spec.checkpoint}, "checkpoint hook"))
+    for i, hook in enumerate(spec.loggers):
+        hooks.append(build_hook(hook, f"logger hook {i} ({hook.get('type')})"))
+    evaluation = settings.evaluation
+    if evaluation.during_training:
+        args = {
+            "interval": evaluation.interval,
+            "by_epoch": evaluation.by_epoch,
+            "start": evaluation.start,
+            "begin": evaluation.begin,
+            "save_best": evaluation.save_best,
+            "rule": evaluation.rule,
+            "metric_cfg": evaluation.metrics_for("val"),
+        }
         hooks.append(build_hook({"type": "EvalHook", **args}, "evaluation"))
-    for i, hook in enumerate(cfg.get("custom_hooks") or []):
+    if spec.visualization is not None:
+        hooks.append(build_hook(spec.visualization, "default_hooks.visualization"))
+    for i, hook in enumerate(spec.custom):
         hooks.append(build_hook(hook, f"custom_hooks.{i}"))
     return hooks

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
+from detcli.config.settings import ScheduleSettings
 from detcli.engine.lr_policies import lr_config_rules
 from detcli.engine.param_schedulers import ParamScheduler, Progress
 from detcli.errors import ConfigError
@@ -60,22 +61,14 @@ class RuleScheduler(torch.optim.lr_scheduler.LRScheduler):
 
 
 def build_lr_scheduler(
-    cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, progress: Progress
+    schedule: ScheduleSettings, optimizer: torch.optim.Optimizer, progress: Progress
 ) -> RuleScheduler:
     """The schedule from `param_scheduler` or `lr_config` (a constant LR when neither is set)."""
-    param_scheduler = cfg.get("param_scheduler")
-    lr_config = cfg.get("lr_config")
-    if param_scheduler and lr_config:
-        raise ConfigError(
-            "Both `lr_config` and `param_scheduler` are set, so which schedule runs is "
-            "ambiguous. Keep one (e.g. --set lr_config=null when a base config sets it)."
-        )
     rules: list[Any]
-    if param_scheduler:
-        entries = param_scheduler if isinstance(param_scheduler, list) else [param_scheduler]
-        rules = [_build_param_scheduler(entry, i) for i, entry in enumerate(entries)]
-    elif lr_config:
-        rules = lr_config_rules(lr_config, progress.iters_per_epoch)
+    if schedule.param_scheduler:
+        rules = [_build_param_scheduler(e, i) for i, e in enumerate(schedule.param_scheduler)]
+    elif schedule.lr_config:
+        rules = lr_config_rules(schedule.lr_config, progress.iters_per_epoch)
     else:
         rules = []
     return RuleScheduler(optimizer, rules, progress)
@@ -84,11 +77,6 @@ def build_lr_scheduler(
 def _build_param_scheduler(entry: Mapping[str, Any], index: int) -> ParamScheduler:
     if not isinstance(entry, Mapping) or "type" not in entry:
         raise ConfigError(f"param_scheduler.{index} must be a mapping with `type`, got {entry!r}.")
-    params = entry.get("param_name", "lr")
-    if params != "lr":
-        raise ConfigError(
-            f"param_scheduler.{index}: only LR schedules are supported (param_name {params!r})."
-        )
     args = {k: v for k, v in entry.items() if k != "param_name"}
     rule = SCHEDULERS.build(args)
     if not hasattr(rule, "factor"):

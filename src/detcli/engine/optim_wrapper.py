@@ -1,13 +1,7 @@
 """The optimizer wrapper: backward, gradient clipping, mixed precision and the step, in one place.
 
-Two config spellings lead here:
-
-- mmdet 2.x: `optimizer` (+ `paramwise_cfg` inside it), `optimizer_config.grad_clip`,
-  `fp16: {loss_scale: ...}`;
-- mmengine: `optim_wrapper: {type: OptimWrapper | AmpOptimWrapper, optimizer, clip_grad,
-  paramwise_cfg, loss_scale, dtype}`.
-
-`auto_scale_lr` multiplies the base lr by (world size x samples per GPU) / base_batch_size.
+Built from `OptimSettings` (detcli.config.settings.optim), which reads both spellings:
+`optimizer` / `optimizer_config` / `fp16` (2.x) and `optim_wrapper` (3.x).
 """
 
 from __future__ import annotations
@@ -20,13 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from detcli.config.settings import OptimSettings
 from detcli.engine.optimizers import build_optimizer
 from detcli.errors import ConfigError
-from detcli.suggest import did_you_mean
-
-WRAPPER_KEYS = ("type", "optimizer", "clip_grad", "paramwise_cfg", "loss_scale", "dtype")
-WRAPPER_TYPES = ("OptimWrapper", "AmpOptimWrapper")
-OPTIMIZER_CONFIG_KEYS = ("type", "grad_clip")
 
 
 @dataclass(frozen=True)
@@ -208,94 +198,6 @@ class OptimWrapper:
                     param.grad = None if grad is None else grad.to(param.device, param.dtype)
 
 
-@dataclass
-class OptimSettings:
-    """The optimizer-related parts of a config, whichever spelling it used."""
-
-    optimizer: dict[str, Any]
-    paramwise_cfg: dict[str, Any] | None
-    clip_grad: dict[str, Any] | None
-    amp: bool
-    amp_dtype: str | None
-    loss_scale: float | str
-    where: str  # config key of the optimizer, for messages
-
-
-def optim_settings(cfg: Mapping[str, Any]) -> OptimSettings:
-    """Read `optimizer`/`optimizer_config`/`fp16` or `optim_wrapper` from a config."""
-    wrapper = cfg.get("optim_wrapper")
-    fp16 = cfg.get("fp16")
-    if fp16 is not None and not isinstance(fp16, Mapping):
-        raise ConfigError(f"fp16 must be a mapping such as {{loss_scale: 512.0}}, got {fp16!r}.")
-    fp16_scale = (fp16 or {}).get("loss_scale", "dynamic")
-    if wrapper:
-        _known_keys(wrapper, WRAPPER_KEYS, "optim_wrapper")
-        kind = wrapper.get("type", "OptimWrapper")
-        if kind not in WRAPPER_TYPES:
-            raise ConfigError(
-                f"optim_wrapper.type: {kind!r} is not an optimizer wrapper."
-                f"{did_you_mean(kind, WRAPPER_TYPES)} Use OptimWrapper or AmpOptimWrapper."
-            )
-        if cfg.get("optimizer") and wrapper.get("optimizer"):
-            raise ConfigError(
-                "Both `optimizer` and `optim_wrapper.optimizer` are set, so which one trains is "
-                "ambiguous. Keep one (e.g. --set optimizer=null when a base config sets it)."
-            )
-        optimizer = wrapper.get("optimizer") or cfg.get("optimizer")
-        where = "optim_wrapper.optimizer" if wrapper.get("optimizer") else "optimizer"
-        if not optimizer:
-            raise ConfigError("optim_wrapper needs an `optimizer` (e.g. {type: SGD, lr: 0.02}).")
-        return OptimSettings(
-            optimizer=dict(optimizer),
-            paramwise_cfg=wrapper.get("paramwise_cfg"),
-            clip_grad=_clip(wrapper.get("clip_grad"), "optim_wrapper.clip_grad"),
-            amp=kind == "AmpOptimWrapper" or fp16 is not None,
-            amp_dtype=wrapper.get("dtype"),
-            loss_scale=wrapper.get("loss_scale", fp16_scale),
-            where=where,
-        )
-    optimizer = cfg.get("optimizer")
-    if not optimizer:
-        raise ConfigError("The config has no `optimizer` (e.g. {type: SGD, lr: 0.02}).")
-    opt_cfg = cfg.get("optimizer_config") or {}
-    _known_keys(opt_cfg, OPTIMIZER_CONFIG_KEYS, "optimizer_config")
-    hook = opt_cfg.get("type", "OptimizerHook")
-    if hook not in ("OptimizerHook", "Fp16OptimizerHook"):
-        raise ConfigError(
-            f"optimizer_config.type: {hook!r} is not supported; use OptimizerHook "
-            "(or Fp16OptimizerHook / the `fp16` key for mixed precision)."
-        )
-    return OptimSettings(
-        optimizer=dict(optimizer),
-        paramwise_cfg=None,  # mmdet 2.x keeps it inside `optimizer`
-        clip_grad=_clip(opt_cfg.get("grad_clip"), "optimizer_config.grad_clip"),
-        amp=fp16 is not None or hook == "Fp16OptimizerHook",
-        amp_dtype=None,
-        loss_scale=fp16_scale,
-        where="optimizer",
-    )
-
-
-def scale_lr(
-    settings: OptimSettings, auto_scale_lr: Mapping[str, Any] | None, total_batch: int
-) -> str | None:
-    """Apply `auto_scale_lr` in place; returns a log line saying what it did (None when off)."""
-    if not auto_scale_lr or not auto_scale_lr.get("enable", False):
-        return None
-    base = auto_scale_lr.get("base_batch_size")
-    if not isinstance(base, int) or base <= 0:
-        raise ConfigError(
-            f"auto_scale_lr.base_batch_size must be a positive integer, got {base!r}."
-        )
-    old = float(settings.optimizer["lr"])
-    new = old * total_batch / base
-    settings.optimizer["lr"] = new
-    return (
-        f"auto_scale_lr: lr {old:g} x {total_batch} (total batch) / {base} (base_batch_size) "
-        f"= {new:g}"
-    )
-
-
 def build_optim_wrapper(
     model: nn.Module, settings: OptimSettings, *, amp: bool | None, device_type: str
 ) -> OptimWrapper:
@@ -312,8 +214,7 @@ def build_optim_wrapper(
         clip_grad=settings.clip_grad,
         amp=amp_settings,
         device_type=device_type,
-        # the settings layer may not carry the key yet: 1 is mmengine's default
-        accumulative_counts=getattr(settings, "accumulative_counts", 1),
+        accumulative_counts=settings.accumulative_counts,
     )
 
 
@@ -325,21 +226,3 @@ def _amp_dtype(name: str | None, device_type: str) -> torch.dtype:
     if name not in dtypes:
         raise ConfigError(f"optim_wrapper.dtype must be float16 or bfloat16, got {name!r}.")
     return dtypes[name]
-
-
-def _clip(value: Any, where: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or "max_norm" not in value:
-        raise ConfigError(f"{where} must be {{max_norm: N, norm_type: 2}} or null, got {value!r}.")
-    _known_keys(value, ("max_norm", "norm_type", "error_if_nonfinite"), where)
-    return {k: v for k, v in value.items()}
-
-
-def _known_keys(value: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in value:
-        if key not in known:
-            raise ConfigError(
-                f"{where} has no key {key!r}.{did_you_mean(key, known)} Known keys: "
-                f"{', '.join(known)}."
-            )

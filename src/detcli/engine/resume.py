@@ -5,22 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from detcli.config.settings import RunSettings, collect_run_settings
 from detcli.engine.checkpoint import find_latest
-from detcli.errors import CheckpointError
-
-# Resuming continues a schedule with a model: a change here makes "continue exactly" untrue.
-RESUME_KEYS: tuple[tuple[str, ...], ...] = (
-    ("model",),
-    ("optimizer",),
-    ("optim_wrapper",),
-    ("optimizer_config",),
-    ("lr_config",),
-    ("param_scheduler",),
-    ("runner",),
-    ("auto_scale_lr",),
-    ("fp16",),
-    ("data", "samples_per_gpu"),
-)
+from detcli.errors import CheckpointError, DetcliError
 
 
 def resolve_resume(resume: str | Path | None, work_dir: Path) -> Path | None:
@@ -38,25 +25,24 @@ def resolve_resume(resume: str | Path | None, work_dir: Path) -> Path | None:
     return path
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """`path: old -> new` for every model/schedule setting that differs between two configs."""
-    changes: list[str] = []
-    for key in RESUME_KEYS:
-        a, b = _get(old, key), _get(new, key)
-        flat_a, flat_b = _flatten(a, ".".join(key)), _flatten(b, ".".join(key))
-        for path in sorted(set(flat_a) | set(flat_b)):
-            va, vb = flat_a.get(path, "<unset>"), flat_b.get(path, "<unset>")
-            if va != vb:
-                changes.append(f"{path}: {va!r} -> {vb!r}")
+def config_changes(old: dict[str, Any], new: RunSettings) -> list[str]:
+    """`setting: old -> new` for every model/schedule setting that differs from a checkpoint's.
+
+    Both sides are read through the run settings, so a change of spelling alone (2.x `runner`
+    to 3.x `train_cfg`) is no change, and the train batch size is the one the loader uses.
+    """
+    try:
+        before, _ = collect_run_settings(old)
+    except DetcliError:
+        return []  # a config this version cannot read: nothing to compare it with
+    a = _flatten(before.resume_signature(), "")
+    b = _flatten(new.resume_signature(), "")
+    changes = []
+    for path in sorted(set(a) | set(b)):
+        va, vb = a.get(path, "<unset>"), b.get(path, "<unset>")
+        if va != vb:
+            changes.append(f"{path.lstrip('.')}: {va!r} -> {vb!r}")
     return changes
-
-
-def _get(cfg: Any, path: tuple[str, ...]) -> Any:
-    for part in path:
-        if not isinstance(cfg, dict) or part not in cfg:
-            return None
-        cfg = cfg[part]
-    return cfg
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:

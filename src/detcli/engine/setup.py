@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
 import shutil
 import signal
 import threading
@@ -72,22 +71,6 @@ def check_free_space(work_dir: Path, model: torch.nn.Module) -> None:
             f"of this model needs about {needed / 2**20:.1f} MiB; training has not started. "
             "Free some space or choose another --work-dir."
         )
-
-
-def parse_max_time(value: Any) -> float | None:
-    """`runner.max_time`: seconds, or "[DD:]HH:MM:SS"."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    if isinstance(value, str) and re.fullmatch(r"(\d+:){1,3}\d+", value):
-        seconds = 0.0
-        for part, unit in zip(reversed(value.split(":")), (1, 60, 3600, 86400), strict=False):
-            seconds += int(part) * unit
-        return seconds
-    raise ConfigError(
-        f"runner.max_time must be a positive number of seconds or 'HH:MM:SS', got {value!r}."
-    )
 
 
 @contextlib.contextmanager

@@ -15,27 +15,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from detcli.config import ConfigDict, load_config
+from detcli.config import ConfigDict, format_path, resolve_config
+from detcli.config.origins import Origins
+from detcli.config.settings import RunSettings, read_run_settings
 from detcli.engine import dist as dist_utils
 from detcli.engine.checkpoint import load_checkpoint, load_weights, weights_of
 from detcli.engine.hook_config import config_hooks
 from detcli.engine.lr_scheduler import build_lr_scheduler
-from detcli.engine.optim_wrapper import build_optim_wrapper, optim_settings, scale_lr
+from detcli.engine.optim_wrapper import build_optim_wrapper
 from detcli.engine.param_schedulers import Progress
 from detcli.engine.resume import config_changes, resolve_resume
 from detcli.engine.run_log import RunLog
 from detcli.engine.runner import Runner
 from detcli.engine.setup import (
     check_free_space,
-    parse_max_time,
     prepare_work_dir,
     resolve_device,
     set_random_seed,
     stop_on_signals,
 )
 from detcli.errors import CheckpointError, ConfigError, DetcliError
-
-RUNNER_TYPES = ("EpochBasedRunner", "IterBasedRunner")
 
 
 @dataclass
@@ -64,15 +63,17 @@ def train(
     allow_config_change: bool = False,
 ) -> TrainResult:
     """Train the model `cfg` describes; `resume` is a checkpoint path or "auto"."""
-    cfg, name = _as_config(cfg)
-    device_type = resolve_device(device or cfg.get("device"))
-    backend = (cfg.get("dist_params") or {}).get("backend")
+    cfg, name, origins = _as_config(cfg)
+    settings = read_run_settings(cfg, origins)
+    device_type = resolve_device(device or settings.env.device)
+    backend = settings.env.dist_backend
     joined_here = not torch.distributed.is_initialized()
     info = dist_utils.init_distributed(device_type, backend)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         return _train(
             cfg,
+            settings,
             name,
             info,
             device_type,
@@ -92,6 +93,7 @@ def train(
 
 def _train(
     cfg: ConfigDict,
+    settings: RunSettings,
     name: str,
     info: dist_utils.DistInfo,
     device_type: str,
@@ -109,12 +111,16 @@ def _train(
     from detcli.registry import MODELS
 
     device = torch.device("cuda", info.local_rank) if device_type == "cuda" else torch.device("cpu")
-    wd = Path(work_dir or cfg.get("work_dir") or Path("work_dirs") / name)
+    env = settings.env
+    wd = Path(work_dir or env.work_dir or Path("work_dirs") / name)
     cfg.work_dir = str(wd)
     _on_main(info, lambda: prepare_work_dir(wd))
-    seed = _resolve_seed(seed, cfg.get("seed"))
+    seed = _resolve_seed(seed, env.seed)
     cfg.seed = seed
+    deterministic = deterministic or env.deterministic
     set_random_seed(seed + info.rank, deterministic)
+    if env.cudnn_benchmark and not deterministic:
+        torch.backends.cudnn.benchmark = True
     log = RunLog(wd, enabled=info.is_main)
     try:
         if info.is_main:
@@ -124,40 +130,46 @@ def _train(
             f"detcli train: work dir {wd}, device {device}, "
             f"{info.world_size} process(es), seed {seed}{mode}"
         )
+        for note in settings.notes:
+            log.info(f"note: {format_path(note.path)}: {note.message}")
         load_plugins()
-        runner_type, max_epochs, max_iters_cfg, max_time = _runner_settings(cfg)
-        if "data" not in cfg or "train" not in cfg.data:
-            raise ConfigError("The config has no `data.train` dataset to train on.")
-        train_loader = build_dataloader(cfg.data, "train", distributed=info.distributed, seed=seed)
+        loop = settings.loop
+        train_settings = settings.loader("train")
+        train_loader = build_dataloader(train_settings, distributed=info.distributed, seed=seed)
         if len(train_loader) == 0:
             raise ConfigError(
-                "data.train yields no batches: the training set is empty after filtering."
+                f"{format_path(train_settings.dataset_path)} yields no batches: the training set "
+                "is empty after filtering."
             )
-        wants_eval = cfg.get("evaluation") is not None or cfg.get("val_evaluator") is not None
         val_loader = None
-        if wants_eval and "val" in cfg.data:
-            val_loader = build_dataloader(cfg.data, "val", distributed=info.distributed, seed=seed)
+        if settings.evaluation.during_training:
+            val_loader = build_dataloader(
+                settings.loader("val"), distributed=info.distributed, seed=seed
+            )
 
-        model: nn.Module = MODELS.build(cfg.model)
+        model: nn.Module = MODELS.build(settings.model)
         if hasattr(model, "init_weights"):
             model.init_weights()  # pretrained backbone weights named by init_cfg
         model.to(device)
         _on_main(info, lambda: check_free_space(wd, model))
-        resume = resume if resume is not None else cfg.get("resume_from")
-        load_from = load_from if load_from is not None else cfg.get("load_from")
+        resume = resume if resume is not None else env.resume
+        load_from = load_from if load_from is not None else env.load_from
         if load_from and resume is None:
             _load_from(model, Path(load_from), log)
-        if cfg.get("sync_bn") and info.distributed:
+        if env.sync_bn and info.distributed:
             if device_type != "cuda":
                 raise ConfigError("sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU kernel).")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
-        settings = optim_settings(cfg)
-        spg = int(cfg.data.get("samples_per_gpu", 1))
-        scaled = scale_lr(settings, cfg.get("auto_scale_lr"), info.world_size * spg)
+        if settings.optim is None:
+            raise ConfigError(
+                "The config has no optimizer: set `optimizer` (2.x) or `optim_wrapper.optimizer` "
+                "(3.x), e.g. {type: SGD, lr: 0.02, momentum: 0.9, weight_decay: 0.0001}."
+            )
+        optim, scaled = settings.optim.scaled(info.world_size * train_settings.batch_size)
         if scaled:
             log.info(scaled)
-        optim_wrapper = build_optim_wrapper(model, settings, amp=amp, device_type=device_type)
+        optim_wrapper = build_optim_wrapper(model, optim, amp=amp, device_type=device_type)
         if optim_wrapper.amp is not None:
             log.info(f"mixed precision: autocast to {optim_wrapper.amp.dtype}")
         train_model: nn.Module = model
@@ -165,12 +177,14 @@ def _train(
             train_model = nn.parallel.DistributedDataParallel(
                 model,
                 device_ids=[info.local_rank] if device_type == "cuda" else None,
-                find_unused_parameters=bool(cfg.get("find_unused_parameters", False)),
+                find_unused_parameters=env.find_unused_parameters,
             )
 
         ipe = len(train_loader)
-        max_iters = max_epochs * ipe if runner_type == "EpochBasedRunner" else max_iters_cfg
-        scheduler = build_lr_scheduler(cfg, optim_wrapper.optimizer, Progress(ipe, max_iters))
+        max_iters = loop.max_epochs * ipe if loop.by_epoch else loop.max_iters
+        scheduler = build_lr_scheduler(
+            settings.schedule, optim_wrapper.optimizer, Progress(ipe, max_iters)
+        )
         runner = Runner(
             model=train_model,
             optim_wrapper=optim_wrapper,
@@ -182,12 +196,12 @@ def _train(
             device=device,
             log=log,
             dist_info=info,
-            by_epoch=runner_type == "EpochBasedRunner",
+            by_epoch=loop.by_epoch,
             max_iters=max_iters,
-            max_time=max_time,
+            max_time=loop.max_time,
             seed=seed,
         )
-        for hook, priority in config_hooks(cfg):
+        for hook, priority in config_hooks(settings):
             runner.register_hook(hook, priority)
 
         resume_path = resolve_resume(resume, wd)
@@ -195,7 +209,7 @@ def _train(
             log.info(f"--resume auto: no checkpoint in {wd} yet, starting from scratch.")
         if resume_path is not None:
             checkpoint = load_checkpoint(resume_path)
-            _check_config(checkpoint, cfg, resume_path, allow_config_change, log)
+            _check_config(checkpoint, settings, resume_path, allow_config_change, log)
             runner.resume(checkpoint, resume_path)
             log.info(
                 f"resumed from {resume_path} at epoch {runner.epoch}, iteration {runner.iter} "
@@ -219,14 +233,15 @@ def _train(
         log.close()
 
 
-def _as_config(cfg: ConfigDict | str | Path) -> tuple[ConfigDict, str]:
+def _as_config(cfg: ConfigDict | str | Path) -> tuple[ConfigDict, str, Origins | None]:
     if isinstance(cfg, (str, Path)):
-        return load_config(cfg), Path(cfg).stem
+        resolved = resolve_config(cfg)
+        return resolved.cfg, Path(cfg).stem, resolved.origins
     if not isinstance(cfg, dict):
         raise ConfigError(
             f"train() takes a config (ConfigDict or file path), got {type(cfg).__name__}."
         )
-    return ConfigDict(copy.deepcopy(dict(cfg))), "run"
+    return ConfigDict(copy.deepcopy(dict(cfg))), "run", None
 
 
 def _on_main(info: dist_utils.DistInfo, check: Any) -> None:
@@ -254,47 +269,6 @@ def _resolve_seed(seed: int | None, cfg_seed: Any) -> int:
     return int(dist_utils.broadcast_object(chosen))
 
 
-def _runner_settings(cfg: ConfigDict) -> tuple[str, int, int, float | None]:
-    runner = cfg.get("runner") or {}
-    kind = runner.get("type", "EpochBasedRunner")
-    if kind not in RUNNER_TYPES:
-        raise ConfigError(f"runner.type must be one of {', '.join(RUNNER_TYPES)}, got {kind!r}.")
-    unknown = set(runner) - {"type", "max_epochs", "max_iters", "max_time"}
-    if unknown:
-        raise ConfigError(
-            f"runner has no key(s) {sorted(unknown)}; it takes type, max_epochs or max_iters, "
-            "and max_time."
-        )
-    key = "max_epochs" if kind == "EpochBasedRunner" else "max_iters"
-    value = runner.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"runner.{key} must be a positive integer for {kind}, got {value!r}.")
-    if cfg.get("default_hooks"):
-        raise ConfigError(
-            "default_hooks (mmengine) is not supported; set checkpoint_config, log_config and "
-            "custom_hooks instead (the engine adds the timer, sampler-seed and LR hooks itself)."
-        )
-    loop = cfg.get("train_cfg")
-    if isinstance(loop, dict) and {"type", "max_epochs", "max_iters"} & set(loop):
-        raise ConfigError(
-            "train_cfg as a training loop (mmengine) is not supported; use runner: "
-            "{type: EpochBasedRunner, max_epochs: N} (or IterBasedRunner with max_iters) and "
-            "evaluation.interval."
-        )
-    workflow = cfg.get("workflow") or [["train", 1]]
-    if any(step[0] != "train" for step in workflow):
-        raise ConfigError(
-            "workflow: only [[train, 1]] is supported; validation runs through `evaluation` "
-            "(interval, metric)."
-        )
-    return (
-        kind,
-        value if key == "max_epochs" else 0,
-        value if key == "max_iters" else 0,
-        (parse_max_time(runner.get("max_time"))),
-    )
-
-
 def _load_from(model: nn.Module, path: Path, log: RunLog) -> None:
     """Initialise from a checkpoint's weights only; report what did not fit instead of failing."""
     report = load_weights(model, weights_of(load_checkpoint(path)))
@@ -312,12 +286,12 @@ def _load_from(model: nn.Module, path: Path, log: RunLog) -> None:
 
 
 def _check_config(
-    checkpoint: dict[str, Any], cfg: ConfigDict, path: Path, allow: bool, log: RunLog
+    checkpoint: dict[str, Any], settings: RunSettings, path: Path, allow: bool, log: RunLog
 ) -> None:
     old = (checkpoint.get("meta") or {}).get("config")
     if not isinstance(old, dict):
         return
-    changes = config_changes(old, cfg.to_dict())
+    changes = config_changes(old, settings)
     if not changes:
         return
     listed = "; ".join(changes)

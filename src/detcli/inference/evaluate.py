@@ -13,10 +13,12 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from detcli.config import format_path
+from detcli.config.settings import read_run_settings
 from detcli.engine.inference_loop import BatchResults, inference
 from detcli.errors import DataError, DetcliError
 from detcli.evaluation.class_table import ClassRow, class_table
@@ -84,20 +86,21 @@ def evaluate(
     from detcli.data import build_dataloader
 
     cfg = as_config(cfg)
-    data_cfg = dict(cfg.get("data") or {})
-    if split not in data_cfg:
-        raise DataError(f"The config has no `data.{split}` dataset to evaluate on.")
+    settings = read_run_settings(cfg)
+    loader_settings = settings.loader(split)
     if tta:
-        data_cfg[split] = tta_dataset_cfg(data_cfg[split], f"data.{split}", tta_scales)
-    dev = resolve_device(device or cfg.get("device"))
+        where = format_path(loader_settings.dataset_path)
+        tta_cfg = tta_dataset_cfg(loader_settings.dataset, where, tta_scales)
+        loader_settings = replace(loader_settings, dataset=tta_cfg)
+    dev = resolve_device(device or settings.env.device)
     precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)
     precision.check(dev)
-    loader = build_dataloader(data_cfg, split, samples_per_gpu=batch_size, workers_per_gpu=workers)
+    loader = build_dataloader(loader_settings, batch_size=batch_size, num_workers=workers)
     dataset = loader.dataset
     if not format_only:
         _require_annotations(dataset, split)
     model, _ = load_detector(
-        cfg, checkpoint, device=dev, dataset_classes=getattr(dataset, "CLASSES", None)
+        settings, checkpoint, device=dev, dataset_classes=getattr(dataset, "CLASSES", None)
     )
     runner = prepare(model, precision)
     if tta and tta_merge != "mean":
@@ -168,10 +171,7 @@ def evaluate_results(
     from detcli.data import build_dataset
 
     cfg = as_config(cfg)
-    data_cfg = cfg.get("data") or {}
-    if split not in data_cfg:
-        raise DataError(f"The config has no `data.{split}` dataset to score results on.")
-    dataset = build_dataset(data_cfg[split], test_mode=True)
+    dataset = build_dataset(read_run_settings(cfg).loader(split).dataset, test_mode=True)
     _require_annotations(dataset, split)
     detections = load_results_json(Path(results_file), dataset)
     result = EvalResult(split, len(dataset), detections, results_file=Path(results_file))

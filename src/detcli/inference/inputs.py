@@ -16,6 +16,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
+from detcli.config.settings import RunSettings
 from detcli.data.collate import collate
 from detcli.data.transforms import BadImageError, Compose
 from detcli.errors import ConfigError, DataError
@@ -65,16 +66,16 @@ def _folder_images(folder: Path) -> list[Path]:
     )
 
 
-def predict_pipeline(cfg: Any) -> list[dict[str, Any]]:
-    """The config's test pipeline (data.test, else data.val) without its annotation steps."""
-    data = cfg.get("data") or {}
+def predict_pipeline(settings: RunSettings) -> list[dict[str, Any]]:
+    """The config's test pipeline (test split, else val) without its annotation steps."""
     for split in ("test", "val"):
-        pipeline = _leaf_pipeline(data.get(split))
+        loader = settings.loaders.get(split)
+        pipeline = _leaf_pipeline(loader.dataset if loader is not None else None)
         if pipeline:
             return [_without_gt(step) for step in pipeline if _keeps(step)]
     raise ConfigError(
-        "predict needs a test pipeline: data.test.pipeline (or data.val.pipeline) in the config, "
-        "starting with LoadImageFromFile."
+        "predict needs a test pipeline: data.test.pipeline or test_dataloader.dataset.pipeline "
+        "(or the val split's) in the config, starting with LoadImageFromFile."
     )
 
 
@@ -149,12 +150,14 @@ def collate_skipping_failed(samples: Sequence[dict[str, Any]]) -> dict[str, Any]
     return batch
 
 
-def image_loader(files: Sequence[Path], cfg: Any, batch_size: int, workers: int) -> DataLoader:  # type: ignore[type-arg]
+def image_loader(
+    files: Sequence[Path], settings: RunSettings, batch_size: int, workers: int
+) -> DataLoader:  # type: ignore[type-arg]
     """A loader over `files` with the config's test pipeline, in the order given."""
     from detcli.plugins import load_plugins
 
     load_plugins()  # plugin transforms by name
-    dataset = ImageFiles(files, predict_pipeline(cfg))
+    dataset = ImageFiles(files, predict_pipeline(settings))
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detcli.config.settings import RunSettings
 from detcli.engine.checkpoint import load_checkpoint, load_weights, weights_of
 from detcli.errors import CheckpointError, ConfigError, ModelError
 
@@ -106,7 +107,7 @@ def _class_count_error(
 
 
 def load_detector(
-    cfg: Any,
+    settings: RunSettings,
     checkpoint: str | Path,
     *,
     device: torch.device,
@@ -126,7 +127,7 @@ def load_detector(
     if not weights:
         raise CheckpointError(f"Checkpoint {path} holds no weights (empty `state_dict`).")
     load_plugins()
-    model = build_model(cfg.model)
+    model = build_model(settings.model)
     num_classes = getattr(model, "num_classes", None)
     _check_dataset_classes(num_classes, dataset_classes)
     trained = checkpoint_classes(data)
@@ -148,7 +149,7 @@ def load_detector(
         ]
         raise CheckpointError(
             f"Checkpoint {path} is for a different model than the config's "
-            f"(model.type {cfg.model.get('type')!r}): its weights do not fit: "
+            f"(model.type {settings.model.get('type')!r}): its weights do not fit: "
             + "; ".join(parts)
             + ". Use the config the checkpoint was trained with (its work dir's config.yaml)."
         )

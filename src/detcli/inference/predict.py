@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detcli.config.settings import RunSettings, read_run_settings
 from detcli.engine.inference_loop import BatchResults, inference
 from detcli.inference.inputs import collect_images, image_loader
 from detcli.inference.model_loading import (
@@ -70,14 +71,14 @@ def predict(
     on_batch: Callable[[int], None] | None = None,
 ) -> PredictResult:
     """Run the config's model with the checkpoint's weights over images; see module doc."""
-    cfg = as_config(cfg)
+    settings = read_run_settings(as_config(cfg))
     files = collect_images(inputs)
-    dev = resolve_device(device or cfg.get("device"))
+    dev = resolve_device(device or settings.env.device)
     precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)
     precision.check(dev)
-    model, meta = load_detector(cfg, checkpoint, device=dev)
-    classes = _class_names(cfg, meta, getattr(model, "num_classes", None))
-    loader = image_loader(files, cfg, batch_size, workers)
+    model, meta = load_detector(settings, checkpoint, device=dev)
+    classes = _class_names(settings, meta, getattr(model, "num_classes", None))
+    loader = image_loader(files, settings, batch_size, workers)
     out = Path(out_dir) if out_dir is not None else None
     names = _output_names(files) if out is not None else []
     if out is not None:
@@ -129,13 +130,13 @@ def predict(
     return PredictResult(predictions, skipped, classes, out, seconds, precision.describe())
 
 
-def _class_names(cfg: Any, meta: dict[str, Any], num_classes: int | None) -> list[str]:
+def _class_names(settings: RunSettings, meta: dict[str, Any], num_classes: int | None) -> list[str]:
     """Class names: the checkpoint's, else the config's `classes`, else class_0, class_1, ..."""
     names = checkpoint_classes({"meta": meta})
     if names is None:
-        data = cfg.get("data") or {}
         for split in ("test", "val", "train"):
-            given = (data.get(split) or {}).get("classes")
+            dataset = settings.loaders[split].dataset if split in settings.loaders else {}
+            given = dataset.get("classes") or (dataset.get("metainfo") or {}).get("classes")
             if isinstance(given, (list, tuple)) and given:
                 names = [str(c) for c in given]
                 break

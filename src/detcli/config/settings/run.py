@@ -81,7 +81,7 @@ class RunSettings:
                 "max_epochs": self.loop.max_epochs,
                 "max_iters": self.loop.max_iters,
             },
-            "optim": asdict(self.optim) if self.optim is not None else None,
+            "optim": _without_where(self.optim),
             "schedule": asdict(self.schedule),
             "train_batch_size": train.batch_size if train is not None else None,
         }
@@ -149,3 +149,12 @@ def _model_cfg(reader: SettingsReader) -> dict[str, Any]:
             else:
                 model[key] = copy.deepcopy(outer)
     return model
+
+
+def _without_where(optim: OptimSettings | None) -> dict[str, Any] | None:
+    """The optimizer settings minus the key they were read from (a spelling, not a setting)."""
+    if optim is None:
+        return None
+    fields = asdict(optim)
+    fields.pop("where")
+    return fields

@@ -51,7 +51,9 @@ def dataset_sources(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str, bool]]:
             yield from dataset_sources(part)
     elif "ann_file" in cfg:
         root = cfg.get("data_root")
-        ann, prefix = str(cfg["ann_file"]), str(cfg.get("img_prefix") or "")
+        data_prefix = cfg.get("data_prefix") or {}  # 3.x: {img: ...}
+        ann = str(cfg["ann_file"])
+        prefix = str(cfg.get("img_prefix") or data_prefix.get("img") or "")
         yield join_root(root, ann), join_root(root, prefix), bool(cfg.get("test_mode", False))
 
 

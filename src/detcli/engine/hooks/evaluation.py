@@ -42,19 +42,19 @@ class EvalHook(Hook):
         classwise: bool = True,
         save_best: str | None = None,
         rule: str | None = None,
-        metric_cfg: MetricCfg | None = None,
+        metric_cfg: MetricCfg | list[MetricCfg] | None = None,
+        begin: int | None = None,
     ):
         if interval <= 0:
             raise ConfigError(f"evaluation.interval must be positive, got {interval}.")
         self.interval = interval
         self.by_epoch = by_epoch
-        self.start = start
-        self.metric_cfg = metric_cfg or {
-            "type": "CocoMetric",
-            "metric": metric,
-            "classwise": classwise,
-        }
-        self.metric: Any = None
+        self.start = start  # 2.x (mmcv): at `start`, then every `interval` after it
+        self.begin = begin  # 3.x (mmengine): every `interval`-th epoch, from `begin` on
+        default = {"type": "CocoMetric", "metric": metric, "classwise": classwise}
+        cfgs = metric_cfg if isinstance(metric_cfg, list) else [metric_cfg or default]
+        self.metric_cfgs = list(cfgs)
+        self.metrics: list[Any] = []
         self.best = BestCheckpoint(save_best, rule, "evaluation.save_best") if save_best else None
 
     def before_run(self, runner: Runner) -> None:
@@ -65,7 +65,7 @@ class EvalHook(Hook):
                 "Evaluation during training needs a `data.val` dataset; add one, or remove "
                 "`evaluation` (--set evaluation=null)."
             )
-        self.metric = METRICS.build(self.metric_cfg)
+        self.metrics = [METRICS.build(cfg) for cfg in self.metric_cfgs]
 
     def after_train_epoch(self, runner: Runner) -> None:
         if self.by_epoch and self._due(runner.epoch, runner.iter >= runner.max_iters):
@@ -76,6 +76,8 @@ class EvalHook(Hook):
             self.evaluate(runner)
 
     def _due(self, n: int, last: bool) -> bool:
+        if self.begin is not None:
+            return n >= self.begin and (n % self.interval == 0 or last)
         if self.start is not None and n < self.start:
             return False
         first = self.start if self.start is not None else 0
@@ -96,7 +98,9 @@ class EvalHook(Hook):
             runner.val_outputs = detections
         finally:
             runner.model.train()
-        metrics = self.metric(runner.val_loader.dataset, detections)
+        metrics: dict[str, float] = {}
+        for metric in self.metrics:
+            metrics.update(metric(runner.val_loader.dataset, detections))
         runner.metrics = metrics
         self._report(runner, metrics)
         if self.best is not None:
