@@ -6,8 +6,10 @@ import copy
 
 import pytest
 import torch
-from model_helpers import tiny_cfg
+from model_helpers import TINY_MODEL, tiny_cfg
 
+from detcli.config import resolve_config
+from detcli.config.check import check_config
 from detcli.data.collate import collate
 from detcli.data.transforms import Normalize, Pad
 from detcli.errors import ModelError
@@ -182,3 +184,23 @@ def test_checkpoints_load_both_ways_with_and_without_a_preprocessor():
     new.load_state_dict(old.state_dict())  # strict: an old checkpoint loads unchanged
     old.load_state_dict(copy.deepcopy(new.state_dict()))
     assert [n for n, _ in new.named_parameters()] == [n for n, _ in old.named_parameters()]
+
+
+def test_check_accepts_a_3x_data_preprocessor_and_names_a_misspelt_key(write):
+    section = """
+model:
+  backbone: {style: caffe}
+  data_preprocessor:
+    type: DetDataPreprocessor
+    mean: [103.53, 116.28, 123.675]
+    std: [1.0, 1.0, 1.0]
+    bgr_to_rgb: false
+    pad_size_divisor: 32
+"""
+    path = write("exp.yaml", f"_base_: {TINY_MODEL}\n{section}")
+    assert check_config(resolve_config(path)) == []
+    typo = write("typo.yaml", f"_base_: {TINY_MODEL}\n{section}    bgr2rgb: true\n")
+    found = {p.where: p.message for p in check_config(resolve_config(typo))}
+    assert "bgr_to_rgb" in found["model.data_preprocessor.bgr2rgb"]
+    masks = write("masks.yaml", f"_base_: {TINY_MODEL}\n{section}    pad_mask: true\n")
+    assert "pad_mask" in " ".join(p.message for p in check_config(resolve_config(masks)))
