@@ -11,6 +11,7 @@ import torch
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
+from detcli.suggest import did_you_mean
 
 META_KEYS = (
     "img_id",
@@ -130,16 +131,47 @@ class Collect:
         return f"Collect(keys={self.keys})"
 
 
+# MMDetection 3.x meta key names and the results key each reads in detcli.
+META_KEYS_3X = {"img_path": "filename"}
+# Keys mmdet 3.x records that detcli does not need: accepted in meta_keys, left out.
+META_KEYS_IGNORED = ("homography_matrix",)
+# Other results keys a pipeline step records and meta_keys may ask for.
+META_KEYS_EXTRA = ("scale", "scale_idx", "keep_ratio", "pad_fixed_size", "pad_size_divisor")
+PACK_DEFAULT_META = (
+    "img_id", "img_path", "ori_shape", "img_shape", "scale_factor", "flip", "flip_direction",
+)  # fmt: skip
+
+
 @TRANSFORMS.register()
 class PackDetInputs:
-    """The newer single formatting step: image, every ground-truth key present, and metadata."""
+    """The 3.x single formatting step: image, every ground-truth key present, and metadata.
 
-    def __init__(self, meta_keys: Sequence[str] = META_KEYS):
+    `meta_keys` takes MMDetection 3.x names (`img_path` is detcli's `filename`) and 2.x ones.
+    What the model needs to map boxes back (img_id, filename, ori_shape, img_shape, pad_shape,
+    scale_factor, flip, flip_direction, img_norm_cfg) is always recorded, even when a config's
+    meta_keys leaves it out (mmdet 3.x test pipelines omit flip); `homography_matrix` is
+    accepted and not recorded. An unknown key is a DataError.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = PACK_DEFAULT_META):
+        known = (*META_KEYS, *META_KEYS_3X, *META_KEYS_IGNORED, *META_KEYS_EXTRA)
+        unknown = [k for k in meta_keys if k not in known]
+        if unknown:
+            raise DataError(
+                f"PackDetInputs: meta key {unknown[0]!r} is not recorded by any detcli "
+                f"transform.{did_you_mean(str(unknown[0]), known)} Known meta keys: "
+                f"{', '.join(known)}."
+            )
         self.meta_keys = list(meta_keys)
+        extra = [META_KEYS_3X.get(k, k) for k in meta_keys if k not in META_KEYS_IGNORED]
+        self._collect_meta = list(dict.fromkeys([*META_KEYS, *extra]))
 
     def __call__(self, results: Results) -> dict[str, Any]:
         keys = ["img", *(k for k in GT_KEYS if k in results)]
-        return Collect(keys, self.meta_keys)(results)
+        sample = Collect(keys, self._collect_meta)(results)
+        if "img_path" in self.meta_keys and "filename" in sample["img_metas"]:
+            sample["img_metas"]["img_path"] = sample["img_metas"]["filename"]
+        return sample
 
     def __repr__(self) -> str:
-        return "PackDetInputs()"
+        return f"PackDetInputs(meta_keys={tuple(self.meta_keys)})"

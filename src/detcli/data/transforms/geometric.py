@@ -1,4 +1,4 @@
-"""Resize, RandomFlip and Pad: geometric steps that move the boxes with the image.
+"""Resize and RandomFlip: geometric steps that move the boxes with the image.
 
 Semantics follow MMDetection 2.x so configs port unchanged: `img_scale` is (w, h); with
 `keep_ratio` it bounds the long and short edge (factor = min(long/L, short/S)); without, the
@@ -43,33 +43,94 @@ def _as_scales(img_scale: Sequence[int] | Sequence[Sequence[int]] | None) -> lis
     return scales  # type: ignore[return-value]
 
 
+RESIZE_2X_KEYS = ("img_scale", "multiscale_mode", "ratio_range", "bbox_clip_border")
+RESIZE_3X_KEYS = ("scale", "scale_factor", "clip_object_border")
+
+
+def _resize_spelling(given_2x: list[str], given_3x: list[str]) -> str:
+    """'2.x' or '3.x' from the keys a Resize was given; DataError when it mixes them."""
+    if given_2x and given_3x:
+        raise DataError(
+            f"Resize mixes MMDetection 2.x keys ({', '.join(given_2x)}) with 3.x keys "
+            f"({', '.join(given_3x)}). In a 3.x pipeline write `scale: [w, h]` (RandomResize or "
+            f"RandomChoiceResize for several scales, `clip_object_border` for bbox_clip_border); "
+            f"in a 2.x pipeline write `img_scale` (with multiscale_mode / ratio_range)."
+        )
+    return "3.x" if given_3x else "2.x"
+
+
+def _pair(value: float | Sequence[float], name: str) -> tuple[float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), float(value)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    raise DataError(f"Resize: {name} must be a number or [w, h]; got {value!r}.")
+
+
 @TRANSFORMS.register()
 class Resize:
-    """Resize the image (and its boxes) to one of `img_scale`, or to `results['scale']`."""
+    """Resize the image (and its boxes), in MMDetection 2.x or 3.x (mmcv 2.x) spelling.
+
+    2.x: `img_scale` (one or several [w, h]; or `results['scale']` from MultiScaleFlipAug),
+    `multiscale_mode`, `ratio_range`, `bbox_clip_border`; `keep_ratio` defaults to true.
+    3.x: `scale` ([w, h] or one int) or `scale_factor` (a number or [w, h] factors; `scale`
+    wins when both are given), `clip_object_border`; `keep_ratio` defaults to false, as in
+    mmcv 2.x. Mixing the two spellings is a DataError. `backend` is accepted for 3.x configs
+    and has no effect (torchvision resizes).
+    """
 
     def __init__(
         self,
         img_scale: Sequence[int] | Sequence[Sequence[int]] | None = None,
-        multiscale_mode: Literal["range", "value"] = "range",
+        multiscale_mode: Literal["range", "value"] | None = None,
         ratio_range: Sequence[float] | None = None,
-        keep_ratio: bool = True,
-        bbox_clip_border: bool = True,
+        keep_ratio: bool | None = None,
+        bbox_clip_border: bool | None = None,
         interpolation: Literal["bilinear", "nearest", "bicubic"] = "bilinear",
+        scale: int | Sequence[int] | None = None,
+        scale_factor: float | Sequence[float] | None = None,
+        clip_object_border: bool | None = None,
+        backend: Literal["cv2", "pillow"] = "cv2",
     ):
+        given = dict(
+            img_scale=img_scale, multiscale_mode=multiscale_mode, ratio_range=ratio_range,
+            bbox_clip_border=bbox_clip_border, scale=scale, scale_factor=scale_factor,
+            clip_object_border=clip_object_border,
+        )  # fmt: skip
+        self.spelling = _resize_spelling(
+            [k for k in RESIZE_2X_KEYS if given[k] is not None],
+            [k for k in RESIZE_3X_KEYS if given[k] is not None],
+        )
         self.img_scale = _as_scales(img_scale)
         if ratio_range is not None and len(self.img_scale) != 1:
             raise DataError("Resize: ratio_range needs exactly one img_scale to multiply.")
-        self.multiscale_mode = multiscale_mode
+        self.multiscale_mode = multiscale_mode or "range"
         self.ratio_range = tuple(ratio_range) if ratio_range is not None else None
-        self.keep_ratio = keep_ratio
-        self.bbox_clip_border = bbox_clip_border
+        # each spelling keeps its own default: mmdet 2.x True, mmcv 2.x False
+        self.keep_ratio = (self.spelling == "2.x") if keep_ratio is None else keep_ratio
+        clip = bbox_clip_border if self.spelling == "2.x" else clip_object_border
+        self.bbox_clip_border = True if clip is None else clip
         self.interpolation = InterpolationMode(interpolation)
+        self.scale: Scale | None = None
+        if isinstance(scale, int) and not isinstance(scale, bool):
+            self.scale = (scale, scale)
+        elif scale is not None:
+            pair = _as_scales(scale)
+            if len(pair) != 1:
+                raise DataError(
+                    f"Resize: scale must be [w, h] or one number; got {scale!r}. For one of "
+                    f"several scales use RandomChoiceResize (or RandomResize for a range)."
+                )
+            self.scale = pair[0]
+        self.scale_factor = _pair(scale_factor, "scale_factor") if scale_factor else None
+        self.backend = backend
 
     def _random_scale(self) -> Scale:
         if not self.img_scale:
             raise DataError(
                 "Resize has no img_scale and no scale was set by MultiScaleFlipAug: give "
-                "`img_scale: [w, h]` to Resize or put it inside MultiScaleFlipAug."
+                "`img_scale: [w, h]` to Resize or put it inside MultiScaleFlipAug (3.x: give "
+                "`scale: [w, h]` or `scale_factor`)."
             )
         if self.ratio_range is not None:
             ratio = random.uniform(*self.ratio_range)
@@ -83,12 +144,20 @@ class Resize:
         shorts = [min(s) for s in self.img_scale]
         return random.randint(min(longs), max(longs)), random.randint(min(shorts), max(shorts))
 
-    def __call__(self, results: Results) -> Results:
+    def _target_scale(self, results: Results, w: int, h: int) -> Scale:
+        """This call's scale: a 3.x Resize uses its own; 2.x takes MultiScaleFlipAug's if set."""
+        if self.spelling == "3.x" and self.scale is not None:
+            return self.scale
+        if self.spelling == "3.x" and self.scale_factor is not None:
+            fw, fh = self.scale_factor  # mmcv's _scale_size
+            return int(w * fw + 0.5), int(h * fh + 0.5)
         scale = results.get("scale")
-        if scale is None:
-            scale = results["scale"] = self._random_scale()
+        return self._random_scale() if scale is None else scale
+
+    def __call__(self, results: Results) -> Results:
         img: torch.Tensor = results["img"]
         h, w = int(img.shape[-2]), int(img.shape[-1])
+        scale = results["scale"] = self._target_scale(results, w, h)
         new_w, new_h = rescale_size(w, h, scale) if self.keep_ratio else (scale[0], scale[1])
         if (new_w, new_h) != (w, h):
             # antialias: downscaling without it aliases thin structures badly
@@ -108,6 +177,11 @@ class Resize:
         return results
 
     def __repr__(self) -> str:
+        if self.spelling == "3.x":
+            return (
+                f"Resize(scale={self.scale}, scale_factor={self.scale_factor}, "
+                f"keep_ratio={self.keep_ratio}, clip_object_border={self.bbox_clip_border})"
+            )
         return (
             f"Resize(img_scale={self.img_scale}, multiscale_mode={self.multiscale_mode!r}, "
             f"ratio_range={self.ratio_range}, keep_ratio={self.keep_ratio})"
@@ -116,28 +190,42 @@ class Resize:
 
 @TRANSFORMS.register()
 class RandomFlip:
-    """Flip image and boxes with probability `flip_ratio` (per direction when lists are given)."""
+    """Flip image and boxes with probability `prob` (3.x) or `flip_ratio` (2.x).
+
+    A list of probabilities gives one per direction; one number is shared by the directions.
+    2.x: a flip decision already in the results (MultiScaleFlipAug's) is kept. 3.x (`prob`):
+    each call decides anew, as mmcv 2.x does (TestTimeAug uses prob 1.0 and 0.0 views).
+    """
 
     def __init__(
         self,
         flip_ratio: float | Sequence[float] | None = None,
         direction: Direction | Sequence[Direction] = "horizontal",
+        prob: float | Sequence[float] | None = None,
     ):
+        if flip_ratio is not None and prob is not None:
+            raise DataError(
+                f"RandomFlip has both `flip_ratio: {flip_ratio}` (MMDetection 2.x) and "
+                f"`prob: {prob}` (3.x); keep one (`prob` in a 3.x pipeline)."
+            )
+        ratio = prob if prob is not None else flip_ratio
+        name = "prob" if prob is not None else "flip_ratio"
         directions = [direction] if isinstance(direction, str) else list(direction)
-        if isinstance(flip_ratio, (list, tuple)):
-            if len(flip_ratio) != len(directions) or sum(flip_ratio) > 1:
+        if isinstance(ratio, (list, tuple)):
+            if len(ratio) != len(directions) or sum(ratio) > 1:
                 raise DataError(
-                    "RandomFlip: a list flip_ratio needs one probability per direction, "
-                    f"summing to at most 1; got flip_ratio={flip_ratio}, direction={direction}."
+                    f"RandomFlip: a list {name} needs one probability per direction, "
+                    f"summing to at most 1; got {name}={ratio}, direction={direction}."
                 )
-            self.choices = list(zip(directions, flip_ratio, strict=True))
-        elif flip_ratio is not None:
-            if not 0 <= flip_ratio <= 1:
-                raise DataError(f"RandomFlip: flip_ratio must be in [0, 1]; got {flip_ratio}.")
-            self.choices = [(d, float(flip_ratio) / len(directions)) for d in directions]
+            self.choices = list(zip(directions, ratio, strict=True))
+        elif ratio is not None:
+            if not 0 <= ratio <= 1:
+                raise DataError(f"RandomFlip: {name} must be in [0, 1]; got {ratio}.")
+            self.choices = [(d, float(ratio) / len(directions)) for d in directions]
         else:
             self.choices = []
-        self.flip_ratio = flip_ratio
+        self.flip_ratio = ratio
+        self.decides_itself = prob is not None
         self.direction = direction
 
     def _choose(self) -> str | None:
@@ -149,7 +237,7 @@ class RandomFlip:
         return None
 
     def __call__(self, results: Results) -> Results:
-        if "flip" not in results:  # MultiScaleFlipAug sets flip and flip_direction itself
+        if self.decides_itself or "flip" not in results:
             direction = self._choose()
             results["flip"] = direction is not None
             results["flip_direction"] = direction
@@ -171,48 +259,5 @@ class RandomFlip:
         return results
 
     def __repr__(self) -> str:
-        return f"RandomFlip(flip_ratio={self.flip_ratio}, direction={self.direction!r})"
-
-
-@TRANSFORMS.register()
-class Pad:
-    """Pad bottom/right to a fixed (h, w) `size`, a multiple of `size_divisor`, or a square."""
-
-    def __init__(
-        self,
-        size: Sequence[int] | None = None,
-        size_divisor: int | None = None,
-        pad_to_square: bool = False,
-        pad_val: float | dict[str, float] = 0,
-    ):
-        if sum(x is not None and x is not False for x in (size, size_divisor, pad_to_square)) != 1:
-            raise DataError("Pad needs exactly one of size, size_divisor or pad_to_square.")
-        self.size = tuple(size) if size is not None else None
-        self.size_divisor = size_divisor
-        self.pad_to_square = pad_to_square
-        self.pad_val = float(pad_val.get("img", 0) if isinstance(pad_val, dict) else pad_val)
-
-    def __call__(self, results: Results) -> Results:
-        img: torch.Tensor = results["img"]
-        c, h, w = (int(s) for s in img.shape)
-        if self.size is not None:
-            ph, pw = max(h, self.size[0]), max(w, self.size[1])
-        elif self.pad_to_square:
-            ph = pw = max(h, w)
-        else:
-            d = self.size_divisor or 1
-            ph, pw = -(-h // d) * d, -(-w // d) * d
-        if (ph, pw) != (h, w):
-            padded = img.new_full((c, ph, pw), self.pad_val)
-            padded[:, :h, :w] = img
-            img = padded
-        results.update(
-            img=img,
-            pad_shape=(ph, pw, c),
-            pad_fixed_size=self.size,
-            pad_size_divisor=self.size_divisor,
-        )
-        return results
-
-    def __repr__(self) -> str:
-        return f"Pad(size={self.size}, size_divisor={self.size_divisor}, pad_val={self.pad_val})"
+        name = "prob" if self.decides_itself else "flip_ratio"
+        return f"RandomFlip({name}={self.flip_ratio}, direction={self.direction!r})"

@@ -34,25 +34,34 @@ class LoadImageFromFile:
         to_float32: bool = False,
         color_type: Literal["color", "grayscale"] = "color",
         file_client_args: dict[str, Any] | None = None,
+        imdecode_backend: str = "cv2",
+        backend_args: dict[str, Any] | None = None,
+        ignore_empty: bool = False,
     ):
-        if file_client_args and file_client_args.get("backend", "disk") != "disk":
-            raise DataError(
-                f"LoadImageFromFile reads local files only; file_client_args={file_client_args!r} "
-                f"asks for another backend. Remove file_client_args or copy the images locally."
-            )
+        _local_only("LoadImageFromFile", "file_client_args", file_client_args)
+        _local_only("LoadImageFromFile", "backend_args", backend_args)
         self.to_float32 = to_float32
         self.color_type = color_type
+        # torchvision decodes every file; mmcv's choice of decoder gives the same pixels
+        self.imdecode_backend = imdecode_backend
+        self.ignore_empty = ignore_empty
 
-    def __call__(self, results: Results) -> Results:
+    def __call__(self, results: Results) -> Results | None:
         info = results["img_info"]
         prefix = results.get("img_prefix") or ""
         filename = os.path.join(prefix, info["filename"]) if prefix else info["filename"]
-        img = load_image(filename, info.get("id"), grayscale=self.color_type == "grayscale")
+        try:
+            img = load_image(filename, info.get("id"), grayscale=self.color_type == "grayscale")
+        except BadImageError:
+            if self.ignore_empty:  # mmcv 2.x: an unreadable file rejects the sample
+                return None
+            raise
         if self.to_float32:
             img = img.float()
         shape = (int(img.shape[1]), int(img.shape[2]), int(img.shape[0]))
         results.update(
             filename=filename,
+            img_path=filename,
             ori_filename=info["filename"],
             img=img,
             img_shape=shape,
@@ -104,14 +113,27 @@ class LoadAnnotations:
         with_label: bool = True,
         with_mask: bool = False,
         with_seg: bool = False,
+        poly2mask: bool = True,
+        box_type: str | None = "hbox",
+        backend_args: dict[str, Any] | None = None,
+        imdecode_backend: str = "cv2",
     ):
         if with_mask or with_seg:
+            what = "instance masks (with_mask)" if with_mask else "semantic maps (with_seg)"
             raise DataError(
-                "LoadAnnotations: detcli trains box detectors only; with_mask / with_seg are not "
-                "supported. Set them to false (or remove them) in the pipeline."
+                f"LoadAnnotations: {what} are not supported by detcli yet (they come with Mask "
+                f"R-CNN); detcli trains box detectors. Set with_mask / with_seg to false (or "
+                f"remove them) in the pipeline."
             )
+        if box_type not in ("hbox", None):
+            raise DataError(
+                f"LoadAnnotations: box_type {box_type!r} is not supported; detcli handles "
+                f"horizontal boxes only (box_type: hbox)."
+            )
+        _local_only("LoadAnnotations", "backend_args", backend_args)
         self.with_bbox = with_bbox
         self.with_label = with_label
+        self.poly2mask = poly2mask  # masks are refused above: no effect
 
     def __call__(self, results: Results) -> Results:
         ann = results["ann_info"]
@@ -126,3 +148,16 @@ class LoadAnnotations:
 
     def __repr__(self) -> str:
         return f"LoadAnnotations(with_bbox={self.with_bbox}, with_label={self.with_label})"
+
+
+def _local_only(owner: str, key: str, args: dict[str, Any] | None) -> None:
+    """detcli reads local files: a file backend other than disk/local is a clear error."""
+    if args is None:
+        return
+    if not isinstance(args, dict):
+        raise DataError(f"{owner}: {key} must be a mapping or null, not {args!r}.")
+    if args.get("backend", "disk") not in ("disk", "local"):
+        raise DataError(
+            f"{owner} reads local files only; {key}={args!r} asks for another backend. "
+            f"Remove {key} (or set it to null) and copy the images to a local disk."
+        )

@@ -1,8 +1,9 @@
-"""MultiScaleFlipAug: one view per (scale, flip) for test-time augmentation -> `AugSample`."""
+"""Test-time augmentation -> `AugSample`: MultiScaleFlipAug (2.x) and TestTimeAug (mmcv 2.x)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detcli.data.transforms.compose import Compose, Results
@@ -52,3 +53,49 @@ class MultiScaleFlipAug:
             f"MultiScaleFlipAug(img_scale={self.img_scale}, flip={self.flip}, "
             f"flip_direction={self.flip_direction}, transforms={self.transforms!r})"
         )
+
+
+@TRANSFORMS.register()
+class TestTimeAug:
+    """One view per combination of the transform lists (their cartesian product, in order).
+
+    `transforms: [[Resize a, Resize b], [RandomFlip prob 1, RandomFlip prob 0], [PackDetInputs]]`
+    gives 4 views: (a, flip), (a, no flip), (b, flip), (b, no flip), as mmcv 2.x. Each
+    combination must end in PackDetInputs; the views come out as one `AugSample` (every
+    packed key as a list, one entry per view), the structure MultiScaleFlipAug produces.
+    """
+
+    def __init__(self, transforms: list[list[TransformCfg]]):
+        if not transforms or not all(isinstance(g, (list, tuple)) and g for g in transforms):
+            raise DataError(
+                "TestTimeAug: transforms must be a list of non-empty lists of transforms, e.g. "
+                "[[Resize ...], [RandomFlip prob 1.0, RandomFlip prob 0.0], [PackDetInputs]]."
+            )
+        groups = [
+            [TRANSFORMS.build(t) if isinstance(t, Mapping) else t for t in group]
+            for group in transforms
+        ]
+        self.subroutines = [
+            Compose(list(combo), spelling="3.x") for combo in itertools.product(*groups)
+        ]
+
+    def __call__(self, results: Results) -> dict[str, list[Any]]:
+        views = []
+        for subroutine in self.subroutines:
+            view = dict(results)  # transforms replace tensors, never write into them
+            if "bbox_fields" in view:
+                view["bbox_fields"] = list(view["bbox_fields"])
+            out = subroutine(view)
+            if out is None:
+                raise DataError("TestTimeAug: a transform rejected a test view (returned None).")
+            if "img_metas" not in out:
+                raise DataError(
+                    "TestTimeAug: each combination of transforms must end with PackDetInputs "
+                    "(put [PackDetInputs] as the last list)."
+                )
+            views.append(out)
+        return {key: [v[key] for v in views] for key in views[0]}
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n    {s!r}," for s in self.subroutines)
+        return f"TestTimeAug({inner}\n)"
