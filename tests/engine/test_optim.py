@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from detcli.config import ConfigDict
-from detcli.engine.optim_wrapper import build_optim_wrapper, optim_settings, scale_lr
+from detcli.config.settings import OptimSettings, read_run_settings
+from detcli.engine.optim_wrapper import build_optim_wrapper
 from detcli.engine.optimizers import build_optimizer
 from detcli.errors import ConfigError
 from detcli.plugins import load_plugins
@@ -32,6 +33,12 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x).mean((2, 3)))
+
+
+def optim_settings(cfg: ConfigDict) -> OptimSettings:
+    settings = read_run_settings(cfg).optim
+    assert settings is not None
+    return settings
 
 
 def _lr_wd(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, tuple[float, float]]:
@@ -144,7 +151,7 @@ def test_fp16_key_enables_amp_and_both_spellings_are_refused():
         optimizer={"type": "SGD", "lr": 0.1},
         optim_wrapper={"optimizer": {"type": "SGD", "lr": 0.1}},
     )
-    with pytest.raises(ConfigError, match="ambiguous"):
+    with pytest.raises(ConfigError, match="keep one of them"):
         optim_settings(both)
     with pytest.raises(ConfigError, match="Did you mean 'clip_grad'"):
         optim_settings(
@@ -156,16 +163,81 @@ def test_auto_scale_lr_scales_by_total_batch_and_says_so():
     cfg = ConfigDict(
         optimizer={"type": "SGD", "lr": 0.02}, auto_scale_lr={"enable": True, "base_batch_size": 16}
     )
-    settings = optim_settings(cfg)
-    line = scale_lr(settings, cfg.auto_scale_lr, total_batch=2 * 4)
+    settings, line = optim_settings(cfg).scaled(total_batch=2 * 4)
     assert settings.optimizer["lr"] == pytest.approx(0.01)
     assert line is not None and "0.02" in line and "0.01" in line and "16" in line
     assert cfg.optimizer.lr == 0.02  # the config itself is not changed
-    off = optim_settings(cfg)
-    assert scale_lr(off, {"enable": False, "base_batch_size": 16}, 8) is None
-    assert off.optimizer["lr"] == 0.02
+    cfg.auto_scale_lr.enable = False
+    off, line = optim_settings(cfg).scaled(total_batch=8)
+    assert line is None and off.optimizer["lr"] == 0.02
 
 
 def test_unknown_optimizer_suggests_names():
     with pytest.raises(Exception, match="Did you mean 'AdamW'"):
         build_optimizer(Net(), {"type": "AdamWW", "lr": 0.1})
+
+
+class FlatNet(Net):
+    """Net plus a 1-D parameter that is neither a bias nor a norm's (FCOS's Scale)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(8))
+
+
+def test_optim_wrapper_paramwise_follows_mmengine_order_and_flat_decay():
+    """3.x (`optim_wrapper.paramwise_cfg`): bias before depthwise, then `flat_decay_mult`."""
+    model = FlatNet()
+    paramwise = {
+        "bias_decay_mult": 0.5,
+        "bias_lr_mult": 2.0,
+        "dwconv_decay_mult": 0.25,
+        "flat_decay_mult": 0.1,
+    }
+    opt = build_optimizer(model, {"type": "SGD", "lr": 0.02, "weight_decay": 1e-4}, paramwise)
+    got = _lr_wd(model, opt)
+    assert got["scale"] == pytest.approx((0.02, 0.1e-4))  # flat_decay_mult
+    assert got["backbone.2.weight"] == pytest.approx((0.02, 0.25e-4))  # depthwise
+    assert got["backbone.2.bias"] == pytest.approx((0.04, 0.5e-4))  # bias rule first (mmengine)
+    # no norm_decay_mult: a norm's bias falls to the bias rule, its weight to the flat rule
+    assert got["backbone.1.bias"] == pytest.approx((0.02, 0.5e-4))
+    assert got["backbone.1.weight"] == pytest.approx((0.02, 0.1e-4))
+    assert got["head.weight"] == pytest.approx((0.02, 1e-4))
+    assert got["head.bias"] == pytest.approx((0.04, 0.5e-4))
+
+
+def test_custom_key_with_one_multiplier_keeps_the_other_at_one():
+    model = Net()
+    paramwise = {"custom_keys": {"head": {"decay_mult": 0.0}, "backbone": {"lr_mult": 0.1}}}
+    opt = build_optimizer(model, {"type": "SGD", "lr": 0.1, "weight_decay": 0.01}, paramwise)
+    got = _lr_wd(model, opt)
+    assert got["head.weight"] == pytest.approx((0.1, 0.0))
+    assert got["backbone.1.weight"] == pytest.approx((0.01, 0.01))
+
+
+def test_without_weight_decay_the_optimizers_default_holds():
+    """No `weight_decay` in the config: AdamW keeps its 0.01 in every group (mmengine too)."""
+    model = Net()
+    opt = build_optimizer(model, {"type": "AdamW", "lr": 1e-3}, {"norm_decay_mult": 0.0})
+    assert {g["weight_decay"] for g in opt.param_groups} == {0.01}
+
+
+class SharedNet(nn.Module):
+    """One linear layer registered under two names, as models that reuse a head do."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(2, 2)
+        self.second = self.first
+
+
+def test_shared_parameters_need_bypass_duplicate():
+    sgd = {"type": "SGD", "lr": 0.1}
+    with pytest.raises(ConfigError, match="bypass_duplicate") as err:
+        build_optimizer(SharedNet(), sgd, {"bias_lr_mult": 2.0})
+    assert "second.weight" in str(err.value) and "first.weight" in str(err.value)
+    model = SharedNet()
+    opt = build_optimizer(model, sgd, {"bias_lr_mult": 2.0, "bypass_duplicate": True})
+    params = [p for g in opt.param_groups for p in g["params"]]
+    assert len(params) == 2 and {id(p) for p in params} == {id(p) for p in model.parameters()}
+    assert len(build_optimizer(SharedNet(), sgd).param_groups[0]["params"]) == 2  # no paramwise

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from detcli.engine.paramwise import param_groups
+from detcli.engine.paramwise import Rules, param_groups
 from detcli.errors import ConfigError
 from detcli.registry import OPTIMIZERS, Registry
 
@@ -49,7 +49,9 @@ def build_optimizer(
             f"{where}.constructor: {constructor!r} is not supported; detcli groups parameters "
             "with DefaultOptimizerConstructor's rules (`paramwise_cfg`). Remove the key."
         )
+    rules: Rules = "mmengine"  # `optim_wrapper.paramwise_cfg`
     if "paramwise_cfg" in cfg:
+        rules = "mmcv"  # mmdet 2.x keeps it inside `optimizer`
         if paramwise_cfg is not None:
             raise ConfigError(
                 f"`paramwise_cfg` is set twice ({where}.paramwise_cfg and the optimizer "
@@ -60,8 +62,13 @@ def build_optimizer(
         raise ConfigError(f"{where} needs a `type` (an optimizer class such as SGD or AdamW).")
     if "lr" not in args:
         raise ConfigError(f"{where} needs `lr` (the base learning rate).")
+    wd = args.get("weight_decay")  # absent: the optimizer's own default (AdamW's 0.01)
     groups = param_groups(
-        model, float(args["lr"]), float(args.get("weight_decay", 0.0)), paramwise_cfg or {}
+        model,
+        float(args["lr"]),
+        None if wd is None else float(wd),
+        paramwise_cfg or {},
+        rules=rules,
     )
     if not groups:
         raise ConfigError(
