@@ -129,12 +129,15 @@ def test_autocast_keeps_float32_and_the_same_values():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_gives_the_cpu_result():
+def test_cuda_gives_the_cpu_result_also_under_autocast():
     img, metas = raw_batch([(40, 50), (30, 20)])
     pre = DetDataPreprocessor(mean=MEAN, std=STD, bgr_to_rgb=True, pad_size_divisor=32)
     cpu, _ = pre(img, metas)
     gpu, _ = pre.cuda()(img.cuda(), metas)
     assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-6)
+    with torch.autocast("cuda", dtype=torch.float16):
+        amp, _ = pre(img.cuda(), metas)
+    assert amp.dtype == torch.float32 and torch.equal(amp, gpu)
 
 
 @pytest.mark.parametrize(
