@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from detcli.engine import train
-from detcli.engine import training as training_module
 from detcli.engine.optim_wrapper import AmpSettings, OptimWrapper
 from detcli.errors import ConfigError
 
@@ -147,21 +146,13 @@ runner: {_delete_: true, type: IterBasedRunner, max_iters: 3}
 data: {samples_per_gpu: 1}
 evaluation: null
 checkpoint_config: {interval: 1, max_keep_ckpts: -1}
+optim_wrapper: {accumulative_counts: 2}
 """
 
 
-def test_training_accumulates_and_resumes_inside_a_window(tiny_config, tmp_path, monkeypatch):
+def test_training_accumulates_and_resumes_inside_a_window(tiny_config, tmp_path):
     """detcli.train with N=2 over 3 iterations: steps at 2 and 3 (grad_norm logged only there);
     a resume from iteration 1 (mid-window) ends bit-identical to the uninterrupted run."""
-    read_settings = training_module.optim_settings
-
-    def with_accumulation(cfg):
-        settings = read_settings(cfg)
-        # the settings layer will read optim_wrapper.accumulative_counts; until then set it here
-        settings.accumulative_counts = 2
-        return settings
-
-    monkeypatch.setattr(training_module, "optim_settings", with_accumulation)
     config = tiny_config(ITER_RUN)
     whole = tmp_path / "whole"
     train(config, work_dir=whole, device="cpu", deterministic=True)

@@ -2,21 +2,28 @@
 
 TextLoggerHook writes the console (a rich progress bar on a terminal, plain lines otherwise),
 `train.log` and `log.jsonl`; TensorboardLoggerHook writes event files for TensorBoard.
-Both average over the iterations since their last line (and across ranks when distributed).
+By default both average over the iterations since their last line; `window_size`
+(mmengine's `log_processor.window_size`) averages losses, times and grad_norm over the last
+N iterations, the epoch so far (`'epoch'`) or the whole run (`'global'`) instead, and shows
+the latest value of anything else. Values are averaged across ranks when distributed.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import resource
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from detcli.engine.dist import mean_across_ranks
 from detcli.engine.hooks.base import Hook
+from detcli.errors import ConfigError
 from detcli.registry import HOOKS
 
 if TYPE_CHECKING:
@@ -26,36 +33,112 @@ if TYPE_CHECKING:
 
 # Printed first, in this order; losses and anything else follow.
 _LEAD = ("lr", "eta", "time", "data_time", "memory")
+# mmengine's LogProcessor.mean_pattern: these are smoothed over the window, the rest is current.
+_MEAN_PATTERN = re.compile(r".*(loss|time|data_time|grad_norm).*")
+
+WindowSize = int | Literal["epoch", "global"] | None
+
+
+class LogWindow:
+    """Per-key history of the logged numbers, summarised as `window_size` says.
+
+    None: the mean of every key since the last `summary` (mmdet 2.x's interval mean). An int
+    keeps the last N values per key (a deque); `'epoch'` and `'global'` keep running sums.
+    Each key is averaged over the iterations that reported it (grad_norm only exists on the
+    iterations that step under gradient accumulation).
+    """
+
+    def __init__(self, window_size: WindowSize = None):
+        positive_int = (
+            isinstance(window_size, int) and not isinstance(window_size, bool) and window_size > 0
+        )
+        if not (window_size is None or window_size in ("epoch", "global") or positive_int):
+            raise ConfigError(
+                "log_processor.window_size must be a positive integer (the number of "
+                f"iterations each logged value averages), 'epoch' or 'global', got {window_size!r}."
+            )
+        self.window_size = window_size
+        self._recent: dict[str, deque[float]] = {}
+        self._sums: dict[str, list[float]] = {}  # key -> [sum, count]
+        self._latest: dict[str, float] = {}
+
+    def add(self, values: Mapping[str, float]) -> None:
+        """Record one iteration's numbers."""
+        for key, value in values.items():
+            self._latest[key] = value
+            if isinstance(self.window_size, int):
+                self._recent.setdefault(key, deque(maxlen=self.window_size)).append(value)
+            else:
+                total = self._sums.setdefault(key, [0.0, 0])
+                total[0] += value
+                total[1] += 1
+
+    def summary(self) -> dict[str, float]:
+        """The values of a log line; with the default window, starts the next interval."""
+        out: dict[str, float] = {}
+        for key, latest in self._latest.items():
+            if self.window_size is not None and not _MEAN_PATTERN.search(key):
+                out[key] = latest
+            elif isinstance(self.window_size, int):
+                recent = self._recent[key]
+                out[key] = sum(recent) / len(recent)
+            else:
+                total, count = self._sums[key]
+                out[key] = total / count
+        if self.window_size is None:
+            self.reset()
+        return out
+
+    def new_epoch(self) -> None:
+        """An epoch starts: the `'epoch'` window starts over."""
+        if self.window_size == "epoch":
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded."""
+        self._recent, self._sums, self._latest = {}, {}, {}
 
 
 class LoggerHook(Hook):
-    """Base: sums each numeric log var per iteration, averages at every `interval`-th one."""
+    """Base: records each numeric log var per iteration, summarises at every `interval`-th one.
+
+    `window_size` (None, N, 'epoch' or 'global') says what a line's values average; see
+    LogWindow.
+    """
 
     priority = "VERY_LOW"
 
-    def __init__(self, interval: int = 10, ignore_last: bool = False, by_epoch: bool | None = None):
+    def __init__(
+        self,
+        interval: int = 10,
+        ignore_last: bool = False,
+        by_epoch: bool | None = None,
+        window_size: WindowSize = None,
+    ):
         self.interval = interval
         self.ignore_last = ignore_last
         self.by_epoch = by_epoch
-        self._sums: dict[str, float] = {}
-        self._count = 0
+        self.window = LogWindow(window_size)
+
+    @property
+    def window_size(self) -> WindowSize:
+        return self.window.window_size
 
     def before_run(self, runner: Runner) -> None:
         if self.by_epoch is None:
             self.by_epoch = runner.by_epoch
 
+    def before_train_epoch(self, runner: Runner) -> None:
+        self.window.new_epoch()
+
     def after_train_iter(self, runner: Runner) -> None:
-        for key, value in runner.log_vars.items():
-            self._sums[key] = self._sums.get(key, 0.0) + value
-        self._count += 1
+        self.window.add(runner.log_vars)
         end_of_epoch = runner.inner_iter == runner.iters_per_epoch
         due = runner.iter % self.interval == 0
         last = runner.iter == runner.max_iters or (end_of_epoch and self.by_epoch)
         if due or (last and not self.ignore_last):
-            means = {k: v / self._count for k, v in self._sums.items()}
-            means = mean_across_ranks(means)
+            means = mean_across_ranks(self.window.summary())
             means["lr"] = runner.log_vars.get("lr", means.get("lr", 0.0))  # the current lr
-            self._sums, self._count = {}, 0
             self.write(runner, means)
 
     def write(self, runner: Runner, means: dict[str, float]) -> None:
@@ -67,8 +150,14 @@ class LoggerHook(Hook):
 class TextLoggerHook(LoggerHook):
     """Console lines (and a progress bar on a terminal), `train.log` and `log.jsonl`."""
 
-    def __init__(self, interval: int = 10, ignore_last: bool = False, by_epoch: bool | None = None):
-        super().__init__(interval, ignore_last, by_epoch)
+    def __init__(
+        self,
+        interval: int = 10,
+        ignore_last: bool = False,
+        by_epoch: bool | None = None,
+        window_size: WindowSize = None,
+    ):
+        super().__init__(interval, ignore_last, by_epoch, window_size)
         self._progress: Progress | None = None
         self._task: Any = None
         self._t0 = time.monotonic()
@@ -145,8 +234,9 @@ class TensorboardLoggerHook(LoggerHook):
         ignore_last: bool = False,
         by_epoch: bool | None = None,
         log_dir: str | None = None,
+        window_size: WindowSize = None,
     ):
-        super().__init__(interval, ignore_last, by_epoch)
+        super().__init__(interval, ignore_last, by_epoch, window_size)
         self.log_dir = log_dir
         self._writer: Any = None
 
