@@ -30,6 +30,14 @@ from detcli.config import load_config
 from detcli.data import build_dataloader, build_dataset
 from detcli.data.synthetic import write_shapes_coco
 
+
+def split_loader(data: dict, split: str):
+    """The LoaderSettings of `split` of a config whose `data` section is `data`."""
+    from detcli.config.settings import read_run_settings
+
+    return read_run_settings({"data": data}).loader(split)
+
+
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {  # name: (reference config, image (w, h) on disk)
     "512x512 (trash.yaml)": ("configs/trash.yaml", (1024, 1024)),
@@ -133,7 +141,7 @@ def main() -> None:
             plain_ips = images_per_second(plain, args.repeat)
 
             loader = build_dataloader(
-                cfg.data, "train", samples_per_gpu=4, workers_per_gpu=2, seed=0
+                split_loader(cfg.data, "train"), batch_size=4, num_workers=2, seed=0
             )
             start = time.perf_counter()
             it = iter(loader)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from detcli.config.settings import read_run_settings
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "configs/faster_rcnn/faster_rcnn_r50_fpn_1x_coco.yaml"
 
@@ -76,9 +78,9 @@ def main() -> None:
         files = collect_images([img_dir])
 
         start = time.perf_counter()
-        model, _ = load_detector(cfg, checkpoint, device=device)
+        model, _ = load_detector(read_run_settings(cfg), checkpoint, device=device)
         load_seconds = time.perf_counter() - start
-        loader = image_loader(files, cfg, args.batch_size, workers=0)
+        loader = image_loader(files, read_run_settings(cfg), args.batch_size, workers=0)
         batches = [dict(b) for b in loader]  # decoded and pre-processed once, untimed
         for b in batches:
             b.pop("failed")

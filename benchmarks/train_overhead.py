@@ -23,6 +23,14 @@ from typing import Any
 
 import torch
 
+
+def split_loader(data: dict, split: str):
+    """The LoaderSettings of `split` of a config whose `data` section is `data`."""
+    from detcli.config.settings import read_run_settings
+
+    return read_run_settings({"data": data}).loader(split)
+
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "shapes" / "faster_rcnn_r18_fpn_shapes.yaml"
 
@@ -101,7 +109,7 @@ def bare_run(cfg: Any, warmup: int) -> float:
     load_plugins()
     device = torch.device(cfg.device)
     torch.manual_seed(0)
-    loader = build_dataloader(cfg.data, "train", seed=0)
+    loader = build_dataloader(split_loader(cfg.data, "train"), seed=0)
     model = MODELS.build(cfg.model).to(device).train()
     opt = cfg.optimizer
     optimizer = torch.optim.SGD(

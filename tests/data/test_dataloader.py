@@ -9,6 +9,13 @@ from detcli.data import build_dataloader, set_epoch
 from detcli.data.collate import collate
 
 
+def split_loader(data: dict, split: str):
+    """The LoaderSettings of `split` of a config whose `data` section is `data`."""
+    from detcli.config.settings import read_run_settings
+
+    return read_run_settings({"data": data}).loader(split)
+
+
 def data_cfg(shapes, **extra):
     classes = list(shapes.classes)
     return {
@@ -21,7 +28,7 @@ def data_cfg(shapes, **extra):
 
 
 def test_train_batches_are_padded_tensors_with_per_image_targets(shapes_coco):
-    loader = build_dataloader(data_cfg(shapes_coco), "train", seed=0)
+    loader = build_dataloader(split_loader(data_cfg(shapes_coco), "train"), seed=0)
     assert len(loader) == 4
     batch = next(iter(loader))
     assert batch["img"].shape == (4, 3, 96, 96) and batch["img"].dtype == torch.float32
@@ -59,13 +66,15 @@ def test_collate_pads_bottom_right_and_keeps_each_image(shapes_coco):
 
 
 def test_val_keeps_every_image_in_dataset_order(shapes_coco):
-    loader = build_dataloader(data_cfg(shapes_coco), "val", samples_per_gpu=3)
+    loader = build_dataloader(split_loader(data_cfg(shapes_coco), "val"), batch_size=3)
     ids = []
     for batch in loader:
         assert isinstance(batch["img"], list) and len(batch["img"]) == 1  # one view
         ids += [m["img_id"] for m in batch["img_metas"][0]]
     assert ids == loader.dataset.img_ids == list(range(1, 9))
-    assert build_dataloader(data_cfg(shapes_coco), "val").batch_size == 1  # mmdet's default
+    assert (
+        build_dataloader(split_loader(data_cfg(shapes_coco), "val")).batch_size == 1
+    )  # mmdet's default
 
 
 def test_seeded_workers_reproduce_augmentation_and_epochs_reshuffle(shapes_coco):
@@ -78,8 +87,8 @@ def test_seeded_workers_reproduce_augmentation_and_epochs_reshuffle(shapes_coco)
             out.append([(m["img_id"], m["flip"]) for b in loader for m in b["img_metas"]])
         return out
 
-    a = first_epochs(build_dataloader(cfg, "train", seed=7))
-    b = first_epochs(build_dataloader(cfg, "train", seed=7))
+    a = first_epochs(build_dataloader(split_loader(cfg, "train"), seed=7))
+    b = first_epochs(build_dataloader(split_loader(cfg, "train"), seed=7))
     assert a == b  # same seed: same order and same random flips, with 2 worker processes
     assert a[0] != a[1]  # the next epoch is a new shuffle ...
     assert [f for _, f in a[0]] != [f for _, f in a[1]]  # ... with new random augmentation
@@ -87,12 +96,18 @@ def test_seeded_workers_reproduce_augmentation_and_epochs_reshuffle(shapes_coco)
 
 
 def test_infinite_and_class_aware_loaders(shapes_coco):
-    loader = build_dataloader(data_cfg(shapes_coco), "train", infinite=True, samples_per_gpu=2)
+    loader = build_dataloader(
+        split_loader(data_cfg(shapes_coco), "train"), infinite=True, batch_size=2
+    )
     it = iter(loader)
     assert sum(len(next(it)["img_metas"]) for _ in range(12)) == 24  # beyond the 16 images
     aware = build_dataloader(
-        data_cfg(shapes_coco, train_dataloader={"class_aware_sampler": {"num_sample_class": 1}}),
-        "train",
+        split_loader(
+            data_cfg(
+                shapes_coco, train_dataloader={"class_aware_sampler": {"num_sample_class": 1}}
+            ),
+            "train",
+        ),
     )
     assert type(aware.sampler).__name__ == "ClassAwareSampler" and len(aware.sampler) == 16
 
@@ -104,8 +119,10 @@ def test_distributed_loaders_use_the_process_group(shapes_coco, tmp_path):
         "gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1
     )
     try:
-        train = build_dataloader(data_cfg(shapes_coco), "train", distributed=True, seed=3)
-        val = build_dataloader(data_cfg(shapes_coco), "val", distributed=True)
+        train = build_dataloader(
+            split_loader(data_cfg(shapes_coco), "train"), distributed=True, seed=3
+        )
+        val = build_dataloader(split_loader(data_cfg(shapes_coco), "val"), distributed=True)
     finally:
         dist.destroy_process_group()
     assert type(train.sampler).__name__ == "DistributedGroupSampler" and train.sampler.seed == 3
@@ -119,8 +136,10 @@ def test_loader_settings_from_config(shapes_coco):
         persistent_workers=True,
         val_dataloader={"samples_per_gpu": 5},
     )
-    train = build_dataloader(cfg, "train")
+    train = build_dataloader(split_loader(cfg, "train"))
     assert train.num_workers == 2 and train.persistent_workers and train.batch_size == 4
     assert train.pin_memory == torch.cuda.is_available()
-    assert build_dataloader(cfg, "val").batch_size == 5
-    assert build_dataloader(cfg, "train", samples_per_gpu=2, workers_per_gpu=0).num_workers == 0
+    assert build_dataloader(split_loader(cfg, "val")).batch_size == 5
+    assert (
+        build_dataloader(split_loader(cfg, "train"), batch_size=2, num_workers=0).num_workers == 0
+    )

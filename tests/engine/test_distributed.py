@@ -14,6 +14,14 @@ import torch
 
 from .engine_helpers import REPO, run_process
 
+
+def split_loader(data: dict, split: str):
+    """The LoaderSettings of `split` of a config whose `data` section is `data`."""
+    from detcli.config.settings import read_run_settings
+
+    return read_run_settings({"data": data}).loader(split)
+
+
 WORKER = Path(__file__).with_name("dist_worker.py")
 # Make the doubled-batch comparison exact up to loss normalisation: no random flips, BN
 # statistics frozen, and samplers that take every anchor / proposal instead of a random subset.
@@ -98,7 +106,7 @@ def test_sharded_evaluation_equals_one_process_evaluation(runs):
     cfg = load_config(config)
     model = MODELS.build(cfg.model)
     model.load_state_dict(torch.load(root / "two" / "epoch_1.pth", weights_only=True)["state_dict"])
-    loader = build_dataloader(cfg.data, "val", workers_per_gpu=0)
+    loader = build_dataloader(split_loader(cfg.data, "val"), num_workers=0)
     ours = evaluate_detections(loader.dataset, inference(model, loader))
     logged = json.loads((root / "two" / "eval_epoch_1.json").read_text())
     assert {k: round(v, 6) for k, v in ours.items() if "/" not in k} == {

@@ -16,6 +16,13 @@ from detcli.errors import ConfigError
 from detcli.registry import HOOKS, registering_as
 
 
+def split_loader(data: dict, split: str):
+    """The LoaderSettings of `split` of a config whose `data` section is `data`."""
+    from detcli.config.settings import read_run_settings
+
+    return read_run_settings({"data": data}).loader(split)
+
+
 class RecordingHook(Hook):
     """A hook from "a plugin": records the events it sees with the runner's counters."""
 
@@ -138,12 +145,16 @@ def test_inference_reproduces_the_evaluation_of_a_saved_checkpoint(reference_run
     model.load_state_dict(
         torch.load(reference_run.work_dir / "epoch_2.pth", weights_only=True)["state_dict"]
     )
-    one = inference(model, build_dataloader(cfg.data, "val", samples_per_gpu=1, workers_per_gpu=0))
-    two = inference(model, build_dataloader(cfg.data, "val", samples_per_gpu=2, workers_per_gpu=0))
+    one = inference(
+        model, build_dataloader(split_loader(cfg.data, "val"), batch_size=1, num_workers=0)
+    )
+    two = inference(
+        model, build_dataloader(split_loader(cfg.data, "val"), batch_size=2, num_workers=0)
+    )
     assert len(one) == len(two) == 4
     for a, b in zip(one, two, strict=True):
         assert torch.allclose(a.boxes, b.boxes, atol=1e-3) and torch.equal(a.labels, b.labels)
-    metrics = evaluate_detections(build_dataloader(cfg.data, "val").dataset, one)
+    metrics = evaluate_detections(build_dataloader(split_loader(cfg.data, "val")).dataset, one)
     logged = json.loads((reference_run.work_dir / "eval_epoch_2.json").read_text())
     assert metrics["bbox_mAP"] == pytest.approx(logged["bbox_mAP"], abs=1e-6)
     assert metrics["bbox_AR@100"] == pytest.approx(logged["bbox_AR@100"], abs=1e-6)

@@ -9,6 +9,7 @@ import torch
 
 from conftest import REPO
 from detcli.config import load_config
+from detcli.config.settings import read_run_settings
 from detcli.engine.lr_scheduler import build_lr_scheduler
 from detcli.engine.param_schedulers import Progress
 from detcli.errors import ConfigError
@@ -22,7 +23,9 @@ def _optimizer(lr: float = 0.02, mults: tuple[float, ...] = (1.0,)) -> torch.opt
 def _curve(cfg, iters_per_epoch: int, max_iters: int, mults=(1.0,)) -> list[list[float]]:
     """The LR of every group at every iteration, read from the optimizer as training would."""
     optimizer = _optimizer(mults=mults)
-    scheduler = build_lr_scheduler(cfg, optimizer, Progress(iters_per_epoch, max_iters))
+    scheduler = build_lr_scheduler(
+        read_run_settings(cfg).schedule, optimizer, Progress(iters_per_epoch, max_iters)
+    )
     lrs = []
     for _ in range(max_iters):
         lrs.append([g["lr"] for g in optimizer.param_groups])
@@ -147,13 +150,13 @@ def test_schedule_resumes_from_its_state():
     cfg = load_config(REPO / "configs/_base_/schedules/schedule_1x.yaml")
     progress = Progress(100, 1200)
     opt = _optimizer()
-    first = build_lr_scheduler(cfg, opt, progress)
+    first = build_lr_scheduler(read_run_settings(cfg).schedule, opt, progress)
     for _ in range(650):
         opt.step()
         first.step()
     state = first.state_dict()
     fresh_opt = _optimizer()
-    second = build_lr_scheduler(cfg, fresh_opt, progress)
+    second = build_lr_scheduler(read_run_settings(cfg).schedule, fresh_opt, progress)
     second.load_state_dict(state)
     second.apply()
     assert fresh_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(0.02)
@@ -167,7 +170,7 @@ def test_schedule_resumes_from_its_state():
         ({"lr_config": {"policy": "step", "step": [8], "gama": 0.5}}, "Did you mean 'gamma'"),
         (
             {"lr_config": {"policy": "step", "step": [8], "warmup": "cubic", "warmup_iters": 5}},
-            "linear, constant, exp",
+            "'linear' | 'constant' | 'exp'",
         ),
         ({"lr_config": {"policy": "CosineAnnealing"}}, "min_lr"),
         (
@@ -180,6 +183,6 @@ def test_schedule_resumes_from_its_state():
 )
 def test_schedule_config_errors_name_the_key(cfg, message):
     with pytest.raises(Exception) as err:
-        build_lr_scheduler(cfg, _optimizer(), Progress(10, 100))
+        build_lr_scheduler(read_run_settings(cfg).schedule, _optimizer(), Progress(10, 100))
     assert isinstance(err.value, ConfigError) or type(err.value).__name__ == "RegistryError"
     assert message in str(err.value)

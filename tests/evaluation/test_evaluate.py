@@ -16,6 +16,13 @@ from detcli.evaluation.results_files import load_results_json, partial_path
 from detcli.inference import evaluate_results
 
 
+def split_loader(data: dict, split: str):
+    """The LoaderSettings of `split` of a config whose `data` section is `data`."""
+    from detcli.config.settings import read_run_settings
+
+    return read_run_settings({"data": data}).loader(split)
+
+
 @pytest.fixture(scope="module")
 def base(trained, tmp_path_factory):
     """One plain evaluation with a results file, reused by several tests."""
@@ -48,7 +55,7 @@ def test_results_match_the_training_engines_inference(trained, base):
     cfg = load_config(trained.config)
     model = build_model(cfg.model)
     model.load_state_dict(load_checkpoint(trained.checkpoint)["state_dict"])
-    dets = inference(model, build_dataloader(cfg.data, "val", samples_per_gpu=4))
+    dets = inference(model, build_dataloader(split_loader(cfg.data, "val"), batch_size=4))
     for ours, ref in zip(base.detections, dets, strict=True):
         assert torch.allclose(ours.boxes, ref.boxes, atol=1e-3)  # pixels
         assert torch.equal(ours.labels, ref.labels)

@@ -11,6 +11,7 @@ import torch
 from torchvision.io import encode_jpeg, read_image, write_png
 
 import detcli
+from detcli.config.settings import read_run_settings
 from detcli.errors import DataError
 from detcli.inference import collect_images
 
@@ -80,8 +81,8 @@ def test_predicted_boxes_are_the_detectors_own_output(trained, images):
     write_png(read_image(str(sorted(images.glob("0*.png"))[0])), str(small))
     result = detcli.predict(trained.config, trained.checkpoint, [small], score_thr=0.0)
     cfg = load_config(trained.config)
-    model, _ = load_detector(cfg, trained.checkpoint, device=torch.device("cpu"))
-    sample = ImageFiles([small], predict_pipeline(cfg))[0]
+    model, _ = load_detector(read_run_settings(cfg), trained.checkpoint, device=torch.device("cpu"))
+    sample = ImageFiles([small], predict_pipeline(read_run_settings(cfg)))[0]
     with torch.no_grad():
         (expected,) = model(
             img=[v[None] for v in sample["img"]],

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from detcli.cli.options import ConfigArg, SetOption
 from detcli.cli.output import console, load_plugins_reporting_failures
+
+if TYPE_CHECKING:
+    from detcli.config.check import Problem
 
 
 class Format(str, Enum):
@@ -42,17 +45,26 @@ def check(config: ConfigArg, set_: SetOption = None) -> None:
 
     resolved = resolve_config(config, set_ or [])
     load_plugins_reporting_failures()
-    problems = check_config(resolved)
+    findings = check_config(resolved)
+    problems = [p for p in findings if not p.note]
+    notes = [p for p in findings if p.note]
+    if notes:
+        console.print(f"[yellow]notes[/] ({len(notes)}): keys accepted with no effect in detcli")
+        _print_findings(notes)
     if not problems:
         console.print(f"[green]✓[/] {escape(str(config))}: no problems found.")
         return
     console.print(f"[red]✗[/] {len(problems)} problem(s) in {escape(str(config))}:")
-    for p in problems:  # a list, not a table: long messages stay readable and greppable
+    _print_findings(problems)
+    raise typer.Exit(2)
+
+
+def _print_findings(findings: list[Problem]) -> None:
+    for p in findings:  # a list, not a table: long messages stay readable and greppable
         where = f" [dim]({escape(p.origin)})[/]" if p.origin else ""
         console.print(
             f"  [bold cyan]{escape(p.where)}[/]{where}\n    {escape(p.message)}", soft_wrap=True
         )
-    raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

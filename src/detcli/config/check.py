@@ -14,13 +14,9 @@ from typing import Any
 from detcli.config.loader import ResolvedConfig
 from detcli.config.model_check import model_problems
 from detcli.config.origins import ConfigPath, format_path
-from detcli.config.schema import (
-    CHECKPOINT_SCHEMES,
-    COMPONENT_PLACES,
-    KNOWN_TOP_LEVEL_KEYS,
-    PATH_KEYS,
-    RUNTIME_KEYS,
-)
+from detcli.config.paths import join_root
+from detcli.config.schema import CHECKPOINT_SCHEMES, COMPONENT_PLACES, PATH_KEYS, Place
+from detcli.config.settings import KNOWN_TOP_LEVEL_KEYS, RunSettings, collect_run_settings
 from detcli.config.typecheck import component_slot, describe, matches
 from detcli.registry import REGISTRIES, Registries
 from detcli.suggest import close_names, did_you_mean
@@ -28,11 +24,15 @@ from detcli.suggest import close_names, did_you_mean
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a config: where (config path and file:line) and what."""
+    """One thing wrong with a config: where (config path and file:line) and what.
+
+    A `note` is not a problem: a key accepted with no effect in detcli, said so out loud.
+    """
 
     path: ConfigPath
     message: str
     origin: str
+    note: bool = False
 
     @property
     def where(self) -> str:
@@ -55,7 +55,12 @@ class _Checker:
 
     def run(self) -> None:
         self._top_level_keys()
-        for place in COMPONENT_PLACES:
+        settings, findings = collect_run_settings(self.cfg, self.resolved.origins)
+        for finding in findings:
+            self.report(finding.path, finding.message, note=finding.note)
+        places = list(COMPONENT_PLACES)
+        places += [Place(loader.dataset_path, "DATASETS") for loader in settings.loaders.values()]
+        for place in places:
             value = self._get(place.path)
             if value is _MISSING or value is None:
                 continue
@@ -64,16 +69,18 @@ class _Checker:
                 path = place.path if index is None else (*place.path, index)
                 self._component(path, item, place.kind, place.builder_keys)
         parts_ok = not any(p.path[:1] == ("model",) for p in self.problems)
-        self._runtime_keys()
-        self._num_classes()
-        self._paths(self.cfg, ())
+        self._num_classes(settings)
+        datasets = [loader.dataset_path for loader in settings.loaders.values()]
+        self._paths(self.cfg, (), skip=datasets)
+        for loader in settings.loaders.values():
+            self._dataset_paths(loader.dataset, loader.dataset_path)
         if parts_ok:  # the model's wiring is only worth checking when each part is valid
             for path, message in model_problems(self.cfg.get("model"), self.registries["MODELS"]):
                 self.report(path, message)
 
-    def report(self, path: ConfigPath, message: str) -> None:
+    def report(self, path: ConfigPath, message: str, *, note: bool = False) -> None:
         origin = self.resolved.origin(path)
-        self.problems.append(Problem(path, message, str(origin) if origin else ""))
+        self.problems.append(Problem(path, message, str(origin) if origin else "", note))
 
     # -- components -------------------------------------------------------------------------
 
@@ -199,17 +206,9 @@ class _Checker:
                     f"Did you mean {near[0]!r}?",
                 )
 
-    def _runtime_keys(self) -> None:
-        for path, hint in RUNTIME_KEYS.items():
-            value = self._get(path)
-            if value is not _MISSING and not matches(value, hint):
-                self.report(
-                    path, f"{format_path(path)} must be {describe(hint)}, got {_show(value)}."
-                )
-
-    def _num_classes(self) -> None:
+    def _num_classes(self, settings: RunSettings) -> None:
         """The head's `num_classes` must equal the number of `classes` of every split."""
-        lists = {p: c for p, c in self._class_lists() if isinstance(c, list)}
+        lists = {p: c for p, c in self._class_lists(settings) if isinstance(c, list)}
         if not lists:
             return
         (first_path, first), *rest = lists.items()
@@ -218,8 +217,7 @@ class _Checker:
                 self.report(
                     path, f"classes differ from {format_path(first_path)}: {_diff(first, classes)}."
                 )
-        model = self.cfg.get("model")
-        for path, value in _find_key(model, "num_classes", ("model",)):
+        for path, value in _find_key(self.cfg.get("model"), "num_classes", ("model",)):
             if "rpn_head" in path:  # the RPN scores objectness: one class whatever the dataset
                 continue
             if isinstance(value, int) and value != len(first):
@@ -230,19 +228,45 @@ class _Checker:
                     "that cannot name your classes).",
                 )
 
-    def _class_lists(self) -> list[tuple[ConfigPath, Any]]:
+    def _class_lists(self, settings: RunSettings) -> list[tuple[ConfigPath, Any]]:
+        """`classes` (2.x) and `metainfo.classes` (3.x) of every split's datasets."""
         found: list[tuple[ConfigPath, Any]] = []
-        data = self.cfg.get("data")
-        if isinstance(data, dict):
-            for split in ("train", "val", "test"):
-                found += _find_key(data.get(split), "classes", ("data", split))
+        for loader in settings.loaders.values():
+            found += _find_key(self._get(loader.dataset_path), "classes", loader.dataset_path)
         return found
 
-    def _paths(self, value: Any, path: ConfigPath) -> None:
+    def _dataset_paths(self, dataset: Any, path: ConfigPath) -> None:
+        """A dataset's annotation file and image folder, joined with its `data_root` (both
+        spellings join as MMDetection does), must exist."""
+        if not isinstance(dataset, dict):
+            return
+        if isinstance(dataset.get("dataset"), dict):
+            self._dataset_paths(dataset["dataset"], (*path, "dataset"))
+            return
+        for i, part in enumerate(dataset.get("datasets") or []):
+            self._dataset_paths(part, (*path, "datasets", i))
+        if "ann_file" not in dataset:
+            return
+        root = dataset.get("data_root")
+        ann = dataset["ann_file"]
+        if isinstance(ann, str) and ann:
+            self._path_exists((*path, "ann_file"), join_root(root, ann), "file")
+        for key in ("img_prefix", ("data_prefix", "img")):
+            keys = key if isinstance(key, tuple) else (key,)
+            value: Any = dataset
+            for k in keys:
+                value = value.get(k) if isinstance(value, dict) else None
+            if isinstance(value, str):
+                self._path_exists((*path, *keys), join_root(root, value), "dir")
+        self._paths(dataset, path, skip=[(*path, "ann_file"), (*path, "img_prefix")])
+
+    def _paths(self, value: Any, path: ConfigPath, skip: list[ConfigPath] = ()) -> None:  # type: ignore[assignment]
         """Files and folders named in the config must exist (relative paths: the working dir)."""
+        if path in skip:
+            return
         if isinstance(value, list):
             for i, item in enumerate(value):
-                self._paths(item, (*path, i))
+                self._paths(item, (*path, i), skip)
             return
         if not isinstance(value, dict):
             return
@@ -251,7 +275,7 @@ class _Checker:
             kind = PATH_KEYS.get(key) if isinstance(key, str) else None
             if key == "checkpoint" and path and path[-1] == "init_cfg":
                 kind = "file"
-            if kind and child:
+            if kind and child and child_path not in skip:
                 for p, item in (
                     [(child_path, child)]
                     if not isinstance(child, list)
@@ -259,7 +283,7 @@ class _Checker:
                 ):
                     self._path_exists(p, item, kind)
             else:
-                self._paths(child, child_path)
+                self._paths(child, child_path, skip)
 
     def _path_exists(self, path: ConfigPath, value: Any, kind: str) -> None:
         if not isinstance(value, str) or value.startswith(CHECKPOINT_SCHEMES):

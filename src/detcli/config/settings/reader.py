@@ -8,6 +8,7 @@ cannot drift from what is read.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,9 +122,11 @@ class SettingsReader:
                 )
                 continue
             if not matches(item, spec.hint):
+                near = did_you_mean(item, _literals(spec.hint)) if isinstance(item, str) else ""
                 self.problem(
                     key_path,
-                    f"{format_path(key_path)} must be {describe(spec.hint)}, got {_show(item)}.",
+                    f"{format_path(key_path)} must be {describe(spec.hint)}, got {_show(item)}."
+                    + near,
                 )
                 continue
             if spec.no_effect is not None and item is not None:
@@ -138,8 +141,9 @@ class SettingsReader:
             (a, _), (b, _) = found[0], found[1]
             self.problem(
                 b,
-                f"{self.where(a)} and {self.where(b)} set the same thing in the two MMDetection "
-                "spellings (2.x and 3.x); keep one of them.",
+                f"{self.where(a)} and {self.where(b)} set the same thing (MMDetection's 2.x and "
+                "3.x spellings), so which one applies is ambiguous; keep one of them (--set "
+                "KEY=null drops one that a base config sets).",
             )
         return found[0] if found else None
 
@@ -151,6 +155,13 @@ class SettingsReader:
             self.problem(path, f"{format_path(path)} must be {what} integer, got {_show(value)}.")
             return None
         return value
+
+
+def _literals(hint: Any) -> list[str]:
+    """The string values a `Literal[...]` hint (or a union holding one) allows."""
+    if typing.get_origin(hint) is typing.Literal:
+        return [a for a in typing.get_args(hint) if isinstance(a, str)]
+    return [v for arg in typing.get_args(hint) for v in _literals(arg)]
 
 
 def _show(value: Any) -> str:

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from detcli.config.origins import Origins
+from detcli.config.origins import Origins, format_path
 from detcli.config.settings.environment import EnvSettings, read_env
 from detcli.config.settings.evaluation import EvalSettings, read_evaluation
 from detcli.config.settings.hooks import HookSettings, read_hooks
 from detcli.config.settings.loaders import LoaderSettings, read_loaders
 from detcli.config.settings.loop import LoopSettings, holds_model_settings, read_loop
 from detcli.config.settings.optim import OptimSettings, read_optim
-from detcli.config.settings.reader import Finding, SettingsReader
+from detcli.config.settings.reader import Finding, Key, Section, SettingsReader
 from detcli.config.settings.schedule import ScheduleSettings, read_schedule
 from detcli.errors import ConfigError
 
@@ -46,6 +46,23 @@ KNOWN_TOP_LEVEL_KEYS = frozenset(
         "randomness", "cudnn_benchmark", "dataset_type", *NO_EFFECT,
     }
 )  # fmt: skip
+# Plain top-level settings and the type each must have.
+TOP_LEVEL = Section(
+    {
+        "seed": Key(int | None),
+        "work_dir": Key(str | None),
+        "load_from": Key(str | None),
+        "resume_from": Key(str | None),
+        "resume": Key(bool | None),
+        "device": Key(str | None),
+        "log_level": Key(str),
+        "gpu_ids": Key(list[int] | None),
+        "find_unused_parameters": Key(bool),
+        "sync_bn": Key(bool),
+        "cudnn_benchmark": Key(bool),
+    },
+    open=True,  # the sections are read by their own modules
+)
 Spelling = Literal["2.x", "3.x"]
 
 
@@ -101,6 +118,7 @@ def collect_run_settings(
 ) -> tuple[RunSettings, list[Finding]]:
     """The settings of `cfg` and every finding (problems and no-effect notes) on the way."""
     reader = SettingsReader(cfg, origins)
+    reader.section((), TOP_LEVEL)
     for key, why in NO_EFFECT.items():
         if key in cfg and key not in ("mp_start_method", "opencv_num_threads"):
             reader.note((key,), f"accepted, no effect in detcli: {why}")
@@ -127,7 +145,7 @@ def read_run_settings(cfg: Mapping[str, Any], origins: Origins | None = None) ->
     problems = [f for f in findings if not f.note]
     if problems:
         reader = SettingsReader(cfg, origins)
-        lines = [f"- {reader.where(p.path)}: {p.message}" for p in problems]
+        lines = [f"- {reader.where(p.path)}: {_without_path(p)}" for p in problems]
         raise ConfigError(
             f"The config's run settings have {len(problems)} problem(s) "
             "(`detcli check` lists them all):\n" + "\n".join(lines)
@@ -158,3 +176,9 @@ def _without_where(optim: OptimSettings | None) -> dict[str, Any] | None:
     fields = asdict(optim)
     fields.pop("where")
     return fields
+
+
+def _without_path(finding: Finding) -> str:
+    """The message without a leading repeat of the config path it is already listed under."""
+    prefix = format_path(finding.path) + " "
+    return finding.message[len(prefix) :] if finding.message.startswith(prefix) else finding.message

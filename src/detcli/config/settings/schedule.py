@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from detcli.config.settings.reader import SettingsReader
+from detcli.config.settings.reader import Key, Section, SettingsReader
+
+# `lr_config.policy` values (detcli.engine.lr_policies; mmcv title-cases lower-case names).
+LrPolicy = Literal[
+    "step", "Step", "fixed", "Fixed", "exp", "Exp", "inv", "Inv", "poly", "Poly",
+    "CosineAnnealing", "cosine",
+]  # fmt: skip
+# The keys every policy shares; the engine checks each policy's own (step, gamma, power...).
+LR_CONFIG = Section(
+    {
+        "policy": Key(LrPolicy),
+        "by_epoch": Key(bool),
+        "warmup": Key(Literal["linear", "constant", "exp"] | None),
+        "warmup_iters": Key(int),
+        "warmup_ratio": Key(float),
+        "warmup_by_epoch": Key(bool),
+        "step": Key(int | list[int]),
+        "gamma": Key(float),
+        "min_lr": Key(float | None),
+        "min_lr_ratio": Key(float | None),
+        "power": Key(float),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +46,7 @@ def read_schedule(reader: SettingsReader) -> ScheduleSettings:
         return ScheduleSettings()
     path, value = found
     if path == ("lr_config",):
+        reader.section(path, LR_CONFIG)
         if not isinstance(value, dict):
             reader.problem(path, "lr_config must be a mapping with a `policy`.")
             return ScheduleSettings()
