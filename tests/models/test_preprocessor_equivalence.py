@@ -2,7 +2,8 @@
 identical inputs to the backbone, identical losses and identical detections.
 
 Batch A: a 2.x pipeline (Normalize + Pad per image) and collate. Batch B: a 3.x pipeline
-(PackDetInputs, raw pixels) and collate, normalised and padded by `model.data_preprocessor`.
+(Resize scale, PackDetInputs meta_keys, TestTimeAug; raw pixels) and collate, normalised and
+padded by `model.data_preprocessor`.
 Real PNG files of two different sizes go through both.
 """
 
@@ -33,6 +34,7 @@ CAFFE = {
     "style": "caffe",
 }
 SCALE = [120, 90]  # long edges of 120 px: not a multiple of 32, so padding shows
+SCALE_2 = [80, 60]
 LOAD = [{"type": "LoadImageFromFile"}, {"type": "LoadAnnotations", "with_bbox": True}]
 RESIZE = {"type": "Resize", "img_scale": SCALE, "keep_ratio": True}
 PAD = {"type": "Pad", "size_divisor": 32}
@@ -63,21 +65,26 @@ def pipelines_2x(norm: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[
     return train, _tta(inner)
 
 
-def pipelines_3x() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """mmdet 3.x train and TTA test pipelines: raw pixels, PackDetInputs."""
-    train = [*LOAD, RESIZE, {"type": "PackDetInputs"}]
-    inner = [
-        {"type": "Resize", "keep_ratio": True},
-        {"type": "RandomFlip"},
-        {"type": "PackDetInputs"},
-    ]
-    return train, _tta(inner)
+# mmdet 3.3's test meta_keys (its test pipelines leave out pad_shape and flip).
+META_3X = ["img_id", "img_path", "ori_shape", "img_shape", "scale_factor"]
+
+
+def pipelines_3x() -> tuple[list[dict[str, Any]], ...]:
+    """mmdet 3.x train, single-view test and TTA test pipelines: raw pixels, PackDetInputs."""
+    resize = {"type": "Resize", "scale": SCALE, "keep_ratio": True}
+    pack = {"type": "PackDetInputs", "meta_keys": META_3X}
+    train = [*LOAD, resize, {"type": "PackDetInputs"}]
+    single = [{"type": "LoadImageFromFile"}, resize, pack]
+    resizes = [{"type": "Resize", "scale": s, "keep_ratio": True} for s in (SCALE, SCALE_2)]
+    flips = [{"type": "RandomFlip", "prob": 0.0}, {"type": "RandomFlip", "prob": 1.0}]
+    tta = {"type": "TestTimeAug", "transforms": [resizes, flips, [pack]]}
+    return train, single, [{"type": "LoadImageFromFile"}, tta]
 
 
 def _tta(inner: list[dict[str, Any]]) -> list[dict[str, Any]]:
     aug = {
         "type": "MultiScaleFlipAug",
-        "img_scale": [SCALE, [80, 60]],
+        "img_scale": [SCALE, SCALE_2],
         "flip": True,
         "transforms": inner,
     }
@@ -138,7 +145,7 @@ def backbone_inputs(model: torch.nn.Module) -> list[torch.Tensor]:
 @pytest.mark.parametrize("norm", [RGB, CAFFE], ids=["rgb", "caffe"])
 def test_training_batches_give_the_backbone_the_same_tensor_and_the_same_losses(image_sets, norm):
     train_2x, _ = pipelines_2x(norm)
-    train_3x, _ = pipelines_3x()
+    train_3x, _, _ = pipelines_3x()
     batch_a = load_batch(image_sets, train_2x, test=False)
     batch_b = load_batch(image_sets, train_3x, test=False)
     assert batch_a["img"].shape != batch_b["img"].shape  # B is raw, unpadded: the model pads it
@@ -166,16 +173,15 @@ def test_training_batches_give_the_backbone_the_same_tensor_and_the_same_losses(
 @pytest.mark.parametrize("norm", [RGB, CAFFE], ids=["rgb", "caffe"])
 def test_inference_gives_the_same_detections_single_view_and_with_tta(image_sets, norm):
     _, tta_2x = pipelines_2x(norm)
-    _, tta_3x = pipelines_3x()
+    _, single_3x, tta_3x = pipelines_3x()
     old, new = model_pair(norm)
     old.eval(), new.eval()
-    # Single view: MultiScaleFlipAug with one scale and no flip, as a plain 2.x/3.x test set.
+    # Single view: 2.x MultiScaleFlipAug with one scale, no flip; 3.x Resize + PackDetInputs.
     single_2x = [tta_2x[0], {**tta_2x[1], "img_scale": SCALE, "flip": False}]
-    single_3x = [tta_3x[0], {**tta_3x[1], "img_scale": SCALE, "flip": False}]
     for pipe_a, pipe_b, views in ((single_2x, single_3x, 1), (tta_2x, tta_3x, 4)):
         batch_a = load_batch(image_sets, pipe_a, test=True)
         batch_b = load_batch(image_sets, pipe_b, test=True)
-        assert len(batch_a["img"]) == len(batch_b["img"]) == views
+        assert len(batch_a["img"]) == views  # 3.x single view: a plain (B, C, H, W) batch
         seen_a, seen_b = backbone_inputs(old), backbone_inputs(new)
         with torch.no_grad():
             dets_a = old(img=batch_a["img"], img_metas=batch_a["img_metas"], return_loss=False)
