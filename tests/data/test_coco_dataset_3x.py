@@ -125,7 +125,7 @@ def test_spellings_given_twice_are_refused(root):
         build_dataset(cfg_3x(root, filter_empty_gt=True, filter_cfg={"min_size": 1}))
     with pytest.raises(DataError, match="Did you mean 'min_size'"):
         build_dataset(cfg_3x(root, filter_cfg={"min_sise": 1}))
-    with pytest.raises(DataError, match="data_prefix.img_path"):
+    with pytest.raises(DataError, match=r"data_prefix\.img_path"):
         build_dataset(cfg_3x(root, data_prefix={"img_path": "train2017/"}))
 
 

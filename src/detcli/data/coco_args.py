@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from detcli.suggest import did_you_mean
 # the MMDetection 3.x way (data_prefix, metainfo, ...) without a filter_cfg: then, as mmdet 3.x's
 # CocoDataset.filter_data does for `filter_cfg=None`, no image is filtered. `None` says so
 # explicitly; a mapping filters as mmdet 3.x does (filter_empty_gt False, min_size 0 if left out).
-FILTER_AUTO = "auto"
+FILTER_AUTO: Final = "auto"
 FILTER_KEYS = ("filter_empty_gt", "min_size")
 DATA_PREFIX_KEYS = ("img", "seg")  # seg: semantic maps' folder, kept but unused (no with_seg)
 _LOCAL_BACKENDS = (None, "local", "disk")

@@ -70,11 +70,12 @@ class RandomResize:
         self.resize = _build_resize("RandomResize", resize_type, dict(resize_kwargs))
 
     def _random_scale(self) -> Scale:
-        if _is_pair(self.scale):
-            low, high = self.ratio_range  # type: ignore[misc]
+        scale: Any = self.scale
+        if _is_pair(scale):
+            low, high = self.ratio_range or (1.0, 1.0)
             ratio = random.random() * (high - low) + low
-            return int(self.scale[0] * ratio), int(self.scale[1] * ratio)  # type: ignore[arg-type]
-        (w1, h1), (w2, h2) = self.scale  # type: ignore[misc]
+            return int(scale[0] * ratio), int(scale[1] * ratio)
+        (w1, h1), (w2, h2) = scale
         return random.randint(min(w1, w2), max(w1, w2)), random.randint(min(h1, h2), max(h1, h2))
 
     def __call__(self, results: Results) -> Results:
