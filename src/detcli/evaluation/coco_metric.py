@@ -15,8 +15,10 @@ import contextlib
 import copy
 import gc
 import io
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -216,7 +218,13 @@ def _results(coco_cls: Any, gt: Any, results: np.ndarray) -> Any:
 
 @METRICS.register()
 class CocoMetric:
-    """COCO bbox mAP/AR (12 numbers) and per-class AP of a model's detections on a dataset."""
+    """COCO bbox mAP/AR (12 numbers) and per-class AP of a model's detections on a dataset.
+
+    MMDetection 3.x's arguments: `format_only` writes `<outfile_prefix>.bbox.json` and scores
+    nothing (a test set without labels); `outfile_prefix` alone also keeps the results file.
+    `ann_file` must be the file the dataset reads: detcli scores against the dataset's own
+    annotations (with its `classes` selection), so another file would be silently ignored.
+    """
 
     def __init__(
         self,
@@ -225,7 +233,20 @@ class CocoMetric:
         iou_thrs: list[float] | None = None,
         proposal_nums: Sequence[int] = (1, 10, 100),
         backend: Backend = "auto",
+        ann_file: str | None = None,
+        format_only: bool = False,
+        outfile_prefix: str | None = None,
+        backend_args: dict[str, Any] | None = None,
+        file_client_args: dict[str, Any] | None = None,
+        collect_device: Literal["cpu", "gpu"] = "cpu",
+        prefix: str | None = None,
+        sort_categories: bool = False,
+        use_mp_eval: bool = False,
+        metric_items: list[str] | None = None,
     ):
+        # backend_args/file_client_args (local files), collect_device, prefix (metric names are
+        # detcli's; `save_best: coco/bbox_mAP` is understood), sort_categories, use_mp_eval and
+        # metric_items (every number is reported) have no effect: `detcli check` notes them.
         metrics = [metric] if isinstance(metric, str) else list(metric)
         unsupported = [m for m in metrics if m != "bbox"]
         if unsupported:
@@ -233,13 +254,29 @@ class CocoMetric:
                 f"CocoMetric: metric {unsupported} is not supported; detcli evaluates boxes "
                 "(metric: bbox)."
             )
+        if format_only and not outfile_prefix:
+            raise DataError(
+                "CocoMetric: format_only needs outfile_prefix (where <prefix>.bbox.json goes)."
+            )
         self.classwise = classwise
         self.iou_thrs = iou_thrs
         self.max_dets = tuple(proposal_nums)
         self.backend = backend
+        self.ann_file = ann_file
+        self.format_only = format_only
+        self.outfile_prefix = outfile_prefix
 
     def __call__(self, dataset: Any, detections: Sequence[Detections]) -> dict[str, float]:
         """The metrics of `detections` (one per image, dataset order) on `dataset`."""
+        self._check_ann_file(dataset)
+        if self.outfile_prefix:
+            from detcli.evaluation.results_files import write_results_json
+
+            path = Path(f"{self.outfile_prefix}.bbox.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_results_json(path, dataset, detections)
+        if self.format_only:
+            return {}
         return evaluate_detections(
             dataset,
             detections,
@@ -248,3 +285,14 @@ class CocoMetric:
             max_dets=self.max_dets,
             backend=self.backend,
         )
+
+    def _check_ann_file(self, dataset: Any) -> None:
+        own = getattr(dataset, "ann_file", None)
+        if self.ann_file is None or own is None:
+            return
+        if os.path.realpath(self.ann_file) != os.path.realpath(own):
+            raise DataError(
+                f"CocoMetric.ann_file is {self.ann_file}, but the dataset it scores reads {own}; "
+                "detcli scores against the dataset's own annotations. Point both at the same "
+                "file (or drop ann_file)."
+            )

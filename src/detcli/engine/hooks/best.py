@@ -35,6 +35,8 @@ def resolve_key(key: str, metrics: dict[str, float], where: str) -> str:
     """`auto` is the first metric (bbox_mAP for COCO); any other key must be in `metrics`."""
     if key == "auto":
         return next(iter(metrics))
+    if key.startswith("coco/") and key[5:] in metrics:
+        return key[5:]  # MMDetection 3.x prefixes CocoMetric's names with `coco/`
     if key not in metrics:
         names = [k for k in metrics if "/" not in k]
         raise ConfigError(
