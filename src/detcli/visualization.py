@@ -14,12 +14,19 @@ from detcli.structures import Detections
 
 
 def draw_detections(
-    img: torch.Tensor, det: Detections, classes: Sequence[str], width: int = 2
+    img: torch.Tensor,
+    det: Detections,
+    classes: Sequence[str],
+    width: int = 2,
+    colours: Sequence[tuple[int, int, int]] | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, H, W) with each box drawn in its class colour, labelled `name 0.93`."""
+    """uint8 (3, H, W) with each box drawn in its class colour, labelled `name 0.93`.
+
+    `colours`: one (r, g, b) per class (a dataset's palette); default: evenly spaced hues.
+    """
     if not len(det):
         return img
-    colours = class_colours(len(classes))
+    colours = colours or class_colours(len(classes))
     labels = det.labels.tolist()
     names = [f"{classes[k]} {s:.2f}" for k, s in zip(labels, det.scores.tolist(), strict=True)]
     return draw_bounding_boxes(

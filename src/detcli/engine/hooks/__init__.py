@@ -13,10 +13,12 @@ from detcli.engine.hooks.misc import (
     NumClassCheckHook,
     ParamSchedulerHook,
 )
+from detcli.engine.hooks.visualization import DetVisualizationHook
 
 __all__ = [
     "PRIORITIES",
     "CheckpointHook",
+    "DetVisualizationHook",
     "DistSamplerSeedHook",
     "EMAHook",
     "EarlyStoppingHook",

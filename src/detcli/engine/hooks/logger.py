@@ -240,6 +240,11 @@ class TensorboardLoggerHook(LoggerHook):
         self.log_dir = log_dir
         self._writer: Any = None
 
+    @property
+    def writer(self) -> Any:
+        """The run's SummaryWriter (None off rank 0 or outside a run), for other hooks' images."""
+        return self._writer
+
     def before_run(self, runner: Runner) -> None:
         super().before_run(runner)
         if runner.dist.is_main:
