@@ -51,14 +51,14 @@ def _dataset_cfg(config: Path, sets: list[str] | None, split: Split) -> tuple[An
 def _build(config: Path, sets: list[str] | None, split: Split, every_image: bool = False) -> Any:
     """The split's dataset; `every_image`: training filters off (eval splits keep all anyway)."""
     from detcli.data import build_dataset
-    from detcli.data.builder import with_leaf_args
+    from detcli.data.builder import without_filtering
 
     _, dataset_cfg = _dataset_cfg(config, sets, split)
     load_plugins_reporting_failures()
     if split is not Split.train:
         return build_dataset(dataset_cfg, test_mode=True)
     if every_image:
-        dataset_cfg = with_leaf_args(dataset_cfg, filter_empty_gt=False, min_size=0)
+        dataset_cfg = without_filtering(dataset_cfg)
     return build_dataset(dataset_cfg)
 
 

@@ -199,6 +199,7 @@ def eval_(
 ) -> None:
     """COCO bbox evaluation of a checkpoint: 12 numbers, per-class AP, results file."""
     from detcli.config import load_config
+    from detcli.config.settings import read_run_settings
     from detcli.inference.evaluate import (
         EvaluationInterrupted,
         evaluate,
@@ -216,7 +217,12 @@ def eval_(
         _print_files(result)
         return
     suffix = ".csv" if fmt is ResultsFormat.csv else ".bbox.json"
-    out = out or checkpoint.parent / f"results_{split.value}{suffix}"
+    cfg_format_only, prefix = read_run_settings(cfg).evaluation.outputs(split.value)
+    format_only = format_only or cfg_format_only  # the evaluator's format_only (3.x)
+    default = (
+        Path(prefix + suffix) if prefix else checkpoint.parent / f"results_{split.value}{suffix}"
+    )
+    out = out or default
     try:
         with _progress(f"eval {split.value}") as (on_start, on_batch):
             result = evaluate(

@@ -40,6 +40,19 @@ def with_leaf_args(cfg: Mapping[str, Any], **args: Any) -> dict[str, Any]:
     return cfg
 
 
+def without_filtering(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a dataset config whose leaves keep every image (either spelling's filters off)."""
+    cfg = dict(cfg)
+    if isinstance(cfg.get("dataset"), Mapping):
+        cfg["dataset"] = without_filtering(cfg["dataset"])
+    elif isinstance(cfg.get("datasets"), list):
+        cfg["datasets"] = [without_filtering(d) for d in cfg["datasets"]]
+    elif "type" in cfg and "filter_cfg" in DATASETS.signature(str(cfg["type"])).arguments:
+        cfg = {k: v for k, v in cfg.items() if k not in ("filter_empty_gt", "min_size")}
+        cfg["filter_cfg"] = None
+    return cfg
+
+
 def build_dataset(cfg: Mapping[str, Any], *, test_mode: bool | None = None) -> Any:
     """Build any DATASETS config (wrappers too); `test_mode` overrides every leaf's setting."""
     from detcli.plugins import load_plugins

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from detcli.config.paths import join_root
 from detcli.errors import DataError
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
@@ -19,15 +19,6 @@ _ENTRY_KEYS = {
     "annotations": ("id", "image_id", "category_id", "bbox"),
     "categories": ("id", "name"),
 }
-
-
-def join_root(root: str | None, path: str) -> str:
-    """`path` under `root` unless it is absolute or there is no root (mmengine's _join_prefix).
-
-    An empty `path` becomes the root itself, as in MMDetection 2.x and mmengine: an empty
-    `img_prefix` / `data_prefix.img` means the images lie directly under `data_root`.
-    """
-    return os.path.join(root, path) if root and not os.path.isabs(path) else path
 
 
 def image_dir(cfg: Mapping[str, Any]) -> str:

@@ -64,6 +64,13 @@ class EvalSettings:
             return self.test_metrics
         return self.val_metrics or [{"type": "CocoMetric"}]
 
+    def outputs(self, split: str) -> tuple[bool, str | None]:
+        """(format_only, outfile_prefix) the config's evaluator of `split` asks for."""
+        metrics = self.metrics_for(split)
+        format_only = any(bool(m.get("format_only")) for m in metrics)
+        prefixes = [m["outfile_prefix"] for m in metrics if m.get("outfile_prefix")]
+        return format_only, (str(prefixes[0]) if prefixes else None)
+
 
 def read_evaluation(reader: SettingsReader, loop: LoopSettings, has_val: bool) -> EvalSettings:
     """Evaluation from `evaluation` (2.x) or `val_evaluator` + `train_cfg.val_*` (3.x)."""

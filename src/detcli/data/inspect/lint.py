@@ -10,7 +10,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detcli.data.coco_json import annotation_arrays, index_of, join_root, read_coco_json
+from detcli.data.coco_json import (
+    annotation_arrays,
+    annotation_path,
+    image_dir,
+    index_of,
+    read_coco_json,
+)
 
 EDGE_TOLERANCE = 1.0  # px a box may reach past the border before it counts (rounding in exports)
 _EXIF_SWAPS_AXES = {5, 6, 7, 8}  # orientations that rotate by 90 degrees
@@ -50,11 +56,7 @@ def dataset_sources(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str, bool]]:
         for part in cfg["datasets"]:
             yield from dataset_sources(part)
     elif "ann_file" in cfg:
-        root = cfg.get("data_root")
-        data_prefix = cfg.get("data_prefix") or {}  # 3.x: {img: ...}
-        ann = str(cfg["ann_file"])
-        prefix = str(cfg.get("img_prefix") or data_prefix.get("img") or "")
-        yield join_root(root, ann), join_root(root, prefix), bool(cfg.get("test_mode", False))
+        yield annotation_path(cfg), image_dir(cfg), bool(cfg.get("test_mode", False))
 
 
 def lint_coco(
