@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +18,9 @@ from detcli.engine import train
 from detcli.engine.optim_wrapper import AmpSettings, OptimWrapper
 from detcli.errors import ConfigError
 
-from .engine_helpers import read_jsonl
+from .engine_helpers import REPO, read_jsonl
+
+WORKER = Path(__file__).with_name("dist_worker.py")  # detcli.train + each rank's final weights
 
 X = torch.tensor([[1.0, 2.0, -1.0], [0.5, -1.5, 2.0], [-2.0, 0.3, 0.7], [1.2, 1.1, -0.4]])
 Y = torch.tensor([[1.0], [-1.0], [0.5], [2.0]])
@@ -167,3 +173,31 @@ def test_training_accumulates_and_resumes_inside_a_window(tiny_config, tmp_path)
     b = torch.load(whole / "iter_3.pth", weights_only=True)
     for name, value in b["state_dict"].items():
         assert torch.equal(a["state_dict"][name], value), name
+
+
+def test_two_ranks_accumulate_and_end_with_the_same_weights(tiny_config, tmp_path):
+    """DDP (2 Gloo processes): the in-window iterations skip the all-reduce (no_sync), the
+    stepping one synchronises the summed gradients, so both ranks step identically."""
+    config = tiny_config(
+        """
+        runner: {_delete_: true, type: IterBasedRunner, max_iters: 4}
+        data: {samples_per_gpu: 1}
+        evaluation: null
+        checkpoint_config: null
+        optim_wrapper: {accumulative_counts: 2}
+        """
+    )
+    work = tmp_path / "work"
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, *launcher, str(WORKER), str(config), str(work)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = torch.load(work / "rank0.pt", weights_only=True)
+    rank1 = torch.load(work / "rank1.pt", weights_only=True)
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), name
+    records = {r["iter"]: r for r in read_jsonl(work / "log.jsonl") if r["mode"] == "train"}
+    assert ["grad_norm" in records[i] for i in (1, 2, 3, 4)] == [False, True, False, True]
