@@ -52,9 +52,9 @@ def check(config: ConfigArg, set_: SetOption = None) -> None:
         console.print(f"[yellow]notes[/] ({len(notes)}): keys accepted with no effect in detcli")
         _print_findings(notes)
     if not problems:
-        console.print(f"[green]✓[/] {escape(str(config))}: no problems found.")
+        console.print(f"[green]✓[/] {escape(str(config))}: no problems found.", soft_wrap=True)
         return
-    console.print(f"[red]✗[/] {len(problems)} problem(s) in {escape(str(config))}:")
+    console.print(f"[red]✗[/] {len(problems)} problem(s) in {escape(str(config))}:", soft_wrap=True)
     _print_findings(problems)
     raise typer.Exit(2)
 
