@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from detcli.config.origins import ConfigPath
 from detcli.config.settings.reader import Key, Section, SettingsReader
 
 PARAMWISE = Section(
@@ -24,6 +25,7 @@ PARAMWISE = Section(
         "dwconv_decay_mult": Key(float),
         "flat_decay_mult": Key(float),
         "bypass_duplicate": Key(bool),
+        "dcn_offset_lr_mult": Key(float, "detcli has no deformable convolutions"),
     }
 )
 CLIP = Section(
@@ -45,8 +47,11 @@ OPTIM_WRAPPER = Section(
 )
 OPTIMIZER_CONFIG = Section(
     {
-        "type": Key(Literal["OptimizerHook", "Fp16OptimizerHook"]),
+        "type": Key(
+            Literal["OptimizerHook", "Fp16OptimizerHook", "GradientCumulativeOptimizerHook"]
+        ),
         "grad_clip": Key(dict[str, Any] | None),
+        "cumulative_iters": Key(int),
         "loss_scale": Key(float | Literal["dynamic"]),
     },
     other_spelling={"clip_grad": "grad_clip"},
@@ -89,16 +94,26 @@ def read_optim(reader: SettingsReader) -> OptimSettings | None:
     opt_cfg = reader.section(("optimizer_config",), OPTIMIZER_CONFIG)
     fp16 = reader.section(("fp16",), FP16)
     scale = reader.section(("auto_scale_lr",), AUTO_SCALE_LR)
-    for path in (("optim_wrapper", "paramwise_cfg"), ("optimizer", "paramwise_cfg")):
+    paramwise_paths: tuple[ConfigPath, ...] = (
+        ("optim_wrapper", "paramwise_cfg"),
+        ("optimizer", "paramwise_cfg"),
+    )
+    for path in paramwise_paths:
         reader.section(path, PARAMWISE)
-    for path in (("optim_wrapper", "clip_grad"), ("optimizer_config", "grad_clip")):
-        clip = reader.section(path, CLIP)
-        if reader.has(path) and "max_norm" not in clip:
+    clip_paths: tuple[ConfigPath, ...] = (
+        ("optim_wrapper", "clip_grad"),
+        ("optimizer_config", "grad_clip"),
+    )
+    for path in clip_paths:
+        if reader.has(path) and "max_norm" not in reader.section(path, CLIP):
             reader.problem(
                 path, "gradient clipping needs max_norm (e.g. {max_norm: 35, norm_type: 2})."
             )
     found = reader.one_of(("optimizer",), ("optim_wrapper", "optimizer"))
     clip = reader.one_of(("optimizer_config", "grad_clip"), ("optim_wrapper", "clip_grad"))
+    reader.one_of(
+        ("optimizer_config", "cumulative_iters"), ("optim_wrapper", "accumulative_counts")
+    )
     if found is None:
         return None
     path, optimizer = found
@@ -113,8 +128,11 @@ def read_optim(reader: SettingsReader) -> OptimSettings | None:
         and reader.positive_int(("auto_scale_lr", "base_batch_size"), base) is None
     ):
         base = 16
-    accumulate = wrapper.get("accumulative_counts", 1)
-    accumulate = reader.positive_int(("optim_wrapper", "accumulative_counts"), accumulate) or 1
+    accumulate_path: ConfigPath = ("optim_wrapper", "accumulative_counts")
+    if "cumulative_iters" in opt_cfg:  # 2.x GradientCumulativeOptimizerHook
+        accumulate_path = ("optimizer_config", "cumulative_iters")
+    accumulate = reader.get(accumulate_path, 1)
+    accumulate = reader.positive_int(accumulate_path, accumulate) or 1
     amp = (
         wrapper.get("type") == "AmpOptimWrapper"
         or opt_cfg.get("type") == "Fp16OptimizerHook"
