@@ -291,3 +291,24 @@ def test_keys_with_no_effect_are_notes_not_problems():
     found = notes(cfg)
     assert {"default_scope", "gpu_ids", "env_cfg.mp_cfg.mp_start_method"} <= found
     assert "train_dataloader.collate_fn" in found and problems(cfg) == []
+
+
+def test_check_says_which_spelling_fits_a_2x_habit_in_a_3x_pipeline(cli, tmp_path):
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    path = tmp_path / "mixed.yaml"
+    path.write_text(
+        f"_base_: {repo}/configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml\n"
+        "train_pipeline:\n"
+        "  - {type: LoadImageFromFile}\n"
+        "  - {type: Resize, img_scale: [1333, 800], keep_ratio: true}\n"
+        "  - {type: RandomFlip, flip_ratio: 0.5}\n"
+        "  - {type: Normalize, mean: [1, 2, 3], std: [1, 1, 1]}\n"
+        "  - {type: Collect, keys: [img]}\n",
+        encoding="utf-8",
+    )
+    result = cli("check", str(path))
+    out = " ".join(result.out.split())
+    assert result.code == 2
+    assert "Resize.img_scale is MMDetection 2.x's spelling" in out and "there it is scale" in out
+    assert "RandomFlip.flip_ratio" in out and "there it is prob" in out
+    assert "normalised twice" in out and "Collect is an MMDetection 2.x transform" in out

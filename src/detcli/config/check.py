@@ -15,6 +15,7 @@ from detcli.config.loader import ResolvedConfig
 from detcli.config.model_check import model_problems
 from detcli.config.origins import ConfigPath, format_path
 from detcli.config.paths import join_root
+from detcli.config.pipeline_check import pipeline_problems
 from detcli.config.schema import CHECKPOINT_SCHEMES, COMPONENT_PLACES, PATH_KEYS, Place
 from detcli.config.settings import KNOWN_TOP_LEVEL_KEYS, RunSettings, collect_run_settings
 from detcli.config.typecheck import component_slot, describe, matches
@@ -74,6 +75,9 @@ class _Checker:
         self._paths(self.cfg, (), skip=datasets)
         for loader in settings.loaders.values():
             self._dataset_paths(loader.dataset, loader.dataset_path)
+            dataset = self._get(loader.dataset_path)
+            for path, message in pipeline_problems(self.cfg.get("model"), dataset, loader):
+                self.report(path, message)
         if parts_ok:  # the model's wiring is only worth checking when each part is valid
             for path, message in model_problems(self.cfg.get("model"), self.registries["MODELS"]):
                 self.report(path, message)
