@@ -312,3 +312,17 @@ def test_check_says_which_spelling_fits_a_2x_habit_in_a_3x_pipeline(cli, tmp_pat
     assert "Resize.img_scale is MMDetection 2.x's spelling" in out and "there it is scale" in out
     assert "RandomFlip.flip_ratio" in out and "there it is prob" in out
     assert "normalised twice" in out and "Collect is an MMDetection 2.x transform" in out
+
+
+def test_component_arguments_with_no_effect_are_notes(cli, tmp_path):
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"_base_: {repo}/configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml\n"
+        "model: {data_preprocessor: {non_blocking: true}}\n"
+        "val_evaluator: {collect_device: gpu}\n",
+        encoding="utf-8",
+    )
+    out = " ".join(cli("check", str(path)).out.split())
+    assert "model.data_preprocessor.non_blocking" in out
+    assert "val_evaluator.collect_device" in out and "accepted, no effect in detcli" in out

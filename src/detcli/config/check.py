@@ -119,9 +119,14 @@ class _Checker:
             self._opaque_children(path, cfg)  # still look inside: report every problem at once
             return
         signature = registry.signature(name)
+        no_effect: dict[str, str] = getattr(registry.get(name), "NO_EFFECT_ARGS", {})
         for key, value in cfg.items():
             if key == "type" or key in builder_keys:
                 continue
+            arg = signature.arguments.get(key)
+            if key in no_effect and arg is not None and value != arg.default:
+                message = f"accepted, no effect in detcli: {no_effect[key]}"
+                self.report((*path, key), message, note=True)
             arg = signature.arguments.get(key)
             if arg is None:
                 if not signature.accepts_any:

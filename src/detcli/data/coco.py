@@ -12,7 +12,7 @@ import os
 import random
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -45,6 +45,11 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
     mmengine ones (data_prefix, metainfo, filter_cfg, indices, backend_args, lazy_init,
     serialize_data); giving one setting in both spellings is a DataError.
     """
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
+        "serialize_data": "annotations are flat arrays already, shared by workers",
+        "lazy_init": "the arrays are built at once, cheaply",
+    }
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from torch.utils.data import ConcatDataset as _TorchConcat
@@ -31,6 +31,8 @@ def image_class_matrix(dataset: Any) -> np.ndarray:
 @DATASETS.register()
 class ConcatDataset(_TorchConcat):  # type: ignore[type-arg]
     """Several datasets with the same classes, one after another."""
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
 
     def __init__(
         self,
@@ -76,6 +78,8 @@ class RepeatDataset(Dataset):  # type: ignore[type-arg]
     `lazy_init` (mmengine) is accepted and has no effect: the wrapped dataset is built at once.
     """
 
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
+
     def __init__(self, dataset: DatasetCfg, times: int, lazy_init: bool = False):
         if times < 1:
             raise DataError(f"RepeatDataset: times must be at least 1, got {times}.")
@@ -118,6 +122,8 @@ def repeat_factors(
 @DATASETS.register()
 class ClassBalancedDataset(Dataset):  # type: ignore[type-arg]
     """Repeat images with rare classes: image i appears ceil(r_i) times (LVIS, 2019)."""
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
 
     def __init__(
         self,

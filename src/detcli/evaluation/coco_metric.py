@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -226,6 +226,17 @@ class CocoMetric:
     annotations (with its `classes` selection), so another file would be silently ignored.
     """
 
+    # Accepted for MMDetection configs, with no effect here (`detcli check` notes them).
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
+        "backend_args": "detcli reads local files",
+        "file_client_args": "detcli reads local files",
+        "collect_device": "detcli gathers detections from every process itself",
+        "prefix": "metric names are detcli's (bbox_mAP); save_best: coco/bbox_mAP is understood",
+        "sort_categories": "categories are scored in the dataset's order",
+        "use_mp_eval": "faster-coco-eval is already multi-threaded C++",
+        "metric_items": "every COCO number is printed and logged",
+    }
+
     def __init__(
         self,
         metric: str | list[str] = "bbox",
@@ -244,9 +255,6 @@ class CocoMetric:
         use_mp_eval: bool = False,
         metric_items: list[str] | None = None,
     ):
-        # backend_args/file_client_args (local files), collect_device, prefix (metric names are
-        # detcli's; `save_best: coco/bbox_mAP` is understood), sort_categories, use_mp_eval and
-        # metric_items (every number is reported) have no effect: `detcli check` notes them.
         metrics = [metric] if isinstance(metric, str) else list(metric)
         unsupported = [m for m in metrics if m != "bbox"]
         if unsupported:

@@ -10,7 +10,7 @@ the pipeline) hand the backbone the same tensor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -45,6 +45,13 @@ class DetDataPreprocessor(nn.Module):
     `boxtype2tensor` and `non_blocking` are accepted and have no effect (boxes are always
     tensors; the engine moves batches). `pad_mask`, `pad_seg` and `batch_augments` are refused.
     """
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
+        "boxtype2tensor": "detcli's boxes are tensors already",
+        "non_blocking": "batches are moved to the device by the engine",
+        "mask_pad_value": "detcli has no masks yet",
+        "seg_pad_value": "detcli has no segmentation maps",
+    }
 
     def __init__(
         self,

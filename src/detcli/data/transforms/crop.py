@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -26,6 +26,10 @@ class RandomCrop:
     box is rejected (None: the dataset draws another image) unless `allow_negative_crop`.
     `recompute_bbox` needs instance masks, which detcli does not load: it has no effect.
     """
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
+        "recompute_bbox": "boxes are recomputed from masks only; detcli has no masks yet",
+    }
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torchvision.io import ImageReadMode, decode_image
@@ -28,6 +28,10 @@ class BadImageError(DataError):
 @TRANSFORMS.register()
 class LoadImageFromFile:
     """Decode a JPEG/PNG into a (3, H, W) uint8 RGB tensor, EXIF orientation applied."""
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
+        "imdecode_backend": "images are decoded by torchvision/Pillow",
+    }
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ when a TensorboardLoggerHook is registered, into its event file as image `val/<i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torchvision.io import write_png
 
@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 @HOOKS.register()
 class DetVisualizationHook(Hook):
     """Draws every `interval`-th val image's predictions after each evaluation (rank 0)."""
+
+    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
+        "wait_time": "there is no screen; drawings are written to the work dir",
+        "test_out_dir": "`detcli predict --out` draws test images",
+        "backend_args": "detcli reads local files",
+    }
 
     def __init__(
         self,
