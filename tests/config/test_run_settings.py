@@ -326,3 +326,30 @@ def test_component_arguments_with_no_effect_are_notes(cli, tmp_path):
     out = " ".join(cli("check", str(path)).out.split())
     assert "model.data_preprocessor.non_blocking" in out
     assert "val_evaluator.collect_device" in out and "accepted, no effect in detcli" in out
+
+
+def test_the_spellings_doc_names_every_key_with_no_effect():
+    """docs/mmdet-spellings.md cannot drift from the declarations `check` reads."""
+    import importlib
+    from pathlib import Path
+
+    from detcli.config.settings import NO_EFFECT
+    from detcli.config.settings.reader import Section
+    from detcli.plugins import load_plugins
+    from detcli.registry import REGISTRIES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mmdet-spellings.md").read_text()
+    keys = set(NO_EFFECT)
+    for name in ("loop", "loaders", "optim", "hooks", "evaluation", "environment"):
+        module = importlib.import_module(f"detcli.config.settings.{name}")
+        for section in vars(module).values():
+            if isinstance(section, Section):
+                keys |= {k for k, spec in section.keys.items() if spec.no_effect}
+    load_plugins()
+    for registry in REGISTRIES:
+        for entry in registry:
+            keys |= set(getattr(entry.obj, "NO_EFFECT_ARGS", {}))
+    import re
+
+    missing = [k for k in keys if not re.search(rf"[`.,\s]{re.escape(k)}[`,\s]", doc)]
+    assert sorted(missing) == []

@@ -30,7 +30,7 @@ EVALUATION = Section(
         "metric_items": Key(list[str] | None, "every COCO number is printed and logged"),
         "gpu_collect": Key(bool, "detcli gathers detections from every process itself"),
         "tmpdir": Key(str | None, "detcli gathers detections without temporary files"),
-        "efficient_test": Key(bool, "detections are streamed, never held as masks"),
+        "efficient_test": Key(bool, "detcli holds boxes only; there are no masks to spill to disk"),
     },
     other_spelling={"val_interval": "interval", "val_begin": "start"},
 )

@@ -101,7 +101,7 @@ VISUALIZER = Section(
         "line_width": Key(float, "detcli's drawings scale with the image"),
         "alpha": Key(float, "detcli's drawings scale with the image"),
         "bbox_color": Key(Any, "boxes take the dataset's palette or detcli's colours"),
-        "text_color": Key(Any, "labels are drawn with a contrasting background"),
+        "text_color": Key(Any, "labels take their box's colour"),
     }
 )
 
