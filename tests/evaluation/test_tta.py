@@ -66,10 +66,35 @@ def test_tta_pipeline_gives_flipped_views_at_each_scale(trained):
 def test_tta_needs_multiscaleflipaug_with_a_randomflip(trained):
     cfg = load_config(trained.config)
     no_msfa = dict(cfg.data.val, pipeline=[{"type": "LoadImageFromFile"}])
-    with pytest.raises(ConfigError, match=r"MultiScaleFlipAug step in data\.val\.pipeline"):
+    with pytest.raises(ConfigError, match=r"test-time augmentation in data\.val\.pipeline"):
         tta_dataset_cfg(no_msfa, "data.val")
     msfa = dict(cfg.data.val.pipeline[1])
     msfa["transforms"] = [t for t in msfa["transforms"] if t["type"] != "RandomFlip"]
     no_flip = dict(cfg.data.val, pipeline=[cfg.data.val.pipeline[0], msfa])
     with pytest.raises(ConfigError, match="no inner RandomFlip"):
         tta_dataset_cfg(no_flip, "data.val")
+
+
+PIPELINE_3X = [
+    {"type": "LoadImageFromFile"},
+    {"type": "Resize", "scale": [128, 128], "keep_ratio": True},
+    {"type": "PackDetInputs"},
+]
+
+
+def test_tta_builds_a_test_time_aug_from_a_3x_test_pipeline(trained):
+    """A 3.x test pipeline has no MultiScaleFlipAug: --tta wraps its steps in a TestTimeAug."""
+    from detcli.data import build_dataset
+
+    cfg = load_config(trained.config)
+    plain = dict(cfg.data.val, pipeline=PIPELINE_3X)
+    tta = tta_dataset_cfg(plain, "val_dataloader.dataset", scales=[(96, 96), (128, 128)])
+    assert [s["type"] for s in tta["pipeline"]] == ["LoadImageFromFile", "TestTimeAug"]
+    sample = build_dataset(tta, test_mode=True)[0]
+    assert len(sample["img"]) == 4  # 2 scales x (flipped, plain)
+    shapes = {tuple(m["img_shape"][:2]) for m in sample["img_metas"]}
+    assert shapes == {(96, 96), (128, 128)}
+    assert sorted(m["flip"] for m in sample["img_metas"]) == [False, False, True, True]
+    again = tta_dataset_cfg(tta, "val_dataloader.dataset", scales=[(64, 64)], flip=False)
+    views = build_dataset(again, test_mode=True)[0]
+    assert len(views["img"]) == 1 and views["img_metas"][0]["flip"] is False

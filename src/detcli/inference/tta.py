@@ -34,20 +34,25 @@ def tta_dataset_cfg(
     scales: Sequence[Sequence[int]] | None = None,
     flip: bool = True,
 ) -> dict[str, Any]:
-    """A copy of a dataset config whose MultiScaleFlipAug has `flip` (and `scales` if given)."""
+    """A copy of a dataset config whose test-time augmentation has `flip` (and `scales`)."""
     cfg = copy.deepcopy(dict(dataset_cfg))
     found = _set_tta(cfg, scales, flip)
     if not found:
         raise ConfigError(
-            f"--tta needs a MultiScaleFlipAug step in {where}.pipeline (mmdet's test "
-            "pipeline: LoadImageFromFile, then MultiScaleFlipAug with img_scale, flip and the "
-            "inner Resize/RandomFlip/Normalize/Pad steps); the config has none."
+            f"--tta needs test-time augmentation in {where}.pipeline: a MultiScaleFlipAug "
+            "(2.x: LoadImageFromFile, then MultiScaleFlipAug with img_scale, flip and inner "
+            "Resize/RandomFlip/Normalize/Pad steps), a TestTimeAug (3.x), or a 3.x test "
+            "pipeline (LoadImageFromFile, Resize, ..., PackDetInputs) to build one from."
         )
     return cfg
 
 
 def _set_tta(cfg: dict[str, Any], scales: Sequence[Sequence[int]] | None, flip: bool) -> int:
-    """Edit every leaf dataset's MultiScaleFlipAug in place; returns how many were found."""
+    """Edit every leaf dataset's test-time augmentation in place; returns how many it found.
+
+    2.x pipelines hold a MultiScaleFlipAug; 3.x ones a TestTimeAug, or none at all: then the
+    steps after LoadImageFromFile become one (MMDetection 3.x's `tta_pipeline` shape).
+    """
     found = 0
     for key in ("dataset",):
         if isinstance(cfg.get(key), Mapping):
@@ -55,7 +60,8 @@ def _set_tta(cfg: dict[str, Any], scales: Sequence[Sequence[int]] | None, flip: 
             found += _set_tta(cfg[key], scales, flip)
     for sub in cfg.get("datasets") or []:
         found += _set_tta(sub, scales, flip)
-    for step in cfg.get("pipeline") or []:
+    pipeline = cfg.get("pipeline") or []
+    for step in pipeline:
         if isinstance(step, dict) and step.get("type") == "MultiScaleFlipAug":
             inner = [t.get("type") for t in step.get("transforms") or [] if isinstance(t, dict)]
             if flip and "RandomFlip" not in inner:
@@ -67,7 +73,50 @@ def _set_tta(cfg: dict[str, Any], scales: Sequence[Sequence[int]] | None, flip: 
             if scales:
                 step["img_scale"] = [list(s) for s in scales]
             found += 1
+        elif isinstance(step, dict) and step.get("type") == "TestTimeAug":
+            step["transforms"] = _test_time_aug(step.get("transforms") or [], scales, flip)
+            found += 1
+    if not found and _plain_3x_pipeline(pipeline):
+        first, rest = pipeline[0], pipeline[1:]
+        views = _test_time_aug([[step] for step in rest], scales, flip)
+        cfg["pipeline"] = [first, {"type": "TestTimeAug", "transforms": views}]
+        found += 1
     return found
+
+
+def _plain_3x_pipeline(pipeline: list[Any]) -> bool:
+    """LoadImageFromFile, ..., Resize, ..., PackDetInputs: a 3.x test pipeline without TTA."""
+    types = [step.get("type") if isinstance(step, dict) else None for step in pipeline]
+    return (
+        bool(types)
+        and types[0] == "LoadImageFromFile"
+        and types[-1] == "PackDetInputs"
+        and ("Resize" in types)
+    )
+
+
+def _test_time_aug(
+    transforms: list[Any], scales: Sequence[Sequence[int]] | None, flip: bool
+) -> list[list[dict[str, Any]]]:
+    """TestTimeAug's lists of alternatives with `scales` as its resize views and, with `flip`,
+    a flipped and an unflipped view of each (mmcv's cartesian product)."""
+    lists = [list(group) if isinstance(group, list) else [group] for group in transforms]
+    kinds = [{step.get("type") for step in group if isinstance(step, dict)} for group in lists]
+    resize = next((i for i, k in enumerate(kinds) if k == {"Resize"}), None)
+    if scales and resize is not None:
+        template = {k: v for k, v in lists[resize][0].items() if k not in ("scale", "img_scale")}
+        lists[resize] = [{**template, "scale": list(s)} for s in scales]
+    flips = next((i for i, k in enumerate(kinds) if k == {"RandomFlip"}), None)
+    views = (
+        [{"type": "RandomFlip", "prob": 1.0}, {"type": "RandomFlip", "prob": 0.0}]
+        if flip
+        else [{"type": "RandomFlip", "prob": 0.0}]
+    )
+    if flips is not None:
+        lists[flips] = views
+    elif flip:
+        lists.insert(resize + 1 if resize is not None else 0, views)
+    return lists
 
 
 def merge_nms(
