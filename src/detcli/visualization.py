@@ -34,8 +34,14 @@ def draw_detections(
     )
 
 
-def write_drawn(path: Path, img: torch.Tensor, det: Detections, classes: Sequence[str]) -> Path:
-    """Draw `det` on `img` and write it as a PNG at `path`."""
+def write_drawn(
+    path: Path,
+    img: torch.Tensor,
+    det: Detections,
+    classes: Sequence[str],
+    colours: Sequence[tuple[int, int, int]] | None = None,
+) -> Path:
+    """Draw `det` on `img` (in `colours`, one per class, when given) and write a PNG at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(draw_detections(img, det, classes), str(path))
+    write_png(draw_detections(img, det, classes, colours=colours), str(path))
     return path

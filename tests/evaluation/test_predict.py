@@ -92,3 +92,21 @@ def test_predicted_boxes_are_the_detectors_own_output(trained, images):
     got = result.predictions[0].detections
     assert torch.allclose(got.boxes, expected.boxes, atol=1e-3)  # pixels
     assert torch.equal(got.labels, expected.labels)
+
+
+def test_predict_draws_in_the_configs_palette(trained, images, tmp_path):
+    """`metainfo.palette` (MMDetection 3.x) colours each class's boxes in the drawings."""
+    from detcli.config import load_config
+
+    cfg = load_config(trained.config)
+    palette = [[250, 1, 2], [3, 250, 4], [5, 6, 250]]
+    cfg.data.val["metainfo"] = {"palette": palette}
+    out = tmp_path / "preds"
+    result = detcli.predict(
+        cfg, trained.checkpoint, [images / "000000.png"], out_dir=out, score_thr=0.0
+    )
+    labels = {int(k) for k in result.predictions[0].detections.labels}
+    assert labels
+    drawn = read_image(str(out / "000000.png")).permute(1, 2, 0).reshape(-1, 3)
+    colours = {tuple(c) for c in drawn.unique(dim=0).tolist()}
+    assert all(tuple(palette[k]) in colours for k in labels)

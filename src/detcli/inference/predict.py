@@ -78,6 +78,7 @@ def predict(
     precision.check(dev)
     model, meta = load_detector(settings, checkpoint, device=dev)
     classes = _class_names(settings, meta, getattr(model, "num_classes", None))
+    palette = _palette(settings, len(classes))
     loader = image_loader(files, settings, batch_size, workers)
     out = Path(out_dir) if out_dir is not None else None
     names = _output_names(files) if out is not None else []
@@ -94,7 +95,7 @@ def predict(
         assert out is not None
         pred.json_path = _write_json(out / f"{name}.json", pred, classes)
         if draw:
-            pred.png_path = _write_png(out / f"{name}.png", pred, classes)
+            pred.png_path = _write_png(out / f"{name}.png", pred, classes, palette)
 
     def on_results(batch: BatchResults) -> None:
         for idx, det, meta_i in zip(batch.indices, batch.detections, batch.img_metas, strict=True):
@@ -186,9 +187,24 @@ def _write_json(path: Path, pred: ImagePrediction, classes: Sequence[str]) -> Pa
     return path
 
 
-def _write_png(path: Path, pred: ImagePrediction, classes: Sequence[str]) -> Path:
+def _write_png(
+    path: Path,
+    pred: ImagePrediction,
+    classes: Sequence[str],
+    palette: list[tuple[int, int, int]] | None,
+) -> Path:
     from detcli.data.transforms.loading import load_image
     from detcli.visualization import write_drawn
 
     img = load_image(str(pred.file))
-    return write_drawn(path, img, pred.detections, classes)
+    return write_drawn(path, img, pred.detections, classes, palette)
+
+
+def _palette(settings: RunSettings, num_classes: int) -> list[tuple[int, int, int]] | None:
+    """The config's `metainfo.palette` (one colour per class), when it has one for each class."""
+    for split in ("test", "val", "train"):
+        dataset = settings.loaders[split].dataset if split in settings.loaders else {}
+        palette = (dataset.get("metainfo") or {}).get("palette")
+        if isinstance(palette, list) and len(palette) == num_classes:
+            return [(int(r), int(g), int(b)) for r, g, b in palette]
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,11 @@ def draw(
     labels: torch.Tensor,
     classes: tuple[str, ...],
     ignore: torch.Tensor | None = None,
+    colours: Sequence[tuple[int, int, int]] | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, H, W) with boxes and class names drawn (crowd/ignore regions in grey)."""
-    colours = class_colours(len(classes))
+    """uint8 (3, H, W) with boxes and class names drawn (crowd/ignore regions in grey);
+    `colours`: one (r, g, b) per class (the dataset's palette), else evenly spaced hues."""
+    colours = colours or class_colours(len(classes))
     names = [classes[int(k)] for k in labels]
     out = img
     if len(boxes):  # torchvision warns on an empty box list (an image without objects)
@@ -63,6 +66,7 @@ def show_samples(
     """Write up to `num` PNGs (the dataset's first images) with their boxes; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = tuple(dataset.CLASSES)
+    palette = getattr(_locate(dataset, 0)[0], "PALETTE", None) if len(dataset) else None
     written = []
     for idx in range(min(num, len(dataset))):
         if after_pipeline:
@@ -70,7 +74,7 @@ def show_samples(
         else:
             img, boxes, labels, ignore, name = _raw(dataset, idx)
         path = out_dir / f"{idx:04d}_{name}.png"
-        write_png(draw(img, boxes, labels, classes, ignore), str(path))
+        write_png(draw(img, boxes, labels, classes, ignore, palette), str(path))
         written.append(path)
     return written
 
