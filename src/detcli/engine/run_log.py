@@ -13,14 +13,23 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
 
 class RunLog:
     """Console lines (rich, plain when not a terminal) mirrored to files in the work dir."""
 
     def __init__(
-        self, work_dir: Path | None, *, enabled: bool = True, console: Console | None = None
+        self,
+        work_dir: Path | None,
+        *,
+        enabled: bool = True,
+        console: Console | None = None,
+        level: str = "INFO",
     ):
         self.enabled = enabled
+        # `log_level` quiets the console only: train.log keeps every line (nothing is lost).
+        self._rank = _LEVELS.get(level.upper(), _LEVELS["INFO"])
         self.console = console or Console(highlight=False)
         self._text: TextIO | None = None
         self._json: TextIO | None = None
@@ -36,7 +45,8 @@ class RunLog:
         """One line to the console and `train.log`."""
         if not self.enabled:
             return
-        self.console.print(escape(text), style=style, soft_wrap=True)
+        if self._rank <= _LEVELS["INFO"]:
+            self.console.print(escape(text), style=style, soft_wrap=True)
         if self._text is not None:
             self._text.write(text + "\n")
             self._text.flush()
@@ -45,7 +55,8 @@ class RunLog:
         """A line marked as a warning."""
         if not self.enabled:
             return
-        self.console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+        if self._rank <= _LEVELS["WARNING"]:
+            self.console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
         if self._text is not None:
             self._text.write(f"warning: {text}\n")
             self._text.flush()

@@ -121,7 +121,7 @@ def _train(
     set_random_seed(seed + info.rank, deterministic)
     if env.cudnn_benchmark and not deterministic:
         torch.backends.cudnn.benchmark = True
-    log = RunLog(wd, enabled=info.is_main)
+    log = RunLog(wd, enabled=info.is_main, level=env.log_level)
     try:
         if info.is_main:
             cfg.dump(wd / "config.yaml")

@@ -199,6 +199,8 @@ def _loggers(
         hook.setdefault("interval", interval)
         if window is not None:
             hook.setdefault("window_size", window)
+        if "by_epoch" in processor:  # how log lines count: Epoch [e][i/n] or Iter [i/N]
+            hook.setdefault("by_epoch", processor["by_epoch"])
         out.append(hook)
     return out
 
