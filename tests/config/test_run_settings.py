@@ -353,3 +353,21 @@ def test_the_spellings_doc_names_every_key_with_no_effect():
 
     missing = [k for k in keys if not re.search(rf"[`.,\s]{re.escape(k)}[`,\s]", doc)]
     assert sorted(missing) == []
+
+
+def test_check_looks_inside_test_time_aug(cli, tmp_path):
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    path = tmp_path / "tta.yaml"
+    path.write_text(
+        f"_base_: {repo}/configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml\n"
+        "test_pipeline:\n"
+        "  - {type: LoadImageFromFile}\n"
+        "  - type: TestTimeAug\n"
+        "    transforms:\n"
+        "      - [{type: Resize, scale: [1333, 800], keep_ratio: true}]\n"
+        "      - [{type: RandomFlip, prob: 1.0}, {type: RandomFlp, prob: 0.0}]\n"
+        "      - [{type: PackDetInputs}]\n",
+        encoding="utf-8",
+    )
+    out = " ".join(cli("check", str(path)).out.split())
+    assert "val_dataloader.dataset.pipeline.1.transforms.1.1.type" in out and "RandomFlip" in out

@@ -159,6 +159,11 @@ class _Checker:
                 for i, item in enumerate(value):
                     self._component((*path, i), item, slot.kind)
                 return
+            if slot.nested and isinstance(value, list) and all(isinstance(v, list) for v in value):
+                for i, group in enumerate(value):
+                    for j, item in enumerate(group):
+                        self._component((*path, i, j), item, slot.kind)
+                return
         if not matches(value, hint):
             self.report(
                 path, f"{owner} expects {describe(hint)} for {path[-1]!r}, got {_show(value)}."

@@ -34,11 +34,13 @@ _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
 
 @dataclass(frozen=True)
 class ComponentSlot:
-    """An argument that holds a nested component config: one, or a list of them."""
+    """An argument that holds a nested component config: one, a list, or lists of them
+    (TestTimeAug's `transforms`: a list of alternatives per step)."""
 
     kind: str
     single: bool
     many: bool
+    nested: bool = False
 
 
 def matches(value: Any, hint: Any) -> bool:
@@ -113,6 +115,7 @@ def component_slot(hint: Any) -> ComponentSlot | None:
     """If the hint marks a nested component config (or a list of them), say which kind."""
     single: str | None = None
     many: str | None = None
+    nested: str | None = None
     for option in _union_options(hint):
         if _component_kind(option):
             single = _component_kind(option)
@@ -120,8 +123,13 @@ def component_slot(hint: Any) -> ComponentSlot | None:
             args = typing.get_args(option)
             if args and _component_kind(args[0]):
                 many = _component_kind(args[0])
-    kind = single or many
-    return ComponentSlot(kind, single is not None, many is not None) if kind else None
+            elif args and typing.get_origin(args[0]) in _SEQUENCES:
+                inner = typing.get_args(args[0])
+                nested = _component_kind(inner[0]) if inner else None
+    kind = single or many or nested
+    if kind is None:
+        return None
+    return ComponentSlot(kind, single is not None, many is not None, nested is not None)
 
 
 def _union_options(hint: Any) -> tuple[Any, ...]:
