@@ -183,3 +183,16 @@ def test_the_split_batch_size_scales_the_lr(shapes, tmp_path):
     }
     assert len(lrs) == 1 and lrs.pop() == pytest.approx(0.02 * 4 / 16)
     assert run.iter == 1  # 4 images in one batch of 4
+
+
+def test_dataset_commands_read_a_3x_config(shapes, tmp_path, cli):
+    cfg3 = tmp_path / "note_3x.yaml"
+    cfg3.write_text(textwrap.dedent(config_3x(shapes, tmp_path / "out")), encoding="utf-8")
+    stats = cli("dataset", "stats", str(cfg3))
+    assert stats.code == 0, stats.out
+    assert "square" in stats.out and "4" in stats.out
+    lint = cli("dataset", "lint", str(cfg3))
+    assert lint.code == 0, lint.out
+    shown = cli("dataset", "show", str(cfg3), "--out", str(tmp_path / "show"), "-n", "2")
+    assert shown.code == 0, shown.out
+    assert len(list((tmp_path / "show").glob("*.png"))) == 2
