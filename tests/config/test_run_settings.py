@@ -3,6 +3,8 @@ spelling gives the same settings, and one setting given in both spellings is an 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from detcli.config import resolve_config
@@ -10,6 +12,16 @@ from detcli.config.settings import collect_run_settings, read_run_settings
 from detcli.errors import ConfigError
 
 DATASET = {"type": "CocoDataset", "ann_file": "a.json", "pipeline": []}
+R50_3X = (
+    Path(__file__).resolve().parents[2]
+    / "configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml"
+)
+
+
+def over_r50_3x(path: Path, text: str) -> Path:
+    """A config file at `path`: the 3.x R50-FPN reference config with `text` on top."""
+    path.write_text(f"_base_: {R50_3X}\n{text}", encoding="utf-8")
+    return path
 
 
 def settings(cfg):
@@ -294,17 +306,14 @@ def test_keys_with_no_effect_are_notes_not_problems():
 
 
 def test_check_says_which_spelling_fits_a_2x_habit_in_a_3x_pipeline(cli, tmp_path):
-    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
-    path = tmp_path / "mixed.yaml"
-    path.write_text(
-        f"_base_: {repo}/configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml\n"
+    path = over_r50_3x(
+        tmp_path / "mixed.yaml",
         "train_pipeline:\n"
         "  - {type: LoadImageFromFile}\n"
         "  - {type: Resize, img_scale: [1333, 800], keep_ratio: true}\n"
         "  - {type: RandomFlip, flip_ratio: 0.5}\n"
         "  - {type: Normalize, mean: [1, 2, 3], std: [1, 1, 1]}\n"
         "  - {type: Collect, keys: [img]}\n",
-        encoding="utf-8",
     )
     result = cli("check", str(path))
     out = " ".join(result.out.split())
@@ -315,13 +324,9 @@ def test_check_says_which_spelling_fits_a_2x_habit_in_a_3x_pipeline(cli, tmp_pat
 
 
 def test_component_arguments_with_no_effect_are_notes(cli, tmp_path):
-    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
-    path = tmp_path / "c.yaml"
-    path.write_text(
-        f"_base_: {repo}/configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml\n"
-        "model: {data_preprocessor: {non_blocking: true}}\n"
-        "val_evaluator: {collect_device: gpu}\n",
-        encoding="utf-8",
+    path = over_r50_3x(
+        tmp_path / "c.yaml",
+        "model: {data_preprocessor: {non_blocking: true}}\nval_evaluator: {collect_device: gpu}\n",
     )
     out = " ".join(cli("check", str(path)).out.split())
     assert "model.data_preprocessor.non_blocking" in out
@@ -331,7 +336,6 @@ def test_component_arguments_with_no_effect_are_notes(cli, tmp_path):
 def test_the_spellings_doc_names_every_key_with_no_effect():
     """docs/mmdet-spellings.md cannot drift from the declarations `check` reads."""
     import importlib
-    from pathlib import Path
 
     from detcli.config.settings import NO_EFFECT
     from detcli.config.settings.reader import Section
@@ -356,10 +360,8 @@ def test_the_spellings_doc_names_every_key_with_no_effect():
 
 
 def test_check_looks_inside_test_time_aug(cli, tmp_path):
-    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
-    path = tmp_path / "tta.yaml"
-    path.write_text(
-        f"_base_: {repo}/configs/mmdet3/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.yaml\n"
+    path = over_r50_3x(
+        tmp_path / "tta.yaml",
         "test_pipeline:\n"
         "  - {type: LoadImageFromFile}\n"
         "  - type: TestTimeAug\n"
@@ -367,7 +369,6 @@ def test_check_looks_inside_test_time_aug(cli, tmp_path):
         "      - [{type: Resize, scale: [1333, 800], keep_ratio: true}]\n"
         "      - [{type: RandomFlip, prob: 1.0}, {type: RandomFlp, prob: 0.0}]\n"
         "      - [{type: PackDetInputs}]\n",
-        encoding="utf-8",
     )
     out = " ".join(cli("check", str(path)).out.split())
     assert "val_dataloader.dataset.pipeline.1.transforms.1.1.type" in out and "RandomFlip" in out

@@ -111,3 +111,28 @@ def coco_cfg(
         "pipeline": TRAIN_PIPELINE if pipeline is None else pipeline,
         **kw,
     }
+
+
+def transform_results(width=64, height=32, boxes=((8, 4, 24, 20),), labels=(1,)):
+    """A transform's input: a black image with a marker at the first box's top-left corner."""
+    import torch
+
+    img = torch.zeros((3, height, width), dtype=torch.uint8)
+    img[:, 4, 8] = 255  # a marker at (x=8, y=4): the top-left corner of the first box
+    return {
+        "img": img,
+        "img_shape": (height, width, 3),
+        "ori_shape": (height, width, 3),
+        "gt_bboxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "gt_labels": torch.tensor(labels, dtype=torch.int64),
+        "gt_bboxes_ignore": torch.zeros((0, 4)),
+        "bbox_fields": ["gt_bboxes", "gt_bboxes_ignore"],
+    }
+
+
+def marker(img):
+    """(y, x) of the marker `transform_results` draws, wherever the transforms moved it."""
+    import torch
+
+    ys, xs = torch.nonzero(img[0] > 100, as_tuple=True)
+    return int(ys.float().mean()), int(xs.float().mean())

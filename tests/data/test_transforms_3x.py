@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from data_helpers import write_image
+from data_helpers import marker, write_image
+from data_helpers import transform_results as results
 
 import detcli.data.transforms as T
 from detcli.data.transforms import (
@@ -27,25 +28,6 @@ from detcli.data.transforms import (
 )
 from detcli.data.transforms.photometric import hsv_to_rgb, rgb_to_hsv
 from detcli.errors import DataError
-
-
-def results(width=64, height=32, boxes=((8, 4, 24, 20),), labels=(1,)):
-    img = torch.zeros((3, height, width), dtype=torch.uint8)
-    img[:, 4, 8] = 255  # a marker at (x=8, y=4): the top-left corner of the first box
-    return {
-        "img": img,
-        "img_shape": (height, width, 3),
-        "ori_shape": (height, width, 3),
-        "gt_bboxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        "gt_labels": torch.tensor(labels, dtype=torch.int64),
-        "gt_bboxes_ignore": torch.zeros((0, 4)),
-        "bbox_fields": ["gt_bboxes", "gt_bboxes_ignore"],
-    }
-
-
-def marker(img):
-    ys, xs = torch.nonzero(img[0] > 100, as_tuple=True)
-    return int(ys.float().mean()), int(xs.float().mean())
 
 
 def test_resize_scale_keep_ratio_matches_2x_img_scale():
