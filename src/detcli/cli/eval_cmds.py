@@ -198,15 +198,14 @@ def eval_(
     ] = None,
 ) -> None:
     """COCO bbox evaluation of a checkpoint: 12 numbers, per-class AP, results file."""
-    from detcli.config import load_config
-    from detcli.config.settings import read_run_settings
+    from detcli.cli.config_input import load_run_config
     from detcli.inference.evaluate import (
         EvaluationInterrupted,
         evaluate,
         evaluate_results,
     )
 
-    cfg = load_config(config, set_ or [])
+    cfg, settings = load_run_config(config, set_)
     load_plugins_reporting_failures()
     if checkpoint.suffix.lower() == ".json":
         metrics_file = checkpoint.with_name(f"metrics_{split.value}.json")
@@ -217,7 +216,7 @@ def eval_(
         _print_files(result)
         return
     suffix = ".csv" if fmt is ResultsFormat.csv else ".bbox.json"
-    cfg_format_only, prefix = read_run_settings(cfg).evaluation.outputs(split.value)
+    cfg_format_only, prefix = settings.evaluation.outputs(split.value)
     format_only = format_only or cfg_format_only  # the evaluator's format_only (3.x)
     default = (
         Path(prefix + suffix) if prefix else checkpoint.parent / f"results_{split.value}{suffix}"
@@ -309,11 +308,11 @@ def predict(
     ] = True,
 ) -> None:
     """Detect objects in images; with --out, one JSON (+ PNG) per image."""
-    from detcli.config import load_config
+    from detcli.cli.config_input import load_run_config
     from detcli.errors import DataError
     from detcli.inference.predict import predict as run_predict
 
-    cfg = load_config(config, set_ or [])
+    cfg, _ = load_run_config(config, set_)
     load_plugins_reporting_failures()
     with _progress("predict") as (on_start, on_batch):
         result = run_predict(

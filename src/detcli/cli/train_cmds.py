@@ -72,12 +72,12 @@ def train(
     """Train a detector; the work dir gets config.yaml, logs, TensorBoard events and checkpoints."""
     if nproc is not None and nproc > 1 and "LOCAL_RANK" not in os.environ:
         _exec_torchrun(nproc)
-    from detcli.config import load_config
+    from detcli.cli.config_input import load_run_config
     from detcli.engine.runner import TrainingInterrupted
     from detcli.engine.training import train as run_training
 
-    cfg = load_config(config, set_ or [])
-    work_dir = Path(work_dir or cfg.get("work_dir") or Path("work_dirs") / config.stem)
+    cfg, settings = load_run_config(config, set_)
+    work_dir = Path(work_dir or settings.env.work_dir or Path("work_dirs") / config.stem)
     try:
         result = run_training(
             cfg,

@@ -104,7 +104,7 @@ def evaluate(
     )
     runner = prepare(model, precision)
     if tta and tta_merge != "mean":
-        iou, max_dets = merge_settings(cfg, tta_merge)
+        iou, max_dets = merge_settings(settings.model, tta_merge)
         runner = ViewMerger(runner, tta_merge, iou, max_dets)
     out_path = Path(out) if out is not None else None
     partial = PartialResults(out_path) if out_path is not None else None

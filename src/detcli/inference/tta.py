@@ -180,9 +180,9 @@ class ViewMerger(nn.Module):
         return merged
 
 
-def merge_settings(cfg: Any, method: MergeMethod) -> tuple[float, int]:
-    """(IoU threshold, max detections per image) for merging: the RoI head's test settings;
-    WBF's customary 0.55 IoU when fusing."""
-    rcnn = ((cfg.model.get("test_cfg") or {}).get("rcnn")) or {}
+def merge_settings(model: Mapping[str, Any], method: MergeMethod) -> tuple[float, int]:
+    """(IoU threshold, max detections per image) for merging: the RoI head's test settings
+    (`model.test_cfg.rcnn`, see RunSettings.model); WBF's customary 0.55 IoU when fusing."""
+    rcnn = ((model.get("test_cfg") or {}).get("rcnn")) or {}
     iou = float((rcnn.get("nms") or {}).get("iou_threshold", 0.5))
     return (0.55 if method == "wbf" else iou), int(rcnn.get("max_per_img", 100))
