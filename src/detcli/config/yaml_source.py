@@ -31,6 +31,20 @@ ConfigLoader.add_implicit_resolver(
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_SCALAR_TAGS = tuple(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
+# YAML aliases can make a few hundred bytes expand to gigabytes ("billion laughs"), and a
+# recursive alias to infinite depth: a config is never that big or that deep.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
+class _Budget:
+    """How many more values the file may expand to."""
+
+    def __init__(self, limit: int = MAX_VALUES):
+        self.left = limit
 
 
 def read_yaml_file(path: Path) -> tuple[Any, Origins]:
@@ -54,7 +68,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Origins]:
         node = loader.get_single_node()
         if node is None:  # an empty file is an empty mapping
             return {}, origins
-        data = _construct(loader, node, (), origins, source)
+        data = _construct(loader, node, (), origins, source, _Budget())
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_yaml_error_message(exc, source)) from None
     except yaml.YAMLError as exc:
@@ -70,8 +84,17 @@ def _construct(
     path: ConfigPath,
     origins: Origins,
     source: str,
+    budget: _Budget,
 ) -> Any:
-    origins[path] = Origin(source, node.start_mark.line + 1)
+    line = node.start_mark.line + 1
+    budget.left -= 1
+    if budget.left < 0 or len(path) > MAX_DEPTH:
+        what = f"more than {MAX_VALUES:,} values" if budget.left < 0 else "deeper than 64 levels"
+        raise ConfigError(
+            f"{source}:{line}: the config expands to {what} (YAML aliases that repeat or contain "
+            "themselves?); a config is never that large. Write the values out instead."
+        )
+    origins[path] = Origin(source, line)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise ConfigError(
             f"{source}:{node.start_mark.line + 1}: unsupported YAML tag {node.tag!r}; "
@@ -97,14 +120,21 @@ def _construct(
                     "YAML would silently keep only the last one. Remove one of them."
                 )
             key_lines[key] = line
-            result[key] = _construct(loader, value_node, (*path, key), origins, source)
+            result[key] = _construct(loader, value_node, (*path, key), origins, source, budget)
             origins[(*path, key)] = Origin(source, line)  # the key's line is what users look for
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(loader, item, (*path, i), origins, source)
+            _construct(loader, item, (*path, i), origins, source, budget)
             for i, item in enumerate(node.value)
         ]
+    if node.tag not in _SCALAR_TAGS:
+        raise ConfigError(
+            f"{source}:{line}: unsupported YAML tag {node.tag!r}; a config holds plain strings, "
+            "numbers, booleans and nulls (quote the value to make it a string)."
+        )
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        return str(node.value)  # `2024-05-01` stays text (YAML 1.2, JSON): no date objects
     return loader.construct_object(node, deep=True)
 
 
