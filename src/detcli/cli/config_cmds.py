@@ -1,15 +1,16 @@
-"""`detcli print-config` and `detcli check`."""
+"""`detcli print-config`, `detcli check` and `detcli convert-config`."""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from detcli.cli.options import ConfigArg, SetOption
-from detcli.cli.output import console, load_plugins_reporting_failures
+from detcli.cli.output import console, err_console, load_plugins_reporting_failures
 
 if TYPE_CHECKING:
     from detcli.config.check import Problem
@@ -59,6 +60,38 @@ def check(config: ConfigArg, set_: SetOption = None) -> None:
     raise typer.Exit(2)
 
 
+def convert_config(
+    config: Annotated[
+        Path, typer.Argument(help="MMDetection .py config to convert.", show_default=False)
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="YAML file to write (default: print to stdout)."),
+    ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option("--recursive", "-r", help="Also convert the .py bases, next to each file."),
+    ] = False,
+) -> None:
+    """Write a .py config's own keys as YAML, with `_base_` naming the bases' .yaml twins."""
+    from detcli.config.convert import convert_py_config, write_conversions
+
+    conversions = convert_py_config(config, out, recursive)
+    write_conversions(conversions, overwrite_target=out)
+    for conv in conversions:
+        if conv.target is None:
+            typer.echo(conv.text, nl=False)
+        else:
+            err_console.print(f"wrote {escape(str(conv.target))}", soft_wrap=True)
+    missing = sorted({str(b) for conv in conversions for b in conv.unconverted_bases})
+    if missing:
+        err_console.print(
+            "[yellow]note[/]: the YAML names these bases as .yaml files; convert them too "
+            f"(or rerun with --recursive): {escape(', '.join(missing))}",
+            soft_wrap=True,
+        )
+
+
 def _print_findings(findings: list[Problem]) -> None:
     for p in findings:  # a list, not a table: long messages stay readable and greppable
         where = f" [dim]({escape(p.origin)})[/]" if p.origin else ""
@@ -71,3 +104,4 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("print-config")(print_config)
     app.command("check")(check)
+    app.command("convert-config")(convert_config)
