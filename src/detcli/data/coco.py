@@ -25,7 +25,14 @@ from detcli.data.coco_args import (
     resolve_data_prefix,
     subset,
 )
-from detcli.data.coco_json import annotation_arrays, index_of, join_root, read_coco_json
+from detcli.data.coco_json import (
+    ABSURD_BOX_FACTOR,
+    annotation_arrays,
+    drop_malformed,
+    index_of,
+    join_root,
+    read_coco_json,
+)
 from detcli.data.transforms import BadImageError, Compose
 from detcli.errors import DataError
 from detcli.registry import DATASETS, TransformCfg
@@ -89,6 +96,7 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
                 "`metainfo.classes` (3.x). Keep one of them."
             )
         data = read_coco_json(self.ann_file, allow_no_annotations=test_mode)
+        self._warn_malformed(drop_malformed(data))  # train and eval (the COCO object) alike
         wanted = meta.pop("classes", classes)
         self.CLASSES, self.cat_ids = select_classes(self.ann_file, data["categories"], wanted)
         self.PALETTE = read_palette(meta.pop("palette", None), self.CLASSES)
@@ -177,6 +185,16 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         self._widths, self._heights = self._widths[order], self._heights[order]
         self.flag = self.flag[order]
 
+    def _warn_malformed(self, count: int) -> None:
+        if count:
+            warnings.warn(
+                f"{self.ann_file}: {count} box(es) with inf/NaN values or absurd sizes (more than "
+                f"{ABSURD_BOX_FACTOR:g}x their image) are left out of training and evaluation. "
+                f"`detcli dataset lint` lists them with their ids.",
+                DataWarning,
+                stacklevel=3,
+            )
+
     def _refuse_duplicates(self, what: str, ids: np.ndarray) -> None:
         """Two entries with one id make results and evaluation ambiguous: stop early."""
         values, counts = np.unique(ids, return_counts=True)
@@ -217,9 +235,9 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
     def coco(self) -> Any:
         """The pycocotools COCO object of the annotation file (evaluation reads it)."""
         if self._coco is None:  # dropped when the dataset was pickled into a worker
-            self._coco = _make_coco(
-                read_coco_json(self.ann_file, allow_no_annotations=self.test_mode)
-            )
+            data = read_coco_json(self.ann_file, allow_no_annotations=self.test_mode)
+            drop_malformed(data)
+            self._coco = _make_coco(data)
         return self._coco
 
     def __getstate__(self) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import threading
 import warnings
 from typing import Any, ClassVar, Literal
 
@@ -14,6 +16,12 @@ from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
 
+# Pillow's decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS, about 89.5 million pixels):
+# a 100 kB PNG can declare 30000x30000 pixels and take gigabytes to decode.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+MAX_PIXELS_ENV = "DETCLI_MAX_IMAGE_PIXELS"
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which is not a
 # dependency here; they remain the fastest JPEG/PNG decoders available to this package.
 warnings.filterwarnings(
@@ -23,6 +31,64 @@ warnings.filterwarnings(
 
 class BadImageError(DataError):
     """An image file that is missing or cannot be decoded (the dataset may skip it)."""
+
+
+def max_image_pixels(given: int | None = None) -> int | None:
+    """The pixel limit: `given`, else $DETCLI_MAX_IMAGE_PIXELS, else Pillow's; 0 or less: none."""
+    if given is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        try:
+            given = int(text) if text else DEFAULT_MAX_IMAGE_PIXELS
+        except ValueError:
+            raise DataError(
+                f"${MAX_PIXELS_ENV} is {text!r}; set it to a number of pixels (e.g. 200000000), "
+                f"or 0 for no limit."
+            ) from None
+    return given if given > 0 else None
+
+
+def header_size(data: bytes | str) -> tuple[int, int] | None:
+    """(width, height) from an image's header (no decode; before EXIF orientation); None if
+    Pillow cannot tell (the decoder then reports the file)."""
+    from PIL import Image
+
+    try:
+        return _open_size(data)
+    except Image.DecompressionBombError:
+        # Pillow refuses headers over twice its own limit; detcli applies its own limit, so
+        # read the size with Pillow's check off (rare path, one thread at a time).
+        with _PILLOW_LIMIT_LOCK:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return _open_size(data)
+            except Exception:
+                return None
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception:  # not an image Pillow reads
+        return None
+
+
+def _open_size(data: bytes | str) -> tuple[int, int]:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning: the limit is detcli's
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            return im.size
+
+
+def refuse_huge(which: str, size: tuple[int, int] | None, limit: int | None) -> None:
+    """BadImageError when an image's header declares more pixels than `limit`."""
+    if size is None or limit is None or size[0] * size[1] <= limit:
+        return
+    raise BadImageError(
+        f"Image file {which} declares {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels, over "
+        f"the limit of {limit:,} (decoding it would take {size[0] * size[1] * 3 / 2**30:.1f} GiB; "
+        f"it may be a decompression bomb). Replace or remove the image, or raise the limit with "
+        f"${MAX_PIXELS_ENV} or LoadImageFromFile's `max_pixels` (0: no limit); "
+        f"`on_bad_image: warn` on the dataset skips such images."
+    )
 
 
 @TRANSFORMS.register()
@@ -41,6 +107,7 @@ class LoadImageFromFile:
         imdecode_backend: str = "cv2",
         backend_args: dict[str, Any] | None = None,
         ignore_empty: bool = False,
+        max_pixels: int | None = None,
     ):
         _local_only("LoadImageFromFile", "file_client_args", file_client_args)
         _local_only("LoadImageFromFile", "backend_args", backend_args)
@@ -49,13 +116,20 @@ class LoadImageFromFile:
         # torchvision decodes every file; mmcv's choice of decoder gives the same pixels
         self.imdecode_backend = imdecode_backend
         self.ignore_empty = ignore_empty
+        # None: $DETCLI_MAX_IMAGE_PIXELS or Pillow's limit, read when the pipeline is built
+        self.max_pixels = max_image_pixels(max_pixels)
 
     def __call__(self, results: Results) -> Results | None:
         info = results["img_info"]
         prefix = results.get("img_prefix") or ""
         filename = os.path.join(prefix, info["filename"]) if prefix else info["filename"]
         try:
-            img = load_image(filename, info.get("id"), grayscale=self.color_type == "grayscale")
+            img = load_image(
+                filename,
+                info.get("id"),
+                grayscale=self.color_type == "grayscale",
+                max_pixels=self.max_pixels if self.max_pixels is not None else 0,
+            )
         except BadImageError:
             if self.ignore_empty:  # mmcv 2.x: an unreadable file rejects the sample
                 return None
@@ -78,8 +152,15 @@ class LoadImageFromFile:
         return f"LoadImageFromFile(to_float32={self.to_float32}, color_type={self.color_type!r})"
 
 
-def load_image(filename: str, img_id: int | None = None, grayscale: bool = False) -> torch.Tensor:
-    """A (3, H, W) uint8 RGB tensor from an image file; BadImageError names file and id."""
+def load_image(
+    filename: str, img_id: int | None = None, grayscale: bool = False, max_pixels: int | None = None
+) -> torch.Tensor:
+    """A (3, H, W) uint8 RGB tensor from an image file; BadImageError names file and id.
+
+    Train, eval, predict and `lint --decode` all decode here: 16-bit PNGs are scaled to 0-255
+    like 8-bit ones, and a header declaring more than `max_pixels` pixels (None: the
+    $DETCLI_MAX_IMAGE_PIXELS / Pillow limit, 0: no limit) is refused before decoding.
+    """
     which = f"{filename} (image id {img_id})" if img_id is not None else filename
     try:
         with open(filename, "rb") as f:
@@ -90,6 +171,7 @@ def load_image(filename: str, img_id: int | None = None, grayscale: bool = False
             f"the image's `file_name` in the annotation file (`detcli dataset lint` lists every "
             f"missing file), or set `on_bad_image: warn` on the dataset to skip such images."
         ) from None
+    refuse_huge(which, header_size(data), max_image_pixels(max_pixels))
     try:
         # GRAY then expand keeps 3 channels for a colour-blind model; RGB also turns grayscale
         # and palette files into 3 channels.
@@ -104,6 +186,8 @@ def load_image(filename: str, img_id: int | None = None, grayscale: bool = False
             f"JPEG/PNG. Replace the file or remove the image from the annotation file, or set "
             f"`on_bad_image: warn` on the dataset to skip such images."
         ) from None
+    if img.dtype == torch.uint16:  # 16-bit PNG: 0-65535 -> 0-255, as Pillow's 8-bit view
+        img = (img.to(torch.int32) * 255 + 32767).div(65535, rounding_mode="floor").to(torch.uint8)
     return img.expand(3, -1, -1) if img.shape[0] == 1 else img
 
 
