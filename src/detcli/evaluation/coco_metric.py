@@ -171,7 +171,20 @@ def _per_class(precision: np.ndarray, params: Any, classes: Sequence[str]) -> di
     return out
 
 
+def _ids_from_one(gt: dict[str, Any]) -> dict[str, Any] | None:
+    """The ground truth with annotation ids 1..N when one id is 0, else None.
+
+    COCOeval records a match as the matched box's id, so a ground-truth box with id 0 is never
+    matched and its correct detection counts as a false positive (Roboflow exports start at 0).
+    """
+    anns = gt["annotations"]
+    if not any(a["id"] == 0 for a in anns):
+        return None
+    return dict(gt, annotations=[dict(a, id=k) for k, a in enumerate(anns, 1)])
+
+
 def _coco_eval(dataset: Any, results: np.ndarray, backend: Backend) -> Any:
+    renumbered = _ids_from_one(dataset.coco.dataset)
     if backend in ("auto", "faster_coco_eval"):
         try:
             from faster_coco_eval import COCO, COCOeval_faster
@@ -181,13 +194,18 @@ def _coco_eval(dataset: Any, results: np.ndarray, backend: Backend) -> Any:
                     "backend faster_coco_eval is not installed: pip install faster-coco-eval."
                 ) from None
         else:
-            gt = COCO(dict(dataset.coco.dataset))
+            gt = COCO(dict(renumbered or dataset.coco.dataset))
             dt = _results(COCO, gt, results)
             return COCOeval_faster(gt, dt, "bbox", print_function=lambda *_: None)
     from pycocotools.coco import COCO as PyCOCO
     from pycocotools.cocoeval import COCOeval
 
     gt = dataset.coco
+    if renumbered is not None:
+        gt = PyCOCO()
+        gt.dataset = renumbered
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
     return COCOeval(gt, _results(PyCOCO, gt, results), "bbox")
 
 

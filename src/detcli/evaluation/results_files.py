@@ -28,6 +28,10 @@ from detcli.evaluation.coco_metric import detections_to_array
 from detcli.structures import Detections
 
 CSV_HEADER = ("PredictionString", "image_id")
+# How far a results box may reach past its image before the file is taken for another
+# dataset's: detectors clip to the image, so this only absorbs rounding and padding.
+OUTSIDE_TOLERANCE_PX = 2.0
+OUTSIDE_TOLERANCE_FRACTION = 0.02
 
 
 def coco_results(dataset: Any, detections: Sequence[Detections]) -> list[dict[str, Any]]:
@@ -156,11 +160,19 @@ def load_results_json(path: Path, dataset: Any) -> list[Detections]:
         cat = np.fromiter((r["category_id"] for r in rows), np.int64, len(rows))
         score = np.fromiter((r["score"] for r in rows), np.float32, len(rows))
         xywh = np.asarray([r["bbox"] for r in rows], np.float32).reshape(-1, 4)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DataError(
             f"Results file {path}: every entry needs image_id, category_id, bbox [x, y, w, h] "
             f"and score ({type(exc).__name__}: {exc})."
         ) from None
+    finite = np.isfinite(score) & np.isfinite(xywh).all(axis=1)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        raise DataError(
+            f"Results file {path}: {int((~finite).sum())} entries have a NaN or infinite score "
+            f"or bbox (e.g. image id {image[k]}: bbox {xywh[k].tolist()}, score {score[k]}). "
+            "Re-export the results; detcli does not score a file it cannot trust."
+        )
     img_order = np.argsort(img_ids, kind="stable")
     index = index_of(img_ids[img_order], img_order, image)
     cat_order = np.argsort(cat_ids, kind="stable")
@@ -185,6 +197,7 @@ def load_results_json(path: Path, dataset: Any) -> list[Detections]:
             "Score it with the config (and split, --set classes) it was predicted on."
         )
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    _refuse_boxes_outside(path, ann, dataset, index, boxes)
     order = np.argsort(index, kind="stable")
     splits = np.cumsum(np.bincount(index, minlength=img_ids.size))[:-1]
     per_box = (torch.from_numpy(boxes[order]), torch.from_numpy(score[order]))
@@ -194,6 +207,31 @@ def load_results_json(path: Path, dataset: Any) -> list[Detections]:
         Detections(per_box[0][a:b], per_box[1][a:b], labels[a:b])
         for a, b in itertools.pairwise(bounds)
     ]
+
+
+def _refuse_boxes_outside(
+    path: Path, ann: str, dataset: Any, index: np.ndarray, boxes: np.ndarray
+) -> None:
+    """A results file whose ids overlap another dataset's still betrays itself: detectors clip
+    their boxes to the image, so boxes reaching well beyond their image were predicted on
+    other (larger) images. Refused rather than scored as a plausible-looking number."""
+    image_sizes = getattr(dataset, "image_sizes", None)
+    if not len(boxes) or image_sizes is None:
+        return
+    sizes = np.asarray(image_sizes(), np.float64)[index]  # (N, 2) width, height
+    tol = OUTSIDE_TOLERANCE_PX + OUTSIDE_TOLERANCE_FRACTION * sizes
+    outside = (boxes[:, :2] < -tol).any(axis=1) | (boxes[:, 2:] > sizes + tol).any(axis=1)
+    if not outside.any():
+        return
+    k = int(np.flatnonzero(outside)[0])
+    x1, y1, x2, y2 = (round(float(v), 1) for v in boxes[k])
+    raise DataError(
+        f"Results file {path} does not fit {ann}: {int(outside.sum())} of {len(boxes)} boxes "
+        f"lie beyond their image (e.g. image id {dataset.img_ids[index[k]]}: xyxy [{x1}, {y1}, "
+        f"{x2}, {y2}] in a {sizes[k, 0]:g}x{sizes[k, 1]:g} image). It was most likely predicted "
+        "on another dataset whose image ids overlap this one's; detcli does not score it. "
+        "Score it with the config (and split) it was predicted on."
+    )
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

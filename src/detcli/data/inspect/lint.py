@@ -11,10 +11,14 @@ from typing import Any, Literal
 import numpy as np
 
 from detcli.data.coco_json import (
+    ABSURD_BOX_FACTOR,
+    EntryProblem,
     annotation_arrays,
     annotation_path,
+    entry_problems,
     image_dir,
     index_of,
+    malformed_boxes,
     read_coco_json,
 )
 
@@ -67,10 +71,26 @@ def lint_coco(
     decode: bool = False,
     allow_no_annotations: bool = False,
     workers: int = 8,
+    max_pixels: int | None = None,
 ) -> list[Problem]:
-    """Every problem of `ann_file` (and, with check_images, of its image files)."""
-    data = read_coco_json(ann_file, allow_no_annotations=allow_no_annotations)
-    problems: list[Problem] = []
+    """Every problem of `ann_file` (and, with check_images, of its image files).
+
+    `max_pixels`: the decoder's pixel limit (None: $DETCLI_MAX_IMAGE_PIXELS or Pillow's).
+    """
+    data = read_coco_json(ann_file, allow_no_annotations=allow_no_annotations, strict=False)
+    bad_entries = entry_problems(data)
+    problems = [_entry_problem(ann_file, p) for p in bad_entries]
+    _drop_entries(data, bad_entries)  # the rest of the checks read well-formed entries only
+    if not data["annotations"] and not allow_no_annotations:
+        problems.append(
+            Problem(
+                "no annotations",
+                "error",
+                ann_file,
+                f"`annotations` is empty ({len(data['images'])} images): nothing to train or "
+                f"score on. Only a test split (test_mode) may come without boxes.",
+            )
+        )
     images, cats = data["images"], data["categories"]
     img_ids = np.array([i["id"] for i in images], dtype=np.int64)
     cat_ids = np.array([c["id"] for c in cats], dtype=np.int64)
@@ -120,7 +140,33 @@ def lint_coco(
             category_id=int(anns.category_ids[k]),
         )
 
-    x, y, w, h = anns.boxes_xywh.T
+    for k in np.flatnonzero(anns.ids == 0).tolist():
+        add(
+            "annotation id 0",
+            "warning",
+            "pycocotools (COCO eval in most tools) never matches a ground-truth box whose id is "
+            "0, so a correct detection of it counts as a false positive; detcli's own eval "
+            "renumbers the ids. Number annotations from 1 for other tools.",
+            ann_id=0,
+            image_id=int(anns.image_ids[k]),
+        )
+    known = img_index >= 0
+    safe = img_index.clip(0)
+    sizes = np.array([(i["width"], i["height"]) for i in images], np.float64).reshape(-1, 2)
+    width = np.where(known, sizes[safe, 0], np.nan) if images else np.full(len(known), np.nan)
+    height = np.where(known, sizes[safe, 1], np.nan) if images else np.full(len(known), np.nan)
+    malformed = malformed_boxes(anns.boxes_xywh, width, height)
+    for k in np.flatnonzero(malformed).tolist():
+        add(
+            "malformed box",
+            "error",
+            f"bbox {anns.boxes_xywh[k].tolist()} has inf/NaN values or is more than "
+            f"{ABSURD_BOX_FACTOR:g}x its {width[k]:g}x{height[k]:g} image; training and "
+            f"evaluation leave it out",
+            ann_id=int(anns.ids[k]),
+            image_id=int(anns.image_ids[k]),
+        )
+    x, y, w, h = np.where(malformed[:, None], 1.0, anns.boxes_xywh).T  # reported once, above
     for k in np.flatnonzero((w <= 0) | (h <= 0)).tolist():
         add(
             "zero or negative size",
@@ -129,10 +175,6 @@ def lint_coco(
             ann_id=int(anns.ids[k]),
             image_id=int(anns.image_ids[k]),
         )
-    known = img_index >= 0
-    safe = img_index.clip(0)
-    width = np.array([i["width"] for i in images], np.float64)[safe] if images else x * 0
-    height = np.array([i["height"] for i in images], np.float64)[safe] if images else y * 0
     fully_out = known & ((x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0))
     partly_out = (
         known
@@ -148,7 +190,7 @@ def lint_coco(
         (fully_out, "error", "entirely"),
         (partly_out, "warning", "partly"),
     ):
-        for k in np.flatnonzero(mask & (w > 0) & (h > 0)).tolist():
+        for k in np.flatnonzero(mask & (w > 0) & (h > 0) & ~malformed).tolist():
             add(
                 f"box {how} outside image",
                 severity,  # type: ignore[arg-type]
@@ -158,20 +200,51 @@ def lint_coco(
                 image_id=int(anns.image_ids[k]),
             )
     if check_images:
-        problems += _check_image_files(images, img_prefix, decode, workers)
+        problems += _check_image_files(images, img_prefix, decode, workers, max_pixels)
     return problems
 
 
+def _entry_problem(ann_file: str, p: EntryProblem) -> Problem:
+    """A field train and eval would refuse (a string id, a null width...), with its entry."""
+    ident = p.ident if type(p.ident) is int else None
+    key = {"images": "image_id", "annotations": "ann_id", "categories": "category_id"}[p.key]
+    kind = f"bad {p.key[:-1] if p.key != 'categories' else 'category'} field"
+    return Problem(kind, "error", ann_file, p.describe(), **{key: ident})
+
+
+def _drop_entries(data: dict[str, Any], problems: list[EntryProblem]) -> None:
+    """Leave out the entries `entry_problems` found (their fields cannot be read as arrays)."""
+    bad: dict[str, set[int]] = {}
+    for p in problems:
+        bad.setdefault(p.key, set()).add(p.index)
+    for key, indices in bad.items():
+        data[key] = [e for i, e in enumerate(data[key]) if i not in indices]
+
+
 def _check_image_files(
-    images: list[dict[str, Any]], prefix: str, decode: bool, workers: int
+    images: list[dict[str, Any]], prefix: str, decode: bool, workers: int, max_pixels: int | None
 ) -> list[Problem]:
-    """Missing, unreadable and wrongly sized image files (file I/O runs in threads)."""
+    """Missing, unreadable, too large and wrongly sized image files (I/O runs in threads)."""
+    from detcli.data.transforms.loading import header_size, max_image_pixels
+
+    limit = max_image_pixels(max_pixels)
 
     def check(info: dict[str, Any]) -> Problem | None:
         path = os.path.join(prefix, str(info["file_name"])) if prefix else str(info["file_name"])
         img_id = int(info["id"])
         if not os.path.isfile(path):
             return Problem("missing image file", "error", path, "no such file", image_id=img_id)
+        declared = header_size(path)
+        if limit is not None and declared is not None and declared[0] * declared[1] > limit:
+            return Problem(
+                "image too large",
+                "error",
+                path,
+                f"the file declares {declared[0]}x{declared[1]} pixels, over the limit of "
+                f"{limit:,} ($DETCLI_MAX_IMAGE_PIXELS / LoadImageFromFile max_pixels): train, "
+                f"eval and predict refuse it",
+                image_id=img_id,
+            )
         try:
             size = _decoded_size(path) if decode else _header_size(path)
         except Exception as exc:
