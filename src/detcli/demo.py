@@ -103,7 +103,9 @@ def run_demo(
     cfg = load_config(config_path, [f"data_root={data_root}", *overrides])
     start = time.perf_counter()
     stage(f"training {config_path} (work dir {out / 'train'})")
-    trained = detcli.train(cfg, work_dir=out / "train", device=device)
+    # The demo regenerates everything it shows: a rerun starts anew (the earlier run is kept
+    # in train/previous-<time>/).
+    trained = detcli.train(cfg, work_dir=out / "train", device=device, overwrite=True)
     seconds["train"] = time.perf_counter() - start
     checkpoint = trained.best_checkpoint or trained.last_checkpoint
     if checkpoint is None:  # only when a run stopped before its first checkpoint

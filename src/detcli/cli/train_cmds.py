@@ -59,6 +59,14 @@ def train(
             "--allow-config-change", help="Resume even if the model or schedule settings changed."
         ),
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start anew in a work dir that holds an earlier run (its files move to "
+            "previous-<time>/; nothing is deleted).",
+        ),
+    ] = False,
     nproc: Annotated[
         int | None,
         typer.Option(
@@ -89,6 +97,7 @@ def train(
             seed=seed,
             deterministic=deterministic,
             allow_config_change=allow_config_change,
+            overwrite=overwrite,
         )
     except TrainingInterrupted as exc:
         if int(os.environ.get("RANK", "0")) == 0:

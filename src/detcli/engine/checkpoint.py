@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +27,66 @@ import torch
 from torch import nn
 
 from detcli.errors import CheckpointError, TrainingError
+from detcli.models.checkpoint_import import (
+    ClassMapping,
+    FitReport,
+    fit_report,
+    import_weights,
+    map_class_rows,
+)
+from detcli.models.checkpoint_import.fit import MIN_FEATURE_SHARE
 
 LATEST = "latest.pth"
 BEST = "best.pth"
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> Path:
-    """Write `checkpoint` to `path` via a temp file + rename: a crash never leaves half a file."""
+    """Write `checkpoint` to `path` via a temp file + rename: a crash never leaves half a file.
+
+    A failed write (full disk, a file-size limit, an unplugged drive) is one TrainingError
+    naming the file and the free space; the temp file is removed and earlier checkpoints stay.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    writer = _WriteRecorder(os.fdopen(fd, "wb"))
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        with writer.file:
+            torch.save(checkpoint, writer)
+            writer.file.flush()
+            os.fsync(writer.file.fileno())  # the bytes are on disk before the name points at them
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:
         Path(tmp).unlink(missing_ok=True)
+        failed = writer.error or (exc if isinstance(exc, OSError) else None)
+        if failed is None:
+            raise  # not a write failure: a bug, shown as one
+        free = shutil.disk_usage(path.parent).free / 2**20
         raise TrainingError(
-            f"Could not write checkpoint {path}: {exc.strerror or exc}. Earlier checkpoints in "
-            f"{path.parent} are intact; free disk space or choose another --work-dir."
+            f"Could not write checkpoint {path}: {failed.strerror or failed} ({free:.0f} MiB "
+            f"free on that disk). Earlier checkpoints in {path.parent} are intact; free disk "
+            "space or choose another --work-dir, then continue with --resume auto."
         ) from None
     return path
+
+
+class _WriteRecorder:
+    """A file for torch.save that remembers the OSError of a failed write: torch reports it
+    as a RuntimeError about zip positions, which would hide a full disk."""
+
+    def __init__(self, file: Any):
+        self.file = file
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self.file.write(data))
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def _umask() -> int:
@@ -56,21 +96,67 @@ def _umask() -> int:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely (`weights_only=True`); errors name the file and what to do."""
+    """Read a checkpoint safely (`weights_only=True`); errors name the file and what to do.
+
+    MMDetection 3.x checkpoints also pickle mmengine/numpy objects (the message hub's
+    history buffers); those are read as inert placeholders, never by importing their code.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist (or is not a file).")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"Checkpoint {path} is an empty file (0 bytes): an interrupted copy or download? "
+            "Copy it again, or point at another checkpoint."
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(
-            f"Cannot read checkpoint {path}: {str(exc).splitlines()[0]}. detcli only loads "
-            "files holding tensors and plain values (torch.load weights_only=True); re-save "
-            "other files with `torch.save({'state_dict': model.state_dict()}, path)`."
-        ) from None
+        data = _load_with_placeholders(path, exc)
     if not isinstance(data, dict):
         raise CheckpointError(f"Checkpoint {path} holds a {type(data).__name__}, not a dict.")
     return data
+
+
+# Modules whose pickled objects a foreign checkpoint may hold outside its weights.
+FOREIGN_MODULES = ("mmengine.", "mmdet.", "mmcv.", "numpy.", "_codecs.")
+
+
+class _Inert:
+    """An object of a foreign checkpoint, read as nothing: takes any arguments, runs no code."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+def _inert_call(*args: Any, **kwargs: Any) -> _Inert:
+    return _Inert()
+
+
+def _load_with_placeholders(path: Path, first_error: Exception) -> Any:
+    """`torch.load(weights_only=True)` with mmengine/numpy globals mapped onto `_Inert`."""
+    unreadable = CheckpointError(
+        f"Cannot read checkpoint {path}: {str(first_error).splitlines()[0][:300]}. detcli "
+        "loads detcli, MMDetection 2.x/3.x and torchvision checkpoints (files holding "
+        "tensors and plain values, read with torch.load weights_only=True); is this a "
+        "PyTorch checkpoint at all? Re-save other files with "
+        "`torch.save({'state_dict': model.state_dict()}, path)`."
+    )
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:
+        raise unreadable from None
+    if not names or any(not n.startswith(FOREIGN_MODULES) for n in names):
+        raise unreadable
+    stubs = [(_Inert if n[n.rfind(".") + 1 :][:1].isupper() else _inert_call, n) for n in names]
+    try:
+        with torch.serialization.safe_globals(stubs):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise unreadable from None
 
 
 def weights_of(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -166,6 +252,11 @@ def link_latest(work_dir: Path, target: Path) -> None:
 _NUMBERED = re.compile(r"^(epoch|iter)_(\d+)\.pth$")
 
 
+def is_numbered(name: str) -> bool:
+    """True for `epoch_N.pth` and `iter_N.pth` (the files `max_keep_ckpts` counts)."""
+    return _NUMBERED.match(name) is not None
+
+
 def numbered_checkpoints(work_dir: Path, kind: str) -> list[Path]:
     """`epoch_N.pth` (or `iter_N.pth`) files in `work_dir`, oldest first."""
     found = []
@@ -185,3 +276,56 @@ def find_latest(work_dir: Path) -> Path | None:
     if not candidates:
         return None
     return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+@dataclass
+class FittedCheckpoint:
+    """What `fit_checkpoint` loaded: the file's format, its class names, what fit, class rows."""
+
+    source: str  # detcli | mmdet 2.x | mmdet 3.x | torchvision
+    classes: list[str] | None
+    report: FitReport
+    class_mapping: ClassMapping | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_checkpoint(
+    model: nn.Module,
+    checkpoint: dict[str, Any],
+    path: Path,
+    *,
+    classes: Sequence[str] | None = None,
+    fine_tune: bool = False,
+) -> FittedCheckpoint:
+    """Load a detcli, MMDetection or torchvision checkpoint into `model`, in detcli's names.
+
+    What fits loads; the returned report lists what does not (callers decide whether that
+    is an error). With `fine_tune` and file class names that differ from `classes`,
+    class-specific rows are taken by class name. A file filling fewer than half of the
+    backbone's and neck's tensors is refused: it was made for another network, and training
+    or evaluating from it would start from random weights.
+    """
+    weights = weights_of(checkpoint)
+    if not weights:
+        raise CheckpointError(f"Checkpoint {path} holds no weights (empty `state_dict`).")
+    own = unwrap(model).state_dict()
+    imported = import_weights(checkpoint, weights, own.keys())
+    fitted = imported.weights
+    mapping = None
+    names = imported.classes
+    if fine_tune and classes is not None and names is not None and list(names) != list(classes):
+        fitted, mapping = map_class_rows(fitted, own, names, classes)
+    report = fit_report(fitted, own)
+    if report.feature_share() < MIN_FEATURE_SHARE:
+        raise CheckpointError(
+            f"Checkpoint {path} ({imported.source} format) is for another network: only "
+            f"{report.summary()} tensors fit the config's model (detcli refuses a file that fills "
+            f"fewer than {MIN_FEATURE_SHARE:.0%} of the backbone's and neck's tensors rather than "
+            "train or evaluate from random weights). What does not fit:\n"
+            + "\n".join(report.table(limit=12))
+            + "\nUse a checkpoint of the config's architecture (model.backbone depth/type, "
+            "neck widths), or the config the checkpoint was trained with."
+        )
+    fitting = {k: v for k, v in fitted.items() if k in own and own[k].shape == v.shape}
+    unwrap(model).load_state_dict(fitting, strict=False)
+    return FittedCheckpoint(imported.source, imported.classes, report, mapping, imported.notes)

@@ -5,13 +5,17 @@ Only rank 0 writes; the other ranks get a RunLog that discards everything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
+
+from detcli.errors import TrainingError
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
@@ -47,9 +51,7 @@ class RunLog:
             return
         if self._rank <= _LEVELS["INFO"]:
             self.console.print(escape(text), style=style, soft_wrap=True)
-        if self._text is not None:
-            self._text.write(text + "\n")
-            self._text.flush()
+        self._write(self._text, text + "\n")
 
     def warning(self, text: str) -> None:
         """A line marked as a warning."""
@@ -57,9 +59,7 @@ class RunLog:
             return
         if self._rank <= _LEVELS["WARNING"]:
             self.console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
-        if self._text is not None:
-            self._text.write(f"warning: {text}\n")
-            self._text.flush()
+        self._write(self._text, f"warning: {text}\n")
 
     def record(self, data: dict[str, Any]) -> None:
         """One JSON object per line in `log.jsonl` (NaN and infinities become null)."""
@@ -69,8 +69,24 @@ class RunLog:
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in data.items()
         }
-        self._json.write(json.dumps(clean) + "\n")
-        self._json.flush()
+        self._write(self._json, json.dumps(clean) + "\n")
+
+    def _write(self, file: TextIO | None, text: str) -> None:
+        """Append to a log file; a full disk is one clear error (logs so far stay)."""
+        if file is None:
+            return
+        try:
+            file.write(text)
+            file.flush()
+        except OSError as exc:
+            name = Path(file.name)
+            with contextlib.suppress(OSError):
+                self.close()  # no further writes to a failing disk
+            free = shutil.disk_usage(name.parent).free / 2**20
+            raise TrainingError(
+                f"Could not write the log {name}: {exc.strerror or exc} ({free:.0f} MiB free on "
+                "that disk). Free disk space, then continue with --resume auto."
+            ) from None
 
     def close(self) -> None:
         """Close the files (the console stays usable)."""

@@ -26,6 +26,7 @@ from detcli import __version__
 from detcli.config import ConfigDict
 from detcli.engine.batches import parse_losses, skip_batches, to_device
 from detcli.engine.checkpoint import (
+    is_numbered,
     link_latest,
     load_weights,
     rng_state,
@@ -97,6 +98,10 @@ class Runner:
         self.metrics: dict[str, float] = {}  # the latest evaluation
         self.val_outputs: list[Any] | None = None  # its detections per val image, for hooks
         self.last_checkpoint: Path | None = None
+        # Numbered checkpoints (epoch_N.pth / iter_N.pth) this run wrote, oldest first: the only
+        # files retention (`max_keep_ckpts`) may delete. Kept across resume in the checkpoint.
+        self.own_checkpoints: list[str] = []
+        self._saved_iter = -1  # the iteration the newest checkpoint holds
         self.best_checkpoint: Path | None = None
         self.stop_reason: str | None = None
         self.signal_received: str | None = None  # set by the signal handler
@@ -172,7 +177,26 @@ class Runner:
         if self.inner_iter == self.iters_per_epoch:
             self.epoch += 1
             self.inner_iter = 0
-            self.call_hook("after_train_epoch")
+            try:
+                self.call_hook("after_train_epoch")  # evaluation, checkpoint, early stopping
+            except Exception:
+                self._keep_finished_epoch()
+                raise
+
+    def _keep_finished_epoch(self) -> None:
+        """An end-of-epoch hook failed (an unreadable val image, a bad metric name): the epoch's
+        training is not lost with it. Its checkpoint is written unless one already holds it."""
+        if not self.dist.is_main or self._saved_iter == self.iter:
+            return
+        try:
+            path = self.save_checkpoint(f"epoch_{self.epoch}.pth")
+        except Exception as exc:  # the original error matters more; say why this failed too
+            self.log.warning(f"could not keep epoch {self.epoch}'s checkpoint either: {exc}")
+            return
+        self.log.warning(
+            f"an end-of-epoch step failed after epoch {self.epoch}; its training is kept in "
+            f"{path} (continue with --resume auto once the cause is fixed)."
+        )
 
     def _epoch_iterator(self) -> Iterator[Any]:
         """This epoch's batches; after a mid-epoch resume, the rest of the same order."""
@@ -268,6 +292,7 @@ class Runner:
                 "torch_version": str(torch.__version__),
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "hooks": self._hook_states(),
+                "own_checkpoints": list(self.own_checkpoints),
             },
             "state_dict": self.raw_model.state_dict(),
             "optimizer": state["optimizer"],
@@ -284,13 +309,28 @@ class Runner:
         """Write a checkpoint into the work dir (rank 0 only); returns its path there."""
         if not self.dist.is_main:
             return None
+        if is_numbered(filename) and filename not in self.own_checkpoints:
+            self.own_checkpoints.append(filename)
         checkpoint = self.checkpoint_dict()
+        self._saved_iter = self.iter
         self.call_hook("before_save_checkpoint", checkpoint)
         path = save_checkpoint(checkpoint, self.work_dir / filename)
         if latest:
             link_latest(self.work_dir, path)
             self.last_checkpoint = path
         return path
+
+    def prune_checkpoints(self, keep: int) -> None:
+        """Delete this run's numbered checkpoints but the newest `keep` (never another run's,
+        never the one `latest.pth` or `best.pth` points at)."""
+        if keep <= 0 or not self.dist.is_main or len(self.own_checkpoints) <= keep:
+            return
+        old, self.own_checkpoints = self.own_checkpoints[:-keep], self.own_checkpoints[-keep:]
+        protected = {p.resolve() for p in (self.last_checkpoint, self.best_checkpoint) if p}
+        for name in old:
+            path = self.work_dir / name
+            if path.resolve() not in protected:
+                path.unlink(missing_ok=True)
 
     def resume(self, checkpoint: dict[str, Any], source: Path) -> None:
         """Continue from `checkpoint`: weights, optimizer, schedule, counters, hooks, RNG."""
@@ -319,6 +359,7 @@ class Runner:
             )
         self.scheduler.apply()
         self._load_hook_states(meta.get("hooks", {}))
+        self.own_checkpoints = [str(n) for n in meta.get("own_checkpoints", [])]
         self._resume_rng = checkpoint["rng"]
         self.last_checkpoint = source
         self.call_hook("after_load_checkpoint", checkpoint)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,33 +42,6 @@ def set_random_seed(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
         # warn_only: a GPU kernel without a deterministic version warns instead of failing
         torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def prepare_work_dir(work_dir: Path) -> None:
-    """Create the work dir and prove it writable now, not when the first checkpoint is due."""
-    try:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        probe = work_dir / ".detcli_write_test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise TrainingError(
-            f"The work dir {work_dir} is not writable ({exc.strerror or exc}); training has "
-            "not started. Choose another with --work-dir (or `work_dir` in the config)."
-        ) from None
-
-
-def check_free_space(work_dir: Path, model: torch.nn.Module) -> None:
-    """A checkpoint (weights + optimizer state) must fit on the work dir's disk."""
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    needed = 3 * weights + 2**20  # weights, up to two optimizer moments, and the config
-    free = shutil.disk_usage(work_dir).free
-    if free < needed:
-        raise TrainingError(
-            f"Only {free / 2**20:.1f} MiB are free on the disk of {work_dir}, and one checkpoint "
-            f"of this model needs about {needed / 2**20:.1f} MiB; training has not started. "
-            "Free some space or choose another --work-dir."
-        )
 
 
 @contextlib.contextmanager

@@ -6,8 +6,10 @@ Also what `detcli train` and `torchrun -m detcli train` call. The work dir recei
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from detcli.config import ConfigDict, format_path, resolve_config
 from detcli.config.origins import Origins
 from detcli.config.settings import RunSettings, read_run_settings
 from detcli.engine import dist as dist_utils
-from detcli.engine.checkpoint import load_checkpoint, load_weights, weights_of
+from detcli.engine.checkpoint import fit_checkpoint, load_checkpoint
 from detcli.engine.hook_config import config_hooks
 from detcli.engine.lr_scheduler import build_lr_scheduler
 from detcli.engine.optim_wrapper import build_optim_wrapper
@@ -27,12 +29,12 @@ from detcli.engine.param_schedulers import Progress
 from detcli.engine.resume import config_changes, resolve_resume
 from detcli.engine.run_log import RunLog
 from detcli.engine.runner import Runner
-from detcli.engine.setup import (
+from detcli.engine.setup import resolve_device, set_random_seed, stop_on_signals
+from detcli.engine.work_dir import (
     check_free_space,
     prepare_work_dir,
-    resolve_device,
-    set_random_seed,
-    stop_on_signals,
+    refuse_or_archive_previous_run,
+    work_dir_lock,
 )
 from detcli.errors import CheckpointError, ConfigError, DetcliError
 
@@ -61,8 +63,12 @@ def train(
     seed: int | None = None,
     deterministic: bool = False,
     allow_config_change: bool = False,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train the model `cfg` describes; `resume` is a checkpoint path or "auto"."""
+    """Train the model `cfg` describes; `resume` is a checkpoint path or "auto".
+
+    A work dir holding an earlier run is refused unless `resume` continues it or `overwrite`
+    moves it aside (see engine/work_dir.py)."""
     cfg, name, origins = _as_config(cfg)
     settings = read_run_settings(cfg, origins)
     device_type = resolve_device(device or settings.env.device)
@@ -84,6 +90,7 @@ def train(
             seed=seed,
             deterministic=deterministic,
             allow_config_change=allow_config_change,
+            overwrite=overwrite,
         )
     finally:
         torch.use_deterministic_algorithms(was_deterministic)  # a library call leaves no trace
@@ -105,6 +112,7 @@ def _train(
     seed: int | None,
     deterministic: bool,
     allow_config_change: bool,
+    overwrite: bool,
 ) -> TrainResult:
     from detcli.data import build_dataloader
     from detcli.plugins import load_plugins
@@ -115,122 +123,134 @@ def _train(
     wd = Path(work_dir or env.work_dir or Path("work_dirs") / name)
     cfg.work_dir = str(wd)
     _on_main(info, lambda: prepare_work_dir(wd))
-    seed = _resolve_seed(seed, env.seed)
-    cfg.seed = seed
-    deterministic = deterministic or env.deterministic
-    set_random_seed(seed + info.rank, deterministic)
-    if env.cudnn_benchmark and not deterministic:
-        torch.backends.cudnn.benchmark = True
-    log = RunLog(wd, enabled=info.is_main, level=env.log_level)
-    try:
-        if info.is_main:
-            cfg.dump(wd / "config.yaml")
-        mode = ", deterministic" if deterministic else ""
-        log.info(
-            f"detcli train: work dir {wd}, device {device}, "
-            f"{info.world_size} process(es), seed {seed}{mode}"
-        )
-        for note in settings.notes:
-            log.info(f"note: {format_path(note.path)}: {note.message}")
-        load_plugins()
-        loop = settings.loop
-        train_settings = settings.loader("train")
-        train_loader = build_dataloader(train_settings, distributed=info.distributed, seed=seed)
-        if len(train_loader) == 0:
-            raise ConfigError(
-                f"{format_path(train_settings.dataset_path)} yields no batches: the training set "
-                "is empty after filtering."
+    moved: list[Path | None] = []
+    resume = resume if resume is not None else env.resume
+    with contextlib.ExitStack() as hold:
+        # One run per work dir: the lock, then no silent mixing with an earlier run's files.
+        _on_main(info, lambda: hold.enter_context(work_dir_lock(wd)))
+        if resume is None:
+            _on_main(
+                info, lambda: moved.append(refuse_or_archive_previous_run(wd, overwrite=overwrite))
             )
-        val_loader = None
-        if settings.evaluation.during_training:
-            val_loader = build_dataloader(
-                settings.loader("val"), distributed=info.distributed, seed=seed
-            )
-
-        model: nn.Module = MODELS.build(settings.model)
-        if hasattr(model, "init_weights"):
-            model.init_weights()  # pretrained backbone weights named by init_cfg
-        model.to(device)
-        _on_main(info, lambda: check_free_space(wd, model))
-        resume = resume if resume is not None else env.resume
-        load_from = load_from if load_from is not None else env.load_from
-        if load_from and resume is None:
-            _load_from(model, Path(load_from), log)
-        if env.sync_bn and info.distributed:
-            if device_type != "cuda":
-                raise ConfigError("sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU kernel).")
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
-        if settings.optim is None:
-            raise ConfigError(
-                "The config has no optimizer: set `optimizer` (2.x) or `optim_wrapper.optimizer` "
-                "(3.x), e.g. {type: SGD, lr: 0.02, momentum: 0.9, weight_decay: 0.0001}."
-            )
-        optim, scaled = settings.optim.scaled(info.world_size * train_settings.batch_size)
-        if scaled:
-            log.info(scaled)
-        optim_wrapper = build_optim_wrapper(model, optim, amp=amp, device_type=device_type)
-        if optim_wrapper.amp is not None:
-            log.info(f"mixed precision: autocast to {optim_wrapper.amp.dtype}")
-        train_model: nn.Module = model
-        if info.distributed:
-            train_model = nn.parallel.DistributedDataParallel(
-                model,
-                device_ids=[info.local_rank] if device_type == "cuda" else None,
-                find_unused_parameters=env.find_unused_parameters,
-            )
-
-        ipe = len(train_loader)
-        max_iters = loop.max_epochs * ipe if loop.by_epoch else loop.max_iters
-        scheduler = build_lr_scheduler(
-            settings.schedule, optim_wrapper.optimizer, Progress(ipe, max_iters)
-        )
-        runner = Runner(
-            model=train_model,
-            optim_wrapper=optim_wrapper,
-            scheduler=scheduler,
-            train_loader=train_loader,
-            val_loader=val_loader,
-            work_dir=wd,
-            cfg=cfg,
-            device=device,
-            log=log,
-            dist_info=info,
-            by_epoch=loop.by_epoch,
-            max_iters=max_iters,
-            max_time=loop.max_time,
-            seed=seed,
-        )
-        for hook, priority in config_hooks(settings):
-            runner.register_hook(hook, priority)
-
-        resume_path = resolve_resume(resume, wd)
-        if resume is not None and resume_path is None:
-            log.info(f"--resume auto: no checkpoint in {wd} yet, starting from scratch.")
-        if resume_path is not None:
-            checkpoint = load_checkpoint(resume_path)
-            _check_config(checkpoint, settings, resume_path, allow_config_change, log)
-            runner.resume(checkpoint, resume_path)
+        seed = _resolve_seed(seed, env.seed)
+        cfg.seed = seed
+        deterministic = deterministic or env.deterministic
+        set_random_seed(seed + info.rank, deterministic)
+        if env.cudnn_benchmark and not deterministic:
+            torch.backends.cudnn.benchmark = True
+        log = RunLog(wd, enabled=info.is_main, level=env.log_level)
+        try:
+            if info.is_main:
+                cfg.dump(wd / "config.yaml")
+            mode = ", deterministic" if deterministic else ""
             log.info(
-                f"resumed from {resume_path} at epoch {runner.epoch}, iteration {runner.iter} "
-                f"(+{runner.inner_iter} into the epoch)"
+                f"detcli train: work dir {wd}, device {device}, "
+                f"{info.world_size} process(es), seed {seed}{mode}"
             )
-        with stop_on_signals(runner):
-            runner.run()
-        if runner.stop_reason:
-            log.info(f"stopped: {runner.stop_reason}")
-        log.info(f"done: {runner.iter} iterations; work dir {wd}")
-        return TrainResult(
-            work_dir=wd,
-            last_checkpoint=runner.last_checkpoint,
-            best_checkpoint=runner.best_checkpoint,
-            metrics=dict(runner.metrics),
-            epoch=runner.epoch,
-            iter=runner.iter,
-            stop_reason=runner.stop_reason,
-        )
-    finally:
-        log.close()
+            if moved and moved[0] is not None:
+                log.info(f"--overwrite: the earlier run in {wd} moved to {moved[0]}")
+            for note in settings.notes:
+                log.info(f"note: {format_path(note.path)}: {note.message}")
+            load_plugins()
+            loop = settings.loop
+            train_settings = settings.loader("train")
+            train_loader = build_dataloader(train_settings, distributed=info.distributed, seed=seed)
+            if len(train_loader) == 0:
+                raise ConfigError(
+                    f"{format_path(train_settings.dataset_path)} yields no batches: the "
+                    "training set is empty after filtering."
+                )
+            val_loader = None
+            if settings.evaluation.during_training:
+                val_loader = build_dataloader(
+                    settings.loader("val"), distributed=info.distributed, seed=seed
+                )
+
+            model: nn.Module = MODELS.build(settings.model)
+            if hasattr(model, "init_weights"):
+                model.init_weights()  # pretrained backbone weights named by init_cfg
+            model.to(device)
+            _on_main(info, lambda: check_free_space(wd, model))
+            load_from = load_from if load_from is not None else env.load_from
+            if load_from and resume is None:
+                classes = getattr(train_loader.dataset, "CLASSES", None)
+                _load_from(model, Path(load_from), log, classes)
+            if env.sync_bn and info.distributed:
+                if device_type != "cuda":
+                    raise ConfigError("sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU kernel).")
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+            if settings.optim is None:
+                raise ConfigError(
+                    "The config has no optimizer: set `optimizer` (2.x) or "
+                    "`optim_wrapper.optimizer` (3.x), e.g. {type: SGD, lr: 0.02, momentum: 0.9, "
+                    "weight_decay: 0.0001}."
+                )
+            optim, scaled = settings.optim.scaled(info.world_size * train_settings.batch_size)
+            if scaled:
+                log.info(scaled)
+            optim_wrapper = build_optim_wrapper(model, optim, amp=amp, device_type=device_type)
+            if optim_wrapper.amp is not None:
+                log.info(f"mixed precision: autocast to {optim_wrapper.amp.dtype}")
+            train_model: nn.Module = model
+            if info.distributed:
+                train_model = nn.parallel.DistributedDataParallel(
+                    model,
+                    device_ids=[info.local_rank] if device_type == "cuda" else None,
+                    find_unused_parameters=env.find_unused_parameters,
+                )
+
+            ipe = len(train_loader)
+            max_iters = loop.max_epochs * ipe if loop.by_epoch else loop.max_iters
+            scheduler = build_lr_scheduler(
+                settings.schedule, optim_wrapper.optimizer, Progress(ipe, max_iters)
+            )
+            runner = Runner(
+                model=train_model,
+                optim_wrapper=optim_wrapper,
+                scheduler=scheduler,
+                train_loader=train_loader,
+                val_loader=val_loader,
+                work_dir=wd,
+                cfg=cfg,
+                device=device,
+                log=log,
+                dist_info=info,
+                by_epoch=loop.by_epoch,
+                max_iters=max_iters,
+                max_time=loop.max_time,
+                seed=seed,
+            )
+            for hook, priority in config_hooks(settings):
+                runner.register_hook(hook, priority)
+
+            resume_path = resolve_resume(resume, wd)
+            if resume is not None and resume_path is None:
+                log.info(f"--resume auto: no checkpoint in {wd} yet, starting from scratch.")
+            if resume_path is not None:
+                checkpoint = load_checkpoint(resume_path)
+                _check_config(checkpoint, settings, resume_path, allow_config_change, log)
+                runner.resume(checkpoint, resume_path)
+                log.info(
+                    f"resumed from {resume_path} at epoch {runner.epoch}, iteration {runner.iter} "
+                    f"(+{runner.inner_iter} into the epoch)"
+                )
+            with stop_on_signals(runner):
+                runner.run()
+            if runner.stop_reason:
+                log.info(f"stopped: {runner.stop_reason}")
+            log.info(f"done: {runner.iter} iterations; work dir {wd}")
+            return TrainResult(
+                work_dir=wd,
+                last_checkpoint=runner.last_checkpoint,
+                best_checkpoint=runner.best_checkpoint,
+                metrics=dict(runner.metrics),
+                epoch=runner.epoch,
+                iter=runner.iter,
+                stop_reason=runner.stop_reason,
+            )
+        finally:
+            log.close()
 
 
 def _as_config(cfg: ConfigDict | str | Path) -> tuple[ConfigDict, str, Origins | None]:
@@ -269,20 +289,34 @@ def _resolve_seed(seed: int | None, cfg_seed: Any) -> int:
     return int(dist_utils.broadcast_object(chosen))
 
 
-def _load_from(model: nn.Module, path: Path, log: RunLog) -> None:
-    """Initialise from a checkpoint's weights only; report what did not fit instead of failing."""
-    report = load_weights(model, weights_of(load_checkpoint(path)))
-    loaded = "loaded weights from"
-    log.info(f"{loaded} {path}")
-    for kind, what in (
-        ("mismatched", "have a different shape and keep their initial values"),
-        ("missing", "are not in the checkpoint and keep their initial values"),
-        ("unexpected", "are in the checkpoint but not in the model and were ignored"),
-    ):
-        keys = report[kind]
-        if keys:
-            shown = "; ".join(keys[:8]) + (f"; ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
-            log.warning(f"load_from {path}: {len(keys)} weights {what}: {shown}")
+def _load_from(
+    model: nn.Module, path: Path, log: RunLog, classes: Sequence[str] | None = None
+) -> None:
+    """Initialise from a checkpoint's weights only (detcli, MMDetection or torchvision).
+
+    Logs what was reused per part, the class rows taken by name, and one table of what did
+    not fit; a file for another network is refused (CheckpointError) by `fit_checkpoint`.
+    """
+    fitted = fit_checkpoint(model, load_checkpoint(path), path, classes=classes, fine_tune=True)
+    report = fitted.report
+    log.info(f"loaded weights from {path} ({fitted.source} format): reused {report.summary()}")
+    for note in fitted.notes:
+        log.info(f"load_from: {note}")
+    if fitted.class_mapping is not None:
+        m = fitted.class_mapping
+        log.info(
+            f"load_from: the checkpoint's classes differ from the config's; {m.reused} of "
+            f"{len(m.rows)} classes reuse the checkpoint's rows of the same name:"
+        )
+        for line in m.lines():
+            log.info(line)
+    if not report.complete:
+        log.warning(
+            f"load_from {path}: {len(report.rows())} tensors did not fit (missing and "
+            "mismatched ones keep their initial values; unexpected ones are ignored):"
+        )
+        for line in report.table():
+            log.warning(line)
 
 
 def _check_config(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from detcli.config.settings.loop import LoopSettings
 from detcli.config.settings.reader import Key, Section, SettingsReader
+from detcli.suggest import did_you_mean
 
 EVALUATION = Section(
     {
@@ -34,6 +35,12 @@ EVALUATION = Section(
     },
     other_spelling={"val_interval": "interval", "val_begin": "start"},
 )
+# The 12 numbers CocoMetric reports (as `bbox_<name>`, per class `bbox_AP/<class>` and
+# `bbox_AP50/<class>`); MMDetection 3.x names them `coco/bbox_<name>`.
+COCO_STATS = (
+    "mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l",
+    "AR@1", "AR@10", "AR@100", "AR_s@100", "AR_m@100", "AR_l@100",
+)  # fmt: skip
 # 2.x `evaluation` keys that are arguments of the metric, and their CocoMetric names.
 _METRIC_ARGS = {
     "metric": "metric",
@@ -97,6 +104,7 @@ def read_evaluation(reader: SettingsReader, loop: LoopSettings, has_val: bool) -
     interval = reader.positive_int(
         ("evaluation", "interval") if "interval" in v2 else ("train_cfg", "val_interval"), interval
     )
+    _check_save_best(reader, val)
     return EvalSettings(
         during_training=wanted and has_val,
         interval=interval or 1,
@@ -125,3 +133,26 @@ def _evaluators(reader: SettingsReader, key: str) -> list[dict[str, Any]]:
             continue
         good.append(dict(item))
     return good
+
+
+def _check_save_best(reader: SettingsReader, metrics: list[dict[str, Any]]) -> None:
+    """`save_best` must name a number the evaluation produces (else it fails after epoch 1)."""
+    if any(m.get("type") != "CocoMetric" for m in metrics):
+        return  # a plugin metric: its names are known only once it runs
+    names = [f"bbox_{n}" for n in COCO_STATS]
+    for path in (
+        ("evaluation", "save_best"),
+        ("checkpoint_config", "save_best"),
+        ("default_hooks", "checkpoint", "save_best"),
+    ):
+        key = reader.get(path, None)
+        if not isinstance(key, str) or key == "auto":
+            continue
+        bare = key.removeprefix("coco/")
+        if bare in names or bare.startswith(("bbox_AP/", "bbox_AP50/")):
+            continue
+        reader.problem(
+            path,
+            f"save_best {key!r} is not a number the evaluation reports."
+            f"{did_you_mean(bare, names)} It reports: {', '.join(names)} (or `auto`: the first).",
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from detcli.engine.checkpoint import numbered_checkpoints
 from detcli.engine.hooks.base import Hook
 from detcli.engine.hooks.best import BestCheckpoint
 from detcli.registry import HOOKS
@@ -17,7 +16,8 @@ if TYPE_CHECKING:
 class CheckpointHook(Hook):
     """Save every `interval` epochs (or iterations when not `by_epoch`) and at the end.
 
-    `max_keep_ckpts` > 0 deletes older numbered checkpoints; `save_best` (a metric name or
+    `max_keep_ckpts` > 0 deletes this run's older numbered checkpoints (epoch_N and iter_N;
+    never another run's files); `save_best` (a metric name or
     `auto`) also keeps `best.pth` for the best evaluation so far (mmengine's spelling; the
     mmdet one is `evaluation.save_best`).
     """
@@ -63,9 +63,7 @@ class CheckpointHook(Hook):
 
     def _save(self, runner: Runner, kind: str, number: int) -> None:
         runner.save_checkpoint(f"{kind}_{number}.pth")
-        if self.max_keep_ckpts > 0 and runner.dist.is_main:
-            for old in numbered_checkpoints(runner.work_dir, kind)[: -self.max_keep_ckpts]:
-                old.unlink(missing_ok=True)
+        runner.prune_checkpoints(self.max_keep_ckpts)
 
     def state_dict(self) -> dict[str, float]:
         return self.best.state_dict() if self.best is not None else {}
