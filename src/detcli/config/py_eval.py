@@ -429,5 +429,9 @@ def _is_number(value: Any) -> bool:
 
 
 def kind(value: Any) -> str:
-    names = {dict: "a dict", list: "a list", str: "a string", bool: "a bool", type(None): "None"}
+    """`a dict`, `an int`, ...: a value's type in words, for messages."""
+    names = {
+        dict: "a dict", list: "a list", str: "a string", bool: "a bool", int: "an int",
+        float: "a float", type(None): "None",
+    }  # fmt: skip
     return names.get(type(value), f"a {type(value).__name__}")

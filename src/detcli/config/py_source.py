@@ -82,11 +82,20 @@ def read_py_file(
 def check_py_merge(
     own: dict[str, Any], base: dict[str, Any], own_origins: Origins, path: ConfigPath = ()
 ) -> None:
-    """A .py child's dict over an inherited non-dict needs `_delete_=True`, as in mmengine."""
+    """Apply mmengine's rules for a .py child's dict over an inherited value that is no dict.
+
+    Without `_delete_=True` mmengine refuses it; with it the dict replaces the value, so the
+    marker is dropped here (detcli's merge would otherwise ask for its removal).
+    """
     for key, value in own.items():
-        if not isinstance(value, dict) or value.get(DELETE_KEY) is True or key not in base:
+        if not isinstance(value, dict) or key not in base:
             continue
         inherited = base[key]
+        if value.get(DELETE_KEY) is True:
+            if not isinstance(inherited, dict):
+                del value[DELETE_KEY]
+                own_origins.pop((*path, key, DELETE_KEY), None)
+            continue
         if isinstance(inherited, dict):
             check_py_merge(value, inherited, own_origins, (*path, key))
             continue
