@@ -115,7 +115,6 @@ class Evaluator:
         if value is None or isinstance(value, (bool, int, float)):
             return value, {}
         refuse(self.source, node, f"the literal {value!r}", "Use a string, number or list.")
-        raise AssertionError  # unreachable: refuse raises
 
     def _string(self, text: str, node: ast.expr) -> str:
         if _ENV_VAR.search(text):
@@ -182,7 +181,7 @@ class Evaluator:
                 "Only a base file's variables are read this way (`_base_.name`); write the "
                 "value, or use the name itself.",
             )
-        return self._base_value(path, node)  # type: ignore[arg-type]
+        return self._base_value(path, node)
 
     def _base_value(self, path: ConfigPath, node: ast.expr) -> Value:
         if self.base is None:
@@ -209,11 +208,10 @@ class Evaluator:
             ref = inner.elts[0]
             path = _base_path(ref) if isinstance(ref, ast.Attribute) else None
             if path is not None:
-                return self._base_value(path, ref)  # type: ignore[arg-type]
+                return self._base_value(path, ref)
             if isinstance(ref, ast.Constant) and str(ref.value).startswith("$"):
                 self._string("{{" + str(ref.value) + "}}", ref)
         refuse(self.source, node)
-        raise AssertionError
 
     def _List(self, node: ast.List | ast.Tuple) -> Value:
         items: list[Any] = []
@@ -327,7 +325,6 @@ class Evaluator:
             f"`{_OPS.get(type(node.op), '?')}` on {kind(left)} and {kind(right)}",
             "`+` joins two strings or two lists; other operators work on numbers only.",
         )
-        raise AssertionError
 
     def _arithmetic(self, node: ast.BinOp, left: Any, right: Any) -> Any:
         op = node.op
@@ -354,14 +351,12 @@ class Evaluator:
             f"the operator `{_OPS.get(type(op), '?')}` here",
             "Write the resulting number.",
         )
-        raise AssertionError
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Value:
         data, _ = self.value(node.operand)
         if isinstance(node.op, (ast.USub, ast.UAdd)) and _is_number(data):
             return (-data if isinstance(node.op, ast.USub) else +data), {}
         refuse(self.source, node, "this unary operator", "Write the resulting value.")
-        raise AssertionError
 
 
 _OPS: dict[type[ast.operator], str] = {

@@ -7,6 +7,7 @@ small data language of `py_eval` is refused with its file:line:column and a way 
 from __future__ import annotations
 
 import ast
+from typing import NoReturn
 
 from detcli.errors import ConfigError
 
@@ -71,7 +72,9 @@ def where(source: str, node: ast.AST) -> str:
     return f"{source}:{line}:{(col or 0) + 1}"
 
 
-def refuse(source: str, node: ast.AST, what: str | None = None, advice: str | None = None) -> None:
+def refuse(
+    source: str, node: ast.AST, what: str | None = None, advice: str | None = None
+) -> NoReturn:
     """Raise the ConfigError for a construct a `.py` config may not use."""
     default_what, default_advice = _REFUSED.get(type(node), (None, None))
     what = what or default_what or f"this Python construct ({type(node).__name__})"
