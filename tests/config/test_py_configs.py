@@ -271,3 +271,23 @@ def test_a_py_chain_checks_and_trains(tmp_path, cli):
     run = train(config, work_dir=tmp_path / "work", device="cpu", deterministic=True)
     assert run.iter == 2 and run.last_checkpoint is not None
     assert "bbox_mAP" in run.metrics
+
+
+def test_readme_py_config_example_runs(tmp_path, cli, monkeypatch):
+    readme = (FIXTURES.parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Your .py configs", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    name = example.splitlines()[0].removeprefix("# ").split(":")[0]
+    (tmp_path / "configs").symlink_to(FIXTURES.parents[2] / "configs")
+    (tmp_path / name).write_text(example, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    commands = [line[2:] for line in section.splitlines() if line.startswith("$ detcli ")]
+    assert len(commands) == 4
+    for command in commands:
+        args = command.split()[1:]
+        result = cli(*args)
+        # `check` names the trash data files, absent here: exit 2 with the problems listed
+        assert result.code in ((0, 2) if args[0] == "check" else (0,)), (command, result.err)
+        assert "Traceback" not in result.err
+    assert load_config("my_trash.yaml") == load_config(name)
+    assert load_config(name).train_cfg.max_epochs == 8
