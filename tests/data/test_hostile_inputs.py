@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_detcli
 from data_helpers import CATEGORIES, box, coco_cfg, image, write_coco, write_config
 from PIL import Image
+
+from conftest import REPO, run_detcli
 
 SHAPES = REPO / "configs" / "shapes" / "faster_rcnn_r18_fpn_shapes.yaml"
 QUICK_TRAIN = (
@@ -80,7 +81,7 @@ def test_lint_names_every_bad_field_and_box_at_once(cli, tmp_path):
         "images[3] (id 4): width is null; image sizes must be positive integers",
         "images[4] (id '5'): id is the string '5'",
         # several malformed bboxes: every one of them, not the first only
-        "annotations[4] (id 5): bbox is [1, 1, \"10\", 10]",
+        'annotations[4] (id 5): bbox is [1, 1, "10", 10]',
         "annotations[5] (id 6): bbox is [1, 1, 10]",
     ):
         assert text in out, text
@@ -268,7 +269,10 @@ def test_class_problems_reads_categories_without_the_annotations(tmp_path, monke
     cfg_2x = {"type": "CocoDataset", "ann_file": "ann.json", "data_root": str(tmp_path),
               "classes": ["cat", "dgo", "bird"]}  # fmt: skip
     problems = class_problems(cfg_2x, ("data", "train"))
-    assert [p for p, _ in problems] == [("data", "train", "classes", 1), ("data", "train", "classes", 2)]
+    assert [p for p, _ in problems] == [
+        ("data", "train", "classes", 1),
+        ("data", "train", "classes", 2),
+    ]
     assert "class 'dgo' is not a category of" in problems[0][1]
     assert "Did you mean 'dog'?" in problems[0][1] and "cat, dog" in problems[1][1]
     cfg_3x = {"type": "RepeatDataset", "times": 2, "dataset": {
