@@ -23,7 +23,7 @@ from typing import Any
 
 import pluggy
 
-from detcli.errors import PluginError, RegistryError
+from detcli.errors import RegistryError
 from detcli.registry import BUILTIN_SOURCE, REGISTRIES, Registries, registering_as
 
 PLUGIN_GROUP = "detcli.plugins"
@@ -49,6 +49,7 @@ class PluginInfo:
     distribution: str | None = None
     version: str | None = None
     registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
+    replaced: list[str] = field(default_factory=list)  # "MODELS.FPN" it took over (force=True)
     error: str | None = None
     disabled: bool = False
 
@@ -102,7 +103,7 @@ def load_plugins() -> list[PluginInfo]:
         with registering_as(ep.name):  # decorators run at import time count for the plugin
             try:
                 plugin = ep.load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() in a plugin must not end detcli
                 info.error = _describe(exc)
                 _forget(info)
                 continue
@@ -115,6 +116,11 @@ def loaded_plugins() -> list[PluginInfo]:
     return list(_state.plugins)
 
 
+def replacing_plugins() -> list[PluginInfo]:
+    """Plugins that took over a type another source registered (`register(..., force=True)`)."""
+    return [p for p in _state.plugins if p.replaced]
+
+
 def failed_plugins() -> list[PluginInfo]:
     """Plugins that could not be imported or registered."""
     return [p for p in _state.plugins if p.error]
@@ -125,7 +131,7 @@ def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: ModuleTyp
     try:
         manager.register(plugin, name=info.name)
         manager.check_pending()  # a misspelled hook name is an error, not silence
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         info.error = _describe(exc)
         if manager.is_registered(plugin):
             manager.unregister(plugin)
@@ -133,18 +139,24 @@ def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: ModuleTyp
         return
     others = [p for p in manager.get_plugins() if p is not plugin]
     call = manager.subset_hook_caller("detcli_register", remove_plugins=others)
+    before = {r.kind: {e.name: e.source for e in r} for r in REGISTRIES}
     with registering_as(info.name):
         try:
             call(registries=REGISTRIES)
-        except RegistryError as exc:  # a name clash: which type you'd get would be a guess
-            _forget(info)
-            raise PluginError(str(exc)) from None
-        except Exception as exc:
-            info.error = _describe(exc)
+        except (Exception, SystemExit) as exc:
+            # A name clash (RegistryError) is skipped like any failure: which of the two types
+            # a config would get would be a guess, and `detcli plugins` must still show it.
+            info.error = str(exc) if isinstance(exc, RegistryError) else _describe(exc)
             manager.unregister(plugin)
             _forget(info)
             return
     info.registered = {r.kind: r.names(info.name) for r in REGISTRIES if r.names(info.name)}
+    info.replaced = [
+        f"{r.kind}.{name} (from {before[r.kind][name]})"
+        for r in REGISTRIES
+        for name in r.names(info.name)
+        if name in before[r.kind] and before[r.kind][name] != info.name
+    ]
 
 
 def _forget(info: PluginInfo) -> None:

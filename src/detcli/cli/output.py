@@ -22,13 +22,20 @@ def print_error(exc: BaseException) -> None:
 
 def load_plugins_reporting_failures() -> list[PluginInfo]:
     """Load detcli's and installed plugins' components; warn about plugins that failed."""
-    from detcli.plugins import failed_plugins, load_plugins
+    from detcli.plugins import failed_plugins, load_plugins, replacing_plugins
 
     plugins = load_plugins()
+    for plugin in replacing_plugins():
+        err_console.print(
+            f"[yellow]warning:[/] plugin [bold]{escape(plugin.name)}[/] replaces "
+            f"{escape(', '.join(plugin.replaced))}: configs naming these types get the plugin's.",
+            soft_wrap=True,
+        )
     for plugin in failed_plugins():
         err_console.print(
             f"[yellow]warning:[/] plugin [bold]{escape(plugin.name)}[/] "
             f"({escape(plugin.distribution or '?')} {escape(plugin.version or '')}) failed to load "
-            f"and was skipped: {escape(plugin.error or '')}"
+            f"and was skipped: {escape(plugin.error or '')}",
+            soft_wrap=True,
         )
     return plugins

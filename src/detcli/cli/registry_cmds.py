@@ -28,6 +28,8 @@ def plugins() -> None:
         registered = "\n".join(
             f"{kind}: {', '.join(names)}" for kind, names in info.registered.items()
         )
+        if info.replaced:
+            registered += "\n[yellow]replaces " + ", ".join(info.replaced) + "[/]"
         if info.error:
             registered = f"[red]{escape(info.error)}[/]"
         table.add_row(
@@ -35,7 +37,7 @@ def plugins() -> None:
             escape(info.distribution or "?"),
             escape(info.version or "?"),
             status,
-            registered if info.error else escape(registered),
+            registered if info.error or info.replaced else escape(registered),
         )
     console.print(table)
 
