@@ -372,3 +372,18 @@ def test_check_looks_inside_test_time_aug(cli, tmp_path):
     )
     out = " ".join(cli("check", str(path)).out.split())
     assert "val_dataloader.dataset.pipeline.1.transforms.1.1.type" in out and "RandomFlip" in out
+
+
+def test_check_compares_classes_with_the_annotation_files_categories(cli, tmp_path):
+    from detcli.data.synthetic import write_shapes_coco
+
+    write_shapes_coco(tmp_path, num_images=2, image_size=64, split="train", seed=0)
+    path = over_r50_3x(
+        tmp_path / "c.yaml",
+        f"data_root: {tmp_path}/\n"
+        "train_dataloader:\n"
+        "  dataset: {ann_file: train.json, data_prefix: {img: train/},\n"
+        "            metainfo: {classes: [square, cirle]}}\n",
+    )
+    out = " ".join(cli("check", str(path)).out.split())
+    assert "train_dataloader.dataset.metainfo.classes.1" in out and "'circle'" in out

@@ -221,7 +221,12 @@ def _report_problems(problems: list[Problem], limit: int, num_files: int) -> Non
     console.print(f"{kinds['error']} error(s), {kinds['warning']} warning(s).")
 
 
-_FILE_KINDS = {"missing image file", "unreadable image file", "image size mismatch"}
+_FILE_KINDS = {
+    "missing image file",
+    "unreadable image file",
+    "image size mismatch",
+    "image too large",
+}
 
 
 @app.command("show")

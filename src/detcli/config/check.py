@@ -19,6 +19,7 @@ from detcli.config.pipeline_check import pipeline_problems
 from detcli.config.schema import CHECKPOINT_SCHEMES, COMPONENT_PLACES, PATH_KEYS, Place
 from detcli.config.settings import KNOWN_TOP_LEVEL_KEYS, RunSettings, collect_run_settings
 from detcli.config.typecheck import component_slot, describe, matches
+from detcli.data.coco_categories import class_problems
 from detcli.registry import REGISTRIES, Registries
 from detcli.suggest import close_names, did_you_mean
 
@@ -77,6 +78,8 @@ class _Checker:
             self._dataset_paths(loader.dataset, loader.dataset_path)
             dataset = self._get(loader.dataset_path)
             for path, message in pipeline_problems(self.cfg.get("model"), dataset, loader):
+                self.report(path, message)
+            for path, message in class_problems(loader.dataset, loader.dataset_path):
                 self.report(path, message)
         if parts_ok:  # the model's wiring is only worth checking when each part is valid
             for path, message in model_problems(self.cfg.get("model"), self.registries["MODELS"]):
