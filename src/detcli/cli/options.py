@@ -8,7 +8,11 @@ from typing import Annotated
 import typer
 
 ConfigArg = Annotated[
-    Path, typer.Argument(help="Experiment config (YAML or JSON).", show_default=False)
+    Path,
+    typer.Argument(
+        help="Experiment config: YAML, JSON, or an MMDetection .py file (read, never run).",
+        show_default=False,
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
