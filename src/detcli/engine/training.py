@@ -148,7 +148,7 @@ def _train(
                 f"{info.world_size} process(es), seed {seed}{mode}"
             )
             if moved and moved[0] is not None:
-                log.info(f"--overwrite: the earlier run in {wd} moved to {moved[0]}")
+                log.info(f"the earlier run's files in {wd} moved to {moved[0]}")
             for note in settings.notes:
                 log.info(f"note: {format_path(note.path)}: {note.message}")
             load_plugins()

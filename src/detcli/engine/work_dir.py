@@ -70,15 +70,20 @@ def previous_run(work_dir: Path) -> list[Path]:
 
 
 def refuse_or_archive_previous_run(work_dir: Path, *, overwrite: bool) -> Path | None:
-    """Refuse to start a new run over an earlier one, or (`overwrite`) move it aside.
+    """Refuse to start a new run over an earlier one's checkpoints, or (`overwrite`) move the
+    earlier run aside. An earlier start that wrote no checkpoint (it failed at once) is moved
+    aside without asking: its logs would otherwise mix with this run's.
 
-    Returns the folder the previous run moved to (None when there was none).
+    Returns the folder the previous run's files moved to (None when there were none).
     """
     files = previous_run(work_dir)
     if not files:
         return None
-    if not overwrite:
-        shown = ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else "")
+    checkpoints = [p for p in files if p.suffix == ".pth"]
+    if checkpoints and not overwrite:
+        shown = ", ".join(p.name for p in checkpoints[:4]) + (
+            " ..." if len(checkpoints) > 4 else ""
+        )
         raise TrainingError(
             f"The work dir {work_dir} already holds a run ({shown}). Continue it with "
             "--resume auto, start this one in another --work-dir, or pass --overwrite to "
