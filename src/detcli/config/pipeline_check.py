@@ -9,6 +9,8 @@ from detcli.config.settings import LoaderSettings
 from detcli.data.transform_spellings import key_replacement, type_replacement
 
 Finding = tuple[ConfigPath, str]
+# Sizes in pixels a transform takes: zero or negative ones fail (or divide by zero) mid-run.
+SIZE_KEYS = ("img_scale", "scale", "scales", "crop_size", "size", "size_divisor")
 
 
 def pipeline_problems(model: Any, dataset: Any, loader: LoaderSettings) -> list[Finding]:
@@ -30,6 +32,11 @@ def pipeline_problems(model: Any, dataset: Any, loader: LoaderSettings) -> list[
                     "Normalize out of the pipeline.",
                 )
             )
+        for key in SIZE_KEYS:
+            if key in step and _not_positive(step[key]):
+                found.append(
+                    ((*path, key), f"{kind}.{key} must hold positive sizes, got {step[key]!r}.")
+                )
         if loader.spelling != "3.x":
             continue
         for key in step:
@@ -52,6 +59,13 @@ def pipeline_problems(model: Any, dataset: Any, loader: LoaderSettings) -> list[
                 )
             )
     return found
+
+
+def _not_positive(value: Any) -> bool:
+    """True when a size (a number, or numbers nested in lists) is zero or negative."""
+    if isinstance(value, list):
+        return any(_not_positive(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0
 
 
 def _pipeline_steps(dataset: Any, path: ConfigPath) -> list[tuple[ConfigPath, dict[str, Any]]]:

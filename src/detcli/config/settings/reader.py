@@ -58,8 +58,10 @@ class SettingsReader:
     # -- reporting -------------------------------------------------------------------------
 
     def problem(self, path: ConfigPath, message: str) -> None:
-        """Record a problem at `path`."""
-        self.findings.append(Finding(path, message))
+        """Record a problem at `path` (once: several splits may read one shared key)."""
+        finding = Finding(path, message)
+        if finding not in self.findings:
+            self.findings.append(finding)
 
     def note(self, path: ConfigPath, message: str) -> None:
         """Record an accepted key that has no effect."""

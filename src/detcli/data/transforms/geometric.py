@@ -36,11 +36,14 @@ def _as_scales(img_scale: Sequence[int] | Sequence[Sequence[int]] | None) -> lis
     if img_scale is None:
         return []
     if len(img_scale) == 2 and all(isinstance(v, (int, float)) for v in img_scale):
-        return [(int(img_scale[0]), int(img_scale[1]))]  # type: ignore[arg-type]
-    scales = [tuple(int(v) for v in s) for s in img_scale]  # type: ignore[union-attr]
+        scales = [(int(img_scale[0]), int(img_scale[1]))]
+    else:
+        scales = [tuple(int(v) for v in s) for s in img_scale]  # type: ignore[union-attr,misc]
     if not scales or any(len(s) != 2 for s in scales):
         raise DataError(f"img_scale must be [w, h] or a list of [w, h]; got {img_scale!r}.")
-    return scales  # type: ignore[return-value]
+    if any(v <= 0 for s in scales for v in s):
+        raise DataError(f"Resize: a scale must be positive [w, h] pixels; got {img_scale!r}.")
+    return scales
 
 
 RESIZE_2X_KEYS = ("img_scale", "multiscale_mode", "ratio_range", "bbox_clip_border")
