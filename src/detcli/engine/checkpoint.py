@@ -34,7 +34,6 @@ from detcli.models.checkpoint_import import (
     import_weights,
     map_class_rows,
 )
-from detcli.models.checkpoint_import.fit import MIN_FEATURE_SHARE
 
 LATEST = "latest.pth"
 BEST = "best.pth"
@@ -316,12 +315,12 @@ def fit_checkpoint(
     if fine_tune and classes is not None and names is not None and list(names) != list(classes):
         fitted, mapping = map_class_rows(fitted, own, names, classes)
     report = fit_report(fitted, own)
-    if report.feature_share() < MIN_FEATURE_SHARE:
+    reason = report.other_network()
+    if reason is not None:
         raise CheckpointError(
-            f"Checkpoint {path} ({imported.source} format) is for another network: only "
-            f"{report.summary()} tensors fit the config's model (detcli refuses a file that fills "
-            f"fewer than {MIN_FEATURE_SHARE:.0%} of the backbone's and neck's tensors rather than "
-            "train or evaluate from random weights). What does not fit:\n"
+            f"Checkpoint {path} ({imported.source} format) is for another network: {reason} "
+            f"(tensors loaded per part: {report.summary()}). detcli refuses it rather than "
+            "train or evaluate from random weights. What does not fit:\n"
             + "\n".join(report.table(limit=12))
             + "\nUse a checkpoint of the config's architecture (model.backbone depth/type, "
             "neck widths), or the config the checkpoint was trained with."

@@ -16,7 +16,11 @@ import torch
 from torch import nn
 
 from detcli.config.settings import RunSettings
-from detcli.engine.checkpoint import load_checkpoint, load_weights, weights_of
+from detcli.engine.checkpoint import (
+    fit_checkpoint,
+    load_checkpoint,
+    weights_of,
+)
 from detcli.errors import CheckpointError, ConfigError, ModelError
 
 NUM_CLASSES_KEY = "model.roi_head.bbox_head.num_classes"
@@ -83,10 +87,42 @@ def resolve_device(requested: str | None) -> torch.device:
 
 
 def checkpoint_classes(checkpoint: dict[str, Any]) -> list[str] | None:
-    """The class names a detcli checkpoint was trained with (`meta.CLASSES`), if recorded."""
-    meta = checkpoint.get("meta")
-    classes = meta.get("CLASSES") if isinstance(meta, dict) else None
-    return [str(c) for c in classes] if classes else None
+    """Class names a checkpoint was trained with: `meta.CLASSES` (detcli, mmdet 2.x) or
+    `meta.dataset_meta.classes` (mmdet 3.x), if recorded."""
+    from detcli.models.checkpoint_import.mmdet import mmdet_classes
+
+    return mmdet_classes(checkpoint)
+
+
+def config_classes(settings: RunSettings) -> list[str] | None:
+    """The class names a config gives its test/val/train dataset (`classes`, metainfo)."""
+    for split in ("test", "val", "train"):
+        if split not in settings.loaders:
+            continue
+        dataset = settings.loaders[split].dataset or {}
+        given = dataset.get("classes") or (dataset.get("metainfo") or {}).get("classes")
+        if given:
+            return [str(c) for c in given] if not isinstance(given, str) else None
+    return None
+
+
+def _class_name_error(
+    path: Path, source: str, trained: Sequence[str], wanted: Sequence[str]
+) -> CheckpointError:
+    diff = [
+        f"{i}: {a!r} vs {b!r}"
+        for i, (a, b) in enumerate(zip(trained, wanted, strict=True))
+        if a != b
+    ]
+    return CheckpointError(
+        f"Checkpoint {path} ({source}) was trained on other classes than the config's dataset "
+        f"has (same count, {len(wanted)}, but different names or order; index: checkpoint vs "
+        f"config: {'; '.join(diff[:SHOWN])}{' ...' if len(diff) > SHOWN else ''}). Its class "
+        "rows would be scored under the wrong names. Set the config's `classes` (2.x) or "
+        "`metainfo.classes` (3.x) to the checkpoint's list "
+        f"{list(trained)[:SHOWN]}{' ...' if len(trained) > SHOWN else ''}, or fine-tune on your "
+        "classes with `detcli train --load-from` (rows are taken by class name)."
+    )
 
 
 def _listed(keys: Sequence[str]) -> str:
@@ -123,40 +159,43 @@ def load_detector(
 
     path = Path(checkpoint)
     data = load_checkpoint(path)
-    weights = weights_of(data)
-    if not weights:
-        raise CheckpointError(f"Checkpoint {path} holds no weights (empty `state_dict`).")
     load_plugins()
     model = build_model(settings.model)
     num_classes = getattr(model, "num_classes", None)
     _check_dataset_classes(num_classes, dataset_classes)
-    trained = checkpoint_classes(data)
+    fitted = fit_checkpoint(model, data, path)
+    trained = fitted.classes
+    wanted = list(dataset_classes) if dataset_classes is not None else config_classes(settings)
+    same_count = trained is not None and wanted is not None and len(trained) == len(wanted)
+    if same_count and list(trained or []) != list(wanted or []):
+        raise _class_name_error(path, fitted.source, trained or [], wanted or [])
     if num_classes is not None and trained is not None and len(trained) != num_classes:
         raise _class_count_error(path, num_classes, len(trained), trained, "meta.CLASSES")
-    report = load_weights(model, weights)
-    if report["mismatched"] or report["missing"] or report["unexpected"]:
-        cls_rows = _classifier_rows(model, weights)
+    report = fitted.report
+    if not report.complete:
+        cls_rows = _classifier_rows(model, data)
         if num_classes is not None and cls_rows is not None:
             key, theirs, ours = cls_rows
             trained_n = num_classes + theirs - ours
             raise _class_count_error(
                 path, num_classes, trained_n, None, f"{key} has {theirs} rows, the model {ours}"
             )
-        parts = [
-            f"{len(report[kind])} {kind} ({_listed(report[kind])})"
-            for kind in ("mismatched", "missing", "unexpected")
-            if report[kind]
-        ]
         raise CheckpointError(
-            f"Checkpoint {path} is for a different model than the config's "
-            f"(model.type {settings.model.get('type')!r}): its weights do not fit: "
-            + "; ".join(parts)
-            + ". Use the config the checkpoint was trained with (its work dir's config.yaml)."
+            f"Checkpoint {path} ({fitted.source} format) is for a different model than the "
+            f"config's (model.type {settings.model.get('type')!r}): tensors loaded per part: "
+            f"{report.summary()}. What does not fit:\n"
+            + "\n".join(report.table(limit=SHOWN * 3))
+            + "\nUse the config the checkpoint was trained with (its work dir's config.yaml), "
+            "or for MMDetection/torchvision files a config with the same architecture and "
+            "widths (README: Coming from MMDetection)."
         )
     model.to(device)
     model.eval()
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    return model, dict(meta or {})
+    meta = dict(data.get("meta") or {}) if isinstance(data.get("meta"), dict) else {}
+    if trained is not None:
+        meta["CLASSES"] = list(trained)  # mmdet 3.x / torchvision names, where predict reads them
+    meta["checkpoint_format"] = fitted.source
+    return model, meta
 
 
 def _check_dataset_classes(num_classes: int | None, classes: Sequence[str] | None) -> None:
@@ -170,11 +209,12 @@ def _check_dataset_classes(num_classes: int | None, classes: Sequence[str] | Non
     )
 
 
-def _classifier_rows(
-    model: nn.Module, weights: dict[str, torch.Tensor]
-) -> tuple[str, int, int] | None:
+def _classifier_rows(model: nn.Module, data: dict[str, Any]) -> tuple[str, int, int] | None:
     """(key, checkpoint rows, model rows) of a classification layer whose class count differs."""
+    from detcli.models.checkpoint_import import import_weights
+
     own = model.state_dict()
+    weights = import_weights(data, weights_of(data), own.keys()).weights
     for key, value in weights.items():
         if not key.endswith(("fc_cls.weight", "conv_cls.weight", "cls_score.weight")):
             continue

@@ -42,6 +42,9 @@ class DetDataPreprocessor(nn.Module):
     It always normalises when `mean`/`std` are given: a pipeline that still holds a Normalize
     transform is normalised twice (config-level checks report that combination; nothing here
     skips a step). `(x - mean) * (1 / std)` in float32 matches detcli's Normalize bit for bit.
+    `input_scale` (detcli's, for torchvision checkpoints) divides pixels by it first and then
+    computes `(x - mean) / std` with a true division, torchvision's GeneralizedRCNNTransform
+    order (255, with mean/std in 0-1 units), so its input tensor is matched bit for bit.
     `boxtype2tensor` and `non_blocking` are accepted and have no effect (boxes are always
     tensors; the engine moves batches). `pad_mask`, `pad_seg` and `batch_augments` are refused.
     """
@@ -68,6 +71,7 @@ class DetDataPreprocessor(nn.Module):
         boxtype2tensor: bool = True,
         non_blocking: bool = False,
         batch_augments: list[dict[str, Any]] | None = None,
+        input_scale: float | None = None,
     ):
         super().__init__()
         _check_unsupported(pad_mask, pad_seg, batch_augments)
@@ -84,15 +88,18 @@ class DetDataPreprocessor(nn.Module):
         self.to_bgr = not (bgr_to_rgb or rgb_to_bgr)
         self.pad_size_divisor = pad_size_divisor
         self.pad_value = float(pad_value)
+        self.input_scale = None if input_scale is None else float(input_scale)
         self.mean: Tensor | None
         self.inv_std: Tensor | None
+        self.std: Tensor | None
         if mean is None and std is None:
-            self.mean = self.inv_std = None
+            self.mean = self.inv_std = self.std = None
             return
         mean_np, std_np = _mean_std(mean, std)
         # Non-persistent: checkpoints hold the same keys with or without a preprocessor.
         self.register_buffer("mean", torch.tensor(mean_np).view(-1, 1, 1), persistent=False)
         self.register_buffer("inv_std", torch.tensor(1.0 / std_np).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std_np).view(-1, 1, 1), persistent=False)
 
     def forward(
         self,
@@ -124,7 +131,10 @@ class DetDataPreprocessor(nn.Module):
                     f"{WHERE}: mean/std have {self.mean.shape[0]} values but the images have "
                     f"{x.shape[1]} channels; give one value per channel."
                 )
-            x = (x - self.mean) * self.inv_std
+            if self.input_scale is not None and self.std is not None:
+                x = (x / self.input_scale - self.mean) / self.std
+            else:
+                x = (x - self.mean) * self.inv_std
         height, width = int(x.shape[-2]), int(x.shape[-1])
         extents = [_extent(meta, height, width) for meta in img_metas]
         if any(e != (height, width) for e in extents):

@@ -45,6 +45,7 @@ class RCNNTestCfg:
     score_thr: float = 0.05
     nms: NmsCfg = NmsCfg(iou_threshold=0.5)
     max_per_img: int = 100
+    min_bbox_size: float = 0  # boxes narrower or lower than this are dropped (torchvision: 0.01)
 
 
 @dataclass(frozen=True)

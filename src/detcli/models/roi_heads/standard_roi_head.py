@@ -117,6 +117,10 @@ class StandardRoIHead(nn.Module):
         cls_score, bbox_pred = self._bbox_forward(feats, rois)
         img_ids = rois[:, 0].long()
         boxes, scores = self.bbox_head.predict_boxes(rois, cls_score, bbox_pred, img_hw[img_ids])
+        if cfg.min_bbox_size > 0:  # in network-input pixels, before rescaling (torchvision)
+            wh = boxes[..., 2:] - boxes[..., :2]
+            small = (wh < cfg.min_bbox_size).any(-1)
+            scores = scores.masked_fill(small, 0)
         if rescale:
             boxes = boxes_to_original(boxes, img_ids, img_metas)
         per_image = multiclass_nms(

@@ -13,7 +13,14 @@ from detcli.registry import MODELS
 
 @MODELS.register()
 class AnchorGenerator:
-    """mmdet's AnchorGenerator: one set of `len(scales) * len(ratios)` anchors per feature cell."""
+    """mmdet's AnchorGenerator: one set of `len(scales) * len(ratios)` anchors per feature cell.
+
+    Two switches reproduce torchvision's AnchorGenerator (for its checkpoints):
+    `round_base_anchors` rounds the base anchors to whole pixels, and `strides_from_input`
+    takes each level's stride as (input size // feature-map size), input size being the first
+    level's size times its stride; that differs from the nominal stride where padding left a
+    level's size odd (e.g. 64 becomes 61 on an 800 px high input, torchvision's behaviour).
+    """
 
     def __init__(
         self,
@@ -26,6 +33,8 @@ class AnchorGenerator:
         scales_per_octave: int | None = None,
         centers: Sequence[Sequence[float]] | None = None,
         center_offset: float = 0.0,
+        round_base_anchors: bool = False,
+        strides_from_input: bool = False,
     ):
         self.strides = [(s, s) if isinstance(s, int | float) else (s[0], s[1]) for s in strides]
         self.base_sizes = (
@@ -52,6 +61,8 @@ class AnchorGenerator:
         self.centers = centers
         self.center_offset = center_offset
         self.scale_major = scale_major
+        self.round_base_anchors = round_base_anchors
+        self.strides_from_input = strides_from_input
         self.base_anchors = [
             self._base_anchors(size, None if centers is None else centers[i])
             for i, size in enumerate(self.base_sizes)
@@ -84,7 +95,8 @@ class AnchorGenerator:
         else:
             ws = (w * scales[:, None] * w_ratios[None, :]).reshape(-1)
             hs = (h * scales[:, None] * h_ratios[None, :]).reshape(-1)
-        return torch.stack([cx - 0.5 * ws, cy - 0.5 * hs, cx + 0.5 * ws, cy + 0.5 * hs], dim=-1)
+        base = torch.stack([cx - 0.5 * ws, cy - 0.5 * hs, cx + 0.5 * ws, cy + 0.5 * hs], dim=-1)
+        return base.round() if self.round_base_anchors else base
 
     def grid_anchors(
         self, featmap_sizes: Sequence[tuple[int, int]], device: torch.device | str = "cpu"
@@ -102,10 +114,18 @@ class AnchorGenerator:
             self._cache[key] = [
                 self._level_anchors(base.to(device), size, stride)
                 for base, size, stride in zip(
-                    self.base_anchors, featmap_sizes, self.strides, strict=True
+                    self.base_anchors, featmap_sizes, self._grid_strides(featmap_sizes), strict=True
                 )
             ]
         return self._cache[key]
+
+    def _grid_strides(self, featmap_sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """(x, y) stride per level: nominal, or input size // feature size (torchvision)."""
+        if not self.strides_from_input:
+            return self.strides
+        in_h = featmap_sizes[0][0] * self.strides[0][1]
+        in_w = featmap_sizes[0][1] * self.strides[0][0]
+        return [(in_w // w, in_h // h) for h, w in featmap_sizes]
 
     def flat_anchors(
         self, featmap_sizes: Sequence[tuple[int, int]], device: torch.device | str = "cpu"

@@ -14,7 +14,13 @@ from detcli.registry import MODELS
 
 @MODELS.register()
 class DeltaXYWHBBoxCoder:
-    """Encode a box relative to a reference box as centre shift and log size ratio (R-CNN style)."""
+    """Encode a box relative to a reference box as centre shift and log size ratio (R-CNN style).
+
+    `clamp_shrink: false` bounds only the growth of width/height deltas (torchvision's
+    BoxCoder), not their shrinking as well (mmdet). `weights` is torchvision's spelling of
+    the stds (10, 10, 5, 5 = stds 0.1, 0.1, 0.2, 0.2): deltas are divided by the weights
+    rather than multiplied by 1 / weights, which gives torchvision's floats bit for bit.
+    """
 
     def __init__(
         self,
@@ -23,7 +29,16 @@ class DeltaXYWHBBoxCoder:
         clip_border: bool = True,
         add_ctr_clamp: bool = False,
         ctr_clamp: int = 32,
+        clamp_shrink: bool = True,
+        weights: Sequence[float] | None = None,
     ):
+        if weights is not None:
+            if len(weights) != 4 or any(float(w) <= 0 for w in weights):
+                raise ModelError(
+                    f"DeltaXYWHBBoxCoder: weights needs 4 positive numbers, got {list(weights)}."
+                )
+            target_stds = [1.0 / float(w) for w in weights]
+        self.weights = None if weights is None else tuple(float(w) for w in weights)
         if len(target_means) != 4 or len(target_stds) != 4:
             raise ModelError(
                 "DeltaXYWHBBoxCoder: target_means and target_stds need 4 numbers each "
@@ -34,6 +49,7 @@ class DeltaXYWHBBoxCoder:
         self.clip_border = clip_border
         self.add_ctr_clamp = add_ctr_clamp
         self.ctr_clamp = ctr_clamp
+        self.clamp_shrink = clamp_shrink
         self.encode_size = 4
         self.has_means = any(m != 0 for m in self.means)
         self.has_stds = any(s != 1 for s in self.stds)
@@ -58,6 +74,8 @@ class DeltaXYWHBBoxCoder:
         means, stds = self._stats(deltas)
         if self.has_means:  # zero means and unit stds (the usual) cost no ops
             deltas = deltas - means
+        if self.weights is not None:
+            return deltas * deltas.new_tensor(self.weights)
         return deltas / stds if self.has_stds else deltas
 
     def decode(
@@ -75,7 +93,9 @@ class DeltaXYWHBBoxCoder:
         k = deltas.shape[-1] // 4
         d = deltas.reshape(*deltas.shape[:-1], k, 4).float()
         means, stds = self._stats(d)
-        if self.has_stds:
+        if self.weights is not None:
+            d = d / d.new_tensor(self.weights)
+        elif self.has_stds:
             d = d * stds
         if self.has_means:
             d = d + means
@@ -83,7 +103,7 @@ class DeltaXYWHBBoxCoder:
         dxy = d[..., :2]
         if self.add_ctr_clamp:
             dxy = dxy.clamp(-self.ctr_clamp, self.ctr_clamp)
-        dwh = d[..., 2:].clamp(-max_ratio, max_ratio)
+        dwh = d[..., 2:].clamp(-max_ratio if self.clamp_shrink else None, max_ratio)
         b = bboxes.float().unsqueeze(-2)
         pwh = b[..., 2:] - b[..., :2]
         pxy = b[..., :2] + 0.5 * pwh
