@@ -27,3 +27,27 @@ def test_check_and_train_refuse_non_positive_values(cli, shapes_coco, tmp_path, 
     assert checked.code == 2 and message in out and f"--set {override}" in out
     trained = cli("train", str(SHAPES), *sets, "--work-dir", str(tmp_path / "w"))
     assert trained.code == 2 and "Traceback" not in trained.err
+
+
+def test_output_paths_that_cannot_be_written_are_one_message_before_any_work(
+    cli, shapes_coco, tmp_path
+):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    config = ["--set", f"data_root={shapes_coco.root}"]
+    checkpoint = str(tmp_path / "missing.pth")  # never reached: the output path fails first
+    cases = [
+        (["eval", str(SHAPES), checkpoint, *config, "--out", str(tmp_path)], "is a folder"),
+        (["eval", str(SHAPES), checkpoint, *config, "--plot", str(a_file)], "is a file"),
+        (["eval", str(SHAPES), checkpoint, *config, "--out", f"{a_file}/r.json"], "cannot create"),
+        (
+            ["predict", str(SHAPES), checkpoint, str(tmp_path), *config, "--out", str(a_file)],
+            "is a file",
+        ),
+        (["dataset", "synth", str(a_file)], "is a file"),
+        (["dataset", "show", str(SHAPES), *config, "--out", str(a_file)], "is a file"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.code == 2 and message in result.err, (args, result.err)
+        assert "Traceback" not in result.err

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from detcli.cli.options import ConfigArg, SetOption
-from detcli.cli.output import console, load_plugins_reporting_failures
+from detcli.cli.output import console, load_plugins_reporting_failures, output_dir
 
 if TYPE_CHECKING:
     from detcli.data.inspect.lint import Problem
@@ -81,6 +81,7 @@ def synth(
 
     from detcli.data.synthetic import shape_names, write_shapes_coco
 
+    output_dir(out, "OUT")
     table = Table(title=f"synthetic shapes in {escape(str(out))}", title_justify="left")
     for column in ("split", "images", "boxes", "ann_file", "img_prefix"):
         table.add_column(column)
@@ -244,6 +245,7 @@ def show(
     """Draw images with their boxes and class names into PNG files."""
     from detcli.data.inspect.show import show_samples
 
+    output_dir(out, "--out")
     dataset = _build(config, set_, split)
     written = show_samples(dataset, out, num, after_pipeline)
     what = "after the pipeline" if after_pipeline else "as annotated"

@@ -14,7 +14,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from detcli.cli.options import ConfigArg, DeviceOption, SetOption
-from detcli.cli.output import console, err_console, load_plugins_reporting_failures
+from detcli.cli.output import (
+    console,
+    err_console,
+    load_plugins_reporting_failures,
+    output_dir,
+    output_file,
+)
 
 if TYPE_CHECKING:
     from detcli.inference.evaluate import EvalResult
@@ -221,7 +227,9 @@ def eval_(
     default = (
         Path(prefix + suffix) if prefix else checkpoint.parent / f"results_{split.value}{suffix}"
     )
-    out = out or default
+    out = output_file(out or default, "--out")
+    if plot is not None:
+        output_dir(plot, "--plot")
     try:
         with _progress(f"eval {split.value}") as (on_start, on_batch):
             result = evaluate(
@@ -313,6 +321,8 @@ def predict(
     from detcli.inference.predict import predict as run_predict
 
     cfg, _ = load_run_config(config, set_)
+    if out is not None:
+        output_dir(out, "--out")
     load_plugins_reporting_failures()
     with _progress("predict") as (on_start, on_batch):
         result = run_predict(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
+
+from detcli.errors import DetcliError
 
 if TYPE_CHECKING:
     from detcli.plugins import PluginInfo
@@ -39,3 +43,31 @@ def load_plugins_reporting_failures() -> list[PluginInfo]:
             soft_wrap=True,
         )
     return plugins
+
+
+def output_file(path: Path, option: str) -> Path:
+    """`path` where a command will write a file: refused now, not after the work, if it cannot."""
+    if path.is_dir():
+        raise DetcliError(f"{option} {path} is a folder; give a file path (e.g. {path}/out.json).")
+    _creatable(path.parent, option, path)
+    return path
+
+
+def output_dir(path: Path, option: str) -> Path:
+    """`path` where a command will write files: created now, refused now if it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise DetcliError(f"{option} {path} is a file; give a folder (it is created if needed).")
+    _creatable(path, option, path)
+    return path
+
+
+def _creatable(folder: Path, option: str, path: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DetcliError(
+            f"{option} {path}: cannot create {exc.filename or folder} "
+            f"({exc.strerror or exc}); choose another path."
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise DetcliError(f"{option} {path}: the folder {folder} is not writable.")
