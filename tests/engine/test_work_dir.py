@@ -128,3 +128,24 @@ def test_a_full_disk_is_one_message_and_leaves_nothing_half_written(tiny_config,
     assert "Traceback" not in proc.stderr
     assert not list(work.glob(".*.tmp")) and not (work / "epoch_1.pth").exists()
     assert (work / "log.jsonl").exists() and not (work / ".detcli.lock").exists()
+
+
+def test_val_split_honours_on_bad_image_warn(tiny_shapes, tmp_path):
+    """With `on_bad_image: warn` an unreadable val image is named and scored as missed; the
+    evaluation (during training and by `detcli eval`) completes."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_shapes, data)
+    next(iter(sorted((data / "val").glob("*.png")))).write_bytes(b"not a png")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"_base_: {TINY_TRAIN}\ndata_root: {data}\nrunner: {{max_epochs: 1}}\n"
+        "data: {val: {on_bad_image: warn}}\n"
+    )
+    work = tmp_path / "w"
+    proc = run_process("train", str(config), "--work-dir", str(work), "--device", "cpu")
+    assert proc.code == 0, proc.err
+    assert "cannot be decoded" in proc.err and "Skipped (on_bad_image: warn)" in proc.err
+    assert "bbox_mAP" in (work / "eval_epoch_1.json").read_text()
+    evaluated = run_process("eval", str(config), str(work / "epoch_1.pth"), "--device", "cpu")
+    assert evaluated.code == 0, evaluated.err
+    assert "on_bad_image: warn" in evaluated.err

@@ -15,7 +15,7 @@ import detcli.data.coco
 import detcli.data.transforms
 import detcli.data.wrappers  # noqa: F401  (registers the datasets and transforms)
 from detcli.config.settings import LoaderSettings
-from detcli.data.collate import collate
+from detcli.data.collate import collate, collate_skipping_failed
 from detcli.data.samplers import (
     ClassAwareSampler,
     DistributedEvalSampler,
@@ -144,7 +144,7 @@ def build_dataloader(
         batch_sampler=batch_sampler,
         shuffle=False,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate if train else collate_skipping_failed,
         pin_memory=pin,
         drop_last=settings.drop_last and batch_sampler is None,
         persistent_workers=settings.persistent_workers and workers > 0,

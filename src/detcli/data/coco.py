@@ -307,9 +307,11 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
             try:
                 sample = self.pipeline(self.results(idx))
             except BadImageError as exc:
-                if self.on_bad_image == "error" or self.test_mode:
+                if self.on_bad_image == "error":
                     raise
                 warnings.warn(f"{exc} Skipped (on_bad_image: warn).", DataWarning, stacklevel=2)
+                if self.test_mode:  # evaluation: the image is named and gets no detections
+                    return {"failed": str(exc)}
                 idx = self._another(idx)
                 continue
             if sample is not None:

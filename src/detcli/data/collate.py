@@ -45,3 +45,17 @@ def collate(samples: Sequence[Any]) -> Batch | AugBatch:
         for v in range(num_views)
     ]
     return {"img": [v["img"] for v in views], "img_metas": [v["img_metas"] for v in views]}
+
+
+def collate_skipping_failed(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`collate` of the samples that loaded, plus `failed`: {position in batch: message}.
+
+    Evaluation and prediction batches: an image that could not be read (`on_bad_image: warn`,
+    or a file given to `detcli predict`) yields `{"failed": message}`; the inference loop gives
+    it empty detections and names it, instead of stopping the run.
+    """
+    failed = {i: s["failed"] for i, s in enumerate(samples) if "failed" in s}
+    good = [s for i, s in enumerate(samples) if i not in failed]
+    batch: dict[str, Any] = dict(collate(good)) if good else {}
+    batch["failed"] = failed
+    return batch

@@ -17,7 +17,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 from detcli.config.settings import RunSettings
-from detcli.data.collate import collate
+from detcli.data.collate import collate_skipping_failed
 from detcli.data.transforms import BadImageError, Compose
 from detcli.errors import ConfigError, DataError
 
@@ -139,15 +139,6 @@ def _reason(message: str) -> str:
     for advice in (" Check `img_prefix`", " Replace the file"):
         message = message.split(advice)[0]
     return message
-
-
-def collate_skipping_failed(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`collate` of the samples that loaded, plus `failed`: {position in batch: message}."""
-    failed = {i: s["failed"] for i, s in enumerate(samples) if "failed" in s}
-    good = [s for i, s in enumerate(samples) if i not in failed]
-    batch: dict[str, Any] = dict(collate(good)) if good else {}
-    batch["failed"] = failed
-    return batch
 
 
 def image_loader(
