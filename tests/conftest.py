@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +162,23 @@ def shapes_coco(tmp_path_factory: pytest.TempPathFactory) -> ShapesCoco:
     train_ann, train_img = write_shapes_coco(root, num_images=16, image_size=128, split="train")
     val_ann, val_img = write_shapes_coco(root, num_images=8, image_size=128, split="val")
     return ShapesCoco(root, train_ann, train_img, val_ann, val_img, shape_names(3))
+
+
+def write_bomb_png(path: Path, width: int = 30000, height: int = 30000) -> None:
+    """A valid 1-bit PNG of `width` x `height` black pixels: ~100 kB on disk, GBs decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = b"\0" * (1 + (width + 7) // 8)
+    comp = zlib.compressobj(9)
+    body = [comp.compress(row * 1000) for _ in range(height // 1000)]
+    body += [comp.compress(row * (height % 1000)), comp.flush()]
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", b"".join(body))
+        + chunk(b"IEND", b"")
+    )

@@ -7,7 +7,10 @@ import json
 BOMB = "\n".join(
     [
         'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
-        *(f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]" for p, x in zip("abcdefg", "bcdefgh")),
+        *(
+            f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]"
+            for p, x in zip("abcdefg", "bcdefgh", strict=True)
+        ),
     ]
 )
 

@@ -4,8 +4,6 @@ refuse it or drop it with a count, and the same decoder reads images everywhere.
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 from data_helpers import CATEGORIES, box, coco_cfg, image, write_coco, write_config
 from PIL import Image
 
-from conftest import REPO, run_detcli
+from conftest import REPO, run_detcli, write_bomb_png
 
 SHAPES = REPO / "configs" / "shapes" / "faster_rcnn_r18_fpn_shapes.yaml"
 QUICK_TRAIN = (
@@ -26,26 +24,6 @@ QUICK_TRAIN = (
     "--device",
     "cpu",
 )
-
-
-def write_bomb_png(path: Path, width: int = 30000, height: int = 30000) -> None:
-    """A valid 1-bit PNG of `width` x `height` black pixels: ~100 kB on disk, GBs decoded."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    row = b"\0" * (1 + (width + 7) // 8)
-    comp = zlib.compressobj(9)
-    body = [comp.compress(row * 1000) for _ in range(height // 1000)]
-    body += [comp.compress(row * (height % 1000)), comp.flush()]
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", b"".join(body))
-        + chunk(b"IEND", b"")
-    )
 
 
 def lint(cli, cfg: Path, *extra: str):

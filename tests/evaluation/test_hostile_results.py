@@ -4,35 +4,15 @@ a results file from another dataset, 16-bit PNGs and decompression bombs in `det
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_bomb_png
+
 from .eval_helpers import SHAPES_CONFIG
-
-
-def write_bomb_png(path: Path, width: int = 30000, height: int = 30000) -> None:
-    """(as in tests/data/test_hostile_inputs.py) A valid 1-bit PNG of `width` x `height` black pixels: ~100 kB on disk, GBs decoded."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    row = b"\0" * (1 + (width + 7) // 8)
-    comp = zlib.compressobj(9)
-    body = [comp.compress(row * 1000) for _ in range(height // 1000)]
-    body += [comp.compress(row * (height % 1000)), comp.flush()]
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", b"".join(body))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture
