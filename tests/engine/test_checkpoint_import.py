@@ -101,12 +101,26 @@ def test_fine_tuning_takes_class_rows_by_name(tmp_path):
     assert fitted.report.complete  # rebuilt rows have the model's shape
 
 
-def test_a_detector_of_other_widths_is_refused_with_the_table(tmp_path):
-    other = build_model(load_config(SHAPES, ["model.neck.out_channels=32"]).model.to_dict())
-    model = _model()
-    # an unrelated file: the same backbone, but every neck and head tensor of other widths
-    with pytest.raises(CheckpointError) as err:
-        fit_checkpoint(model, {"state_dict": other.state_dict()}, tmp_path / "other.pth")
+def test_another_backbone_is_refused_and_other_neck_widths_fine_tune(tmp_path):
+    r50 = build_model(
+        load_config(
+            SHAPES,
+            [
+                "model.backbone.depth=50",
+                "model.neck.in_channels=[256,512,1024,2048]",
+                "model.neck.out_channels=32",
+            ],
+        ).model.to_dict()
+    )
+    with pytest.raises(CheckpointError) as err:  # some 3x3 convs fit, nothing of the neck
+        fit_checkpoint(_model(), {"state_dict": r50.state_dict()}, tmp_path / "r50.pth")
     message = str(err.value)
     assert "is for another network: none of its neck tensors fits" in message
-    assert "shape mismatch  neck.lateral_convs.0.conv.weight" in message
+    assert "shape mismatch  backbone.body.layer1.0.conv1.weight" in message
+
+    narrow = build_model(load_config(SHAPES, ["model.neck.out_channels=32"]).model.to_dict())
+    fitted = fit_checkpoint(
+        _model(), {"state_dict": narrow.state_dict()}, tmp_path / "n.pth", fine_tune=True
+    )
+    assert fitted.report.loaded["backbone"] == fitted.report.total["backbone"]
+    assert "neck.fpn_convs.0.conv.weight (checkpoint [32, 32, 3, 3]" in str(fitted.report.rows())

@@ -183,7 +183,7 @@ def load_detector(
         raise CheckpointError(
             f"Checkpoint {path} ({fitted.source} format) is for a different model than the "
             f"config's (model.type {settings.model.get('type')!r}): tensors loaded per part: "
-            f"{report.summary()}. What does not fit:\n"
+            f"{report.summary()}; {report.counts()}. What does not fit:\n"
             + "\n".join(report.table(limit=SHOWN * 3))
             + "\nUse the config the checkpoint was trained with (its work dir's config.yaml), "
             "or for MMDetection/torchvision files a config with the same architecture and "

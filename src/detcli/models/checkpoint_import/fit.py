@@ -43,19 +43,23 @@ class FitReport:
         """Why the checkpoint is for another network, or None when it is for this one.
 
         Two signs: it fills under MIN_FEATURE_SHARE of the backbone's and neck's weights, or
-        it has a neck of which nothing fits (the neck's input widths are the backbone's output
-        widths, so a neck that fits nowhere means another backbone, even where some of its
-        3x3 convolutions happen to share shapes, as ResNet-50's do with ResNet-18's).
+        nothing of its neck fits and the backbone is incomplete too (the neck's inputs are the
+        backbone's outputs; some 3x3 convolutions of another depth share shapes, as
+        ResNet-50's do with ResNet-18's, but its neck then fits nowhere). A full backbone under
+        a neck of other widths is worth fine-tuning from: that is reported, not refused.
         """
         if self.feature_share() < MIN_FEATURE_SHARE:
             return (
                 f"it fills {self.feature_share():.0%} of the backbone's and neck's weights, "
                 f"fewer than {MIN_FEATURE_SHARE:.0%}"
             )
-        if self.neck_in_file and self.total.get("neck") and not self.loaded.get("neck"):
+        backbone_full = self.loaded.get("backbone", 0) == self.total.get("backbone", 0)
+        no_neck = self.neck_in_file and self.total.get("neck") and not self.loaded.get("neck")
+        if no_neck and not backbone_full:
             return (
-                "none of its neck tensors fits the config's neck (the neck's input widths are "
-                "the backbone's output widths: another backbone)"
+                "none of its neck tensors fits the config's neck and the backbone loads only "
+                f"in part ({self.loaded.get('backbone', 0)} of {self.total.get('backbone', 0)} "
+                "tensors): another backbone"
             )
         return None
 
@@ -64,6 +68,18 @@ class FitReport:
         return ", ".join(
             f"{p} {self.loaded.get(p, 0)}/{self.total[p]}" for p in self.total if self.total[p]
         )
+
+    def counts(self) -> str:
+        """`2 missing, 16 mismatched (first: key ...), 0 unexpected` on one line."""
+        parts = []
+        for kind, keys in (
+            ("missing", self.missing),
+            ("mismatched", self.mismatched),
+            ("unexpected", self.unexpected),
+        ):
+            first = f" (first: {keys[0].split(' ')[0]})" if keys else ""
+            parts.append(f"{len(keys)} {kind}{first}")
+        return ", ".join(parts)
 
     def rows(self) -> list[tuple[str, str]]:
         """(kind, key and detail) for every tensor that does not fit, one table."""
