@@ -57,7 +57,11 @@ def _resnet_kwargs(
 
 @MODELS.register()
 class ResNet(TimmFeatures):
-    """ResNet-18/34/50/101/152 (timm `resnetN`); out_indices count residual stages from 0."""
+    """ResNet-18/34/50/101/152 (timm `resnetN`); out_indices count residual stages from 0.
+
+    `base_channels` is the first stage's width (doubling per stage), as in mmdet; the plain
+    stem stays 64 wide (timm's), so a narrow mmdet ResNet matches with `stem_channels=64`.
+    """
 
     def __init__(
         self,
@@ -75,12 +79,20 @@ class ResNet(TimmFeatures):
         with_cp: bool = False,
         zero_init_residual: bool = True,
         init_cfg: dict[str, Any] | None = None,
+        base_channels: int = 64,
     ):
         if depth not in RESNET_DEPTHS:
             raise ModelError(
                 f"ResNet: depth {depth} is not available; use one of "
                 f"{', '.join(map(str, RESNET_DEPTHS))} (or TimmBackbone for other timm nets)."
             )
+        kwargs = _resnet_kwargs(
+            in_channels, style, deep_stem, avg_down, stem_channels, zero_init_residual, "ResNet"
+        )
+        if base_channels != 64:
+            if base_channels < 1:
+                raise ModelError(f"ResNet: base_channels must be positive, got {base_channels}.")
+            kwargs["channels"] = tuple(base_channels * 2**i for i in range(4))
         super().__init__(
             f"resnet{depth}",
             _stage_indices(num_stages, out_indices, "ResNet"),
@@ -89,9 +101,7 @@ class ResNet(TimmFeatures):
             norm_eval=norm_eval,
             init_cfg=init_cfg,
             with_cp=with_cp,
-            create_kwargs=_resnet_kwargs(
-                in_channels, style, deep_stem, avg_down, stem_channels, zero_init_residual, "ResNet"
-            ),
+            create_kwargs=kwargs,
         )
         self.style = style
         if style == "caffe":
