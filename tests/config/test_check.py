@@ -120,7 +120,12 @@ def registries() -> Registries:
 @pytest.fixture
 def clean_config(write, tmp_path):
     (tmp_path / "images").mkdir()
-    write("ann.json", "{}")
+    # check reads the annotation file's categories to compare them with `classes`
+    write(
+        "ann.json",
+        '{"images": [], "annotations": [], "categories": '
+        '[{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "bird"}]}',
+    )
     return write(
         "exp.yaml",
         f"""

@@ -275,7 +275,7 @@ def test_a_py_chain_checks_and_trains(tmp_path, cli):
 
 def test_readme_py_config_example_runs(tmp_path, cli, monkeypatch):
     readme = (FIXTURES.parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Your .py configs", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("### Your .py configs", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     name = example.splitlines()[0].removeprefix("# ").split(":")[0]
     (tmp_path / "configs").symlink_to(FIXTURES.parents[2] / "configs")

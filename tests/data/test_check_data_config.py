@@ -33,4 +33,7 @@ def test_check_reports_pipeline_and_dataset_mistakes(cli, shapes_coco, tmp_path)
     assert "data.train.pipeline.2.img_scael" in out and "img_scale" in out
     assert "data.train.pipeline.3.direction" in out
     assert "data.train.pipeline.4.type" in out and "Normalize" in out
-    assert "data.val" not in out and "data.test" not in out  # reference eval pipelines are clean
+    # the reference eval pipelines are clean (the trash classes are not the shapes set's: that
+    # is reported, on `classes`)
+    assert "data.val.pipeline" not in out and "data.test.pipeline" not in out
+    assert "data.val.classes.0" in out and "is not a category of" in out

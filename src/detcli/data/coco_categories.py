@@ -171,6 +171,8 @@ def class_problems(
     (`dataset`, `datasets`) are followed. Missing files are left to `check`'s file test."""
     problems: list[tuple[tuple[Any, ...], str]] = []
     for leaf, path in _leaves(dataset_cfg, dataset_path):
+        if leaf.get("type") != "CocoDataset":
+            continue  # another dataset's annotation file need not be COCO json
         classes, key = _configured_classes(leaf)
         ann_file = leaf.get("ann_file")
         if classes is None or not isinstance(ann_file, str):
