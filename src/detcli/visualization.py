@@ -1,37 +1,117 @@
-"""Detections drawn on images (the PNGs of `detcli predict`), in `dataset show`'s colours."""
+"""Boxes drawn on images, readable at any size: `detcli predict` PNGs and `dataset show`.
+
+One drawing path: small images are upscaled (short side at least `MIN_SHORT_SIDE`, boxes
+alike), line width and font grow with the image, each label sits on a box of its class colour
+with black or white text (whichever contrasts), and an optional caption (e.g. the score
+threshold) sits in the bottom-left corner on a dark box.
+"""
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import torch
+import torchvision.transforms.v2.functional as F
+from PIL import ImageDraw, ImageFont
 from torchvision.io import write_png
-from torchvision.utils import draw_bounding_boxes
 
-from detcli.data.inspect.show import class_colours
 from detcli.structures import Detections
+
+# 512 px on the short side keeps a 10-px label legible on a 32-px thumbnail.
+MIN_SHORT_SIDE = 512
+CAPTION_BACKGROUND = (0, 0, 0)
+CAPTION_TEXT = (255, 255, 255)
+
+
+def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
+    """Well separated colours, one per class (evenly spaced hues)."""
+    return [
+        tuple(int(255 * c) for c in colorsys.hsv_to_rgb(k / max(num_classes, 1), 0.9, 1.0))  # type: ignore[misc]
+        for k in range(num_classes)
+    ]
+
+
+def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black on light backgrounds, white on dark ones (ITU-R 601 luma)."""
+    r, g, b = background
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+
+
+def display_scale(height: int, width: int, min_short_side: int = MIN_SHORT_SIDE) -> float:
+    """The factor an image is drawn at: >1 brings its short side to `min_short_side`."""
+    return max(1.0, min_short_side / max(1, min(height, width)))
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (ImportError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def draw_boxes(
+    img: torch.Tensor,
+    boxes: torch.Tensor,
+    names: Sequence[str],
+    colours: Sequence[tuple[int, int, int]],
+    caption: str | None = None,
+    min_short_side: int = MIN_SHORT_SIDE,
+) -> torch.Tensor:
+    """uint8 (3, H', W'): `img` upscaled as `display_scale` says, each box with its label."""
+    if img.shape[0] == 1:
+        img = img.expand(3, -1, -1)
+    h, w = int(img.shape[-2]), int(img.shape[-1])
+    scale = display_scale(h, w, min_short_side)
+    if scale > 1:
+        img = F.resize(img, [round(h * scale), round(w * scale)], antialias=True)
+    short = min(img.shape[-2:])
+    line = max(2, round(short / 256))
+    font = _font(max(12, round(short / 40)))
+    pil = F.to_pil_image(img)
+    pen = ImageDraw.Draw(pil)
+    for box, name, colour in zip((boxes.float() * scale).tolist(), names, colours, strict=True):
+        x0, y0, x1, y1 = box
+        colour = tuple(int(c) for c in colour)
+        pen.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        left, top, right, bottom = pen.textbbox((0, 0), name, font=font)
+        tw, th = right - left + 2 * line, bottom - top + 2 * line
+        # Above the box when it fits, else just inside its top edge.
+        ty = y0 - th if y0 - th >= 0 else y0
+        tx = min(max(0, x0), max(0, pil.width - tw))
+        pen.rectangle((tx, ty, tx + tw, ty + th), fill=colour)
+        pen.text((tx + line - left, ty + line - top), name, fill=text_colour(colour), font=font)
+    if caption:
+        left, top, right, bottom = pen.textbbox((0, 0), caption, font=font)
+        tw, th = right - left + 2 * line, bottom - top + 2 * line
+        y = pil.height - th
+        pen.rectangle((0, y, tw, pil.height), fill=CAPTION_BACKGROUND)
+        pen.text((line - left, y + line - top), caption, fill=CAPTION_TEXT, font=font)
+    return F.pil_to_tensor(pil)
 
 
 def draw_detections(
     img: torch.Tensor,
     det: Detections,
     classes: Sequence[str],
-    width: int = 2,
+    width: int | None = None,
     colours: Sequence[tuple[int, int, int]] | None = None,
+    score_thr: float | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, H, W) with each box drawn in its class colour, labelled `name 0.93`.
+    """uint8 (3, H', W') with each box in its class colour, labelled `name 0.93`.
 
     `colours`: one (r, g, b) per class (a dataset's palette); default: evenly spaced hues.
+    `score_thr`: shown in a corner caption (`score >= 0.30`) when given. `width` is kept for
+    callers of the earlier signature; line width now follows the image size.
     """
-    if not len(det):
-        return img
     colours = colours or class_colours(len(classes))
     labels = det.labels.tolist()
     names = [f"{classes[k]} {s:.2f}" for k, s in zip(labels, det.scores.tolist(), strict=True)]
-    return draw_bounding_boxes(
-        img, det.boxes.float(), names, [colours[k] for k in labels], width=width
-    )
+    caption = f"score >= {score_thr:.2f}" if score_thr is not None else None
+    return draw_boxes(img, det.boxes, names, [colours[k] for k in labels], caption)
 
 
 def write_drawn(
@@ -40,8 +120,9 @@ def write_drawn(
     det: Detections,
     classes: Sequence[str],
     colours: Sequence[tuple[int, int, int]] | None = None,
+    score_thr: float | None = None,
 ) -> Path:
-    """Draw `det` on `img` (in `colours`, one per class, when given) and write a PNG at `path`."""
+    """Draw `det` on `img` (see `draw_detections`) and write a PNG at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(draw_detections(img, det, classes, colours=colours), str(path))
+    write_png(draw_detections(img, det, classes, colours=colours, score_thr=score_thr), str(path))
     return path

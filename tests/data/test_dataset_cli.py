@@ -136,7 +136,7 @@ def test_show_writes_pngs_raw_and_after_the_pipeline(cli, shapes_coco, tmp_path)
     files = sorted((tmp_path / "raw").glob("*.png"))
     assert [f.name for f in files] == ["0000_id1.png", "0001_id2.png", "0002_id3.png"]
     with Image.open(files[0]) as im:
-        assert im.size == (128, 128)
+        assert im.size == (512, 512)  # upscaled for reading; the caption says 128x128 px
     original = Image.open(shapes_coco.train_img / "000000.png").convert("RGB")
     drawn = np.asarray(Image.open(files[0]).convert("RGB"))
     assert not np.array_equal(drawn, np.asarray(original))  # boxes drawn
@@ -145,7 +145,7 @@ def test_show_writes_pngs_raw_and_after_the_pipeline(cli, shapes_coco, tmp_path)
     )
     assert piped.code == 0, piped.err
     out = sorted((tmp_path / "aug").glob("*.png"))
-    assert len(out) == 4 and all(Image.open(f).size == (96, 96) for f in out)
+    assert len(out) == 4 and all(Image.open(f).size == (512, 512) for f in out)
     val = cli(
         "dataset",
         "show",

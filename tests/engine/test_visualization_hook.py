@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.io import read_image
+from torchvision.transforms.v2.functional import resize
 
 from detcli.engine import train
 from detcli.errors import ConfigError
@@ -48,7 +49,9 @@ def test_draws_every_interval_th_val_image_after_each_evaluation(
     for stem in expected:
         raw = read_image(str(val[stem]))
         out = read_image(str(work / "vis_data" / "epoch_2" / f"{stem}.png"))
-        assert out.shape == raw.shape  # drawn on the original image, not the resized input
+        # drawn on the original image (not the resized input), upscaled for reading
+        assert out.shape[-2:] == (512, 512) and raw.shape[-2:] == (128, 128)
+        raw = resize(raw, [512, 512], antialias=True)
         changed = (out != raw).any(0)
         colours = {tuple(c) for c in out.permute(1, 2, 0)[changed].tolist()}
         in_palette += len(colours & COLOURS)

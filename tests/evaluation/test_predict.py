@@ -64,7 +64,7 @@ def test_predict_writes_json_and_png_per_image_and_skips_unreadable(trained, ima
         x1, y1, x2, y2 = det["box_xyxy"]
         assert 0 <= x1 < x2 <= 256 and 0 <= y1 < y2 <= 192
     drawn = read_image(str(out / "big.png"))
-    assert tuple(drawn.shape) == (3, 192, 256)
+    assert tuple(drawn.shape) == (3, 512, 683)  # drawn upscaled to a 512-px short side
     assert sorted(p.name for p in out.iterdir()) == [
         "000000.json", "000000.png", "000001.json", "000001.png", "big.json", "big.png"
     ]  # fmt: skip

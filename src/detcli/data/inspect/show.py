@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,21 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 from torchvision.io import write_png
-from torchvision.utils import draw_bounding_boxes
 
 from detcli.data.transforms.loading import load_image
+from detcli.visualization import class_colours, draw_boxes
+
+__all__ = ["CROWD_COLOUR", "class_colours", "denormalize", "draw", "show_samples"]
 
 CROWD_COLOUR = (160, 160, 160)
 # image, boxes, labels, crowd boxes, a name for the file
 _Drawn = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]
-
-
-def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
-    """Well separated colours, one per class (evenly spaced hues)."""
-    return [
-        tuple(int(255 * c) for c in colorsys.hsv_to_rgb(k / max(num_classes, 1), 0.9, 1.0))  # type: ignore[misc]
-        for k in range(num_classes)
-    ]
 
 
 def draw(
@@ -34,19 +27,19 @@ def draw(
     classes: tuple[str, ...],
     ignore: torch.Tensor | None = None,
     colours: Sequence[tuple[int, int, int]] | None = None,
+    caption: str | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, H, W) with boxes and class names drawn (crowd/ignore regions in grey);
-    `colours`: one (r, g, b) per class (the dataset's palette), else evenly spaced hues."""
+    """uint8 (3, H', W') with boxes and class names drawn (crowd/ignore regions in grey),
+    upscaled when small (see `detcli.visualization.draw_boxes`); `colours`: one (r, g, b) per
+    class (the dataset's palette), else evenly spaced hues; `caption` in the bottom-left corner."""
     colours = colours or class_colours(len(classes))
     names = [classes[int(k)] for k in labels]
-    out = img
-    if len(boxes):  # torchvision warns on an empty box list (an image without objects)
-        out = draw_bounding_boxes(img, boxes, names, [colours[int(k)] for k in labels], width=2)
+    tints = [colours[int(k)] for k in labels]
     if ignore is not None and len(ignore):
-        out = draw_bounding_boxes(
-            out, ignore, ["crowd"] * len(ignore), [CROWD_COLOUR] * len(ignore), width=1
-        )
-    return out
+        boxes = torch.cat([boxes.float(), ignore.float()])
+        names += ["crowd"] * len(ignore)
+        tints += [CROWD_COLOUR] * len(ignore)
+    return draw_boxes(img, boxes, names, tints, caption)
 
 
 def denormalize(img: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
@@ -74,7 +67,9 @@ def show_samples(
         else:
             img, boxes, labels, ignore, name = _raw(dataset, idx)
         path = out_dir / f"{idx:04d}_{name}.png"
-        write_png(draw(img, boxes, labels, classes, ignore, palette), str(path))
+        # Drawings of small images are upscaled: the caption keeps the real size in view.
+        size = f"{img.shape[-1]}x{img.shape[-2]} px"
+        write_png(draw(img, boxes, labels, classes, ignore, palette, size), str(path))
         written.append(path)
     return written
 

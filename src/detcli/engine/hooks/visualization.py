@@ -85,7 +85,9 @@ class DetVisualizationHook(Hook):
         for idx in range(0, len(detections), self.interval):
             path, img_id = _image_path(dataset, idx)
             det = _above(detections[idx], self.score_thr)
-            drawn = draw_detections(load_image(path, img_id), det, classes, colours=palette)
+            drawn = draw_detections(
+                load_image(path, img_id), det, classes, colours=palette, score_thr=self.score_thr
+            )
             write_png(drawn, str(out_dir / f"{Path(path).stem}.png"))
             if writer is not None:
                 writer.add_image(f"val/{Path(path).stem}", drawn, runner.iter)
