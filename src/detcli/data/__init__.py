@@ -18,6 +18,7 @@ _LAZY = {
     "ConcatDataset": "detcli.data.wrappers",
     "RepeatDataset": "detcli.data.wrappers",
     "ClassBalancedDataset": "detcli.data.wrappers",
+    "MultiImageMixDataset": "detcli.data.mix_dataset",
     "Compose": "detcli.data.transforms",
     "write_shapes_coco": "detcli.data.synthetic",
 }

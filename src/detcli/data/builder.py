@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import detcli.data.coco
+import detcli.data.mix_dataset
 import detcli.data.transforms
 import detcli.data.wrappers  # noqa: F401  (registers the datasets and transforms)
 from detcli.config.settings import LoaderSettings

@@ -6,6 +6,7 @@ types a 3.x pipeline should not hold are listed in `detcli.data.transform_spelli
 
 from __future__ import annotations
 
+from detcli.data.transforms.affine import RandomAffine
 from detcli.data.transforms.compose import Compose
 from detcli.data.transforms.crop import RandomCrop
 from detcli.data.transforms.formatting import (
@@ -21,6 +22,7 @@ from detcli.data.transforms.loading import (
     LoadImageFromFile,
     load_image,
 )
+from detcli.data.transforms.mix import MixUp, Mosaic
 from detcli.data.transforms.padding import Pad
 from detcli.data.transforms.photometric import Normalize, PhotoMetricDistortion
 from detcli.data.transforms.random_resize import RandomChoiceResize, RandomResize
@@ -34,11 +36,14 @@ __all__ = [
     "ImageToTensor",
     "LoadAnnotations",
     "LoadImageFromFile",
+    "MixUp",
+    "Mosaic",
     "MultiScaleFlipAug",
     "Normalize",
     "PackDetInputs",
     "Pad",
     "PhotoMetricDistortion",
+    "RandomAffine",
     "RandomChoiceResize",
     "RandomCrop",
     "RandomFlip",
