@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from detcli.errors import ConfigError
 
@@ -74,8 +74,11 @@ def run_demo(
     data: DemoData = DemoData(),  # frozen, so one shared default is safe
     num_drawn: int = 8,
     on_stage: Callable[[str], None] | None = None,
+    threads: int | Literal["auto"] | None = None,
 ) -> DemoResult:
-    """Write the data, train, evaluate and draw predictions under `out_dir` (see module doc)."""
+    """Write the data, train, evaluate and draw predictions under `out_dir` (see module doc).
+
+    `threads`: torch CPU threads for all three stages, as `detcli.train`'s."""
     import detcli
     from detcli.config import load_config
     from detcli.data.synthetic import write_shapes_coco
@@ -105,7 +108,11 @@ def run_demo(
     stage(f"training {config_path} (work dir {out / 'train'})")
     # The demo regenerates everything it shows: a rerun starts anew (the earlier run is kept
     # in train/previous-<time>/).
-    trained = detcli.train(cfg, work_dir=out / "train", device=device, overwrite=True)
+    trained = detcli.train(
+        cfg, work_dir=out / "train", device=device, overwrite=True, threads=threads
+    )
+    # Evaluation keeps training's count: the mAP depends on it (float sums in another order).
+    used = _torch_threads()
     seconds["train"] = time.perf_counter() - start
     checkpoint = trained.best_checkpoint or trained.last_checkpoint
     if checkpoint is None:  # only when a run stopped before its first checkpoint
@@ -124,6 +131,7 @@ def run_demo(
         metrics_file=out / "eval" / "metrics.json",
         plot_dir=out / "eval" / "pr_curves",
         device=device,
+        threads=used,
     )
     seconds["eval"] = time.perf_counter() - start
 
@@ -131,7 +139,14 @@ def run_demo(
     val_images = sorted((data_root / "val").glob("*.png"))[:num_drawn]
     stage(f"drawing predictions on {len(val_images)} val images")
     predicted = detcli.predict(
-        cfg, checkpoint, val_images, out_dir=out / "predictions", device=device
+        cfg, checkpoint, val_images, out_dir=out / "predictions", device=device, threads=used
     )
     seconds["predict"] = time.perf_counter() - start
     return DemoResult(out, config_path, trained, evaluated, predicted, seconds)
+
+
+def _torch_threads() -> int:
+    """The intra-op thread count torch uses now."""
+    import torch
+
+    return torch.get_num_threads()

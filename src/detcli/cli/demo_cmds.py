@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from detcli.cli.options import DeviceOption, SetOption
+from detcli.cli.options import DeviceOption, SetOption, ThreadsOption
 from detcli.cli.output import console
 
 
@@ -31,8 +31,12 @@ def demo(
     val_images: Annotated[
         int, typer.Option("--val-images", min=1, help="Synthetic val images to write.")
     ] = 100,
+    threads: ThreadsOption = None,
 ) -> None:
     """Write synthetic shapes, train a small Faster R-CNN on them, evaluate, draw predictions."""
+    from detcli.engine.threads import prefer_passive_wait
+
+    prefer_passive_wait()  # before torch loads OpenMP
     from detcli.cli.eval_cmds import print_metrics
     from detcli.demo import DemoData, run_demo
 
@@ -43,6 +47,7 @@ def demo(
         overrides=set_ or [],
         device=device,
         data=DemoData(train_images=train_images, val_images=val_images),
+        threads="auto" if threads is None else threads,
         on_stage=lambda text: console.print(f"[bold cyan]demo:[/] {escape(text)}", soft_wrap=True),
     )
     total = time.perf_counter() - start

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from detcli.cli.options import ConfigArg, DeviceOption, SetOption
+from detcli.cli.options import ConfigArg, DeviceOption, SetOption, ThreadsOption
 from detcli.cli.output import (
     console,
     err_console,
@@ -21,6 +21,7 @@ from detcli.cli.output import (
     output_dir,
     output_file,
 )
+from detcli.engine.threads import ThreadChoice, configure_threads, prefer_passive_wait
 
 if TYPE_CHECKING:
     from detcli.inference.evaluate import EvalResult
@@ -202,8 +203,10 @@ def eval_(
         Path | None,
         typer.Option("--plot", help="Write one precision-recall PNG per class into this folder."),
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """COCO bbox evaluation of a checkpoint: 12 numbers, per-class AP, results file."""
+    prefer_passive_wait()  # before torch loads OpenMP
     from detcli.cli.config_input import load_run_config
     from detcli.inference.evaluate import (
         EvaluationInterrupted,
@@ -230,6 +233,8 @@ def eval_(
     out = output_file(out or default, "--out")
     if plot is not None:
         output_dir(plot, "--plot")
+    num_workers = settings.loader(split.value).num_workers if workers is None else workers
+    choice = _threads(threads, settings.env.threads, num_workers)
     try:
         with _progress(f"eval {split.value}") as (on_start, on_batch):
             result = evaluate(
@@ -252,6 +257,7 @@ def eval_(
                 metrics_file=None if format_only else out.with_name(f"metrics_{split.value}.json"),
                 on_start=on_start,
                 on_batch=on_batch,
+                threads=choice.threads,
             )
     except EvaluationInterrupted as exc:
         err_console.print(f"[yellow]interrupted:[/] {escape(str(exc))}", soft_wrap=True)
@@ -268,6 +274,13 @@ def eval_(
         soft_wrap=True,
     )
     _print_files(result)
+
+
+def _threads(flag: int | None, config_threads: int | None, workers: int) -> ThreadChoice:
+    """Choose and apply torch's thread count (flag, config key, else the default); print it."""
+    choice = configure_threads("auto" if flag is None else flag, config_threads, workers=workers)
+    console.print(escape(choice.describe()), soft_wrap=True)
+    return choice
 
 
 def _print_files(result: EvalResult) -> None:
@@ -314,15 +327,18 @@ def predict(
     draw: Annotated[
         bool, typer.Option("--draw/--no-draw", help="Also write the PNG with the boxes drawn.")
     ] = True,
+    threads: ThreadsOption = None,
 ) -> None:
     """Detect objects in images; with --out, one JSON (+ PNG) per image."""
+    prefer_passive_wait()  # before torch loads OpenMP
     from detcli.cli.config_input import load_run_config
     from detcli.errors import DataError
     from detcli.inference.predict import predict as run_predict
 
-    cfg, _ = load_run_config(config, set_)
+    cfg, settings = load_run_config(config, set_)
     if out is not None:
         output_dir(out, "--out")
+    choice = _threads(threads, settings.env.threads, workers)
     load_plugins_reporting_failures()
     with _progress("predict") as (on_start, on_batch):
         result = run_predict(
@@ -340,6 +356,7 @@ def predict(
             draw=draw,
             on_start=on_start,
             on_batch=on_batch,
+            threads=choice.threads,
         )
     for path, message in result.skipped:
         err_console.print(

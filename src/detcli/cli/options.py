@@ -26,3 +26,12 @@ SetOption = Annotated[
 DeviceOption = Annotated[
     str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when present).")
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch CPU threads per process (default: the config's `threads`, else chosen from "
+        "the cores this process may use, minus busy ones and data-loader workers).",
+    ),
+]

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from detcli.cli.options import ConfigArg, DeviceOption, SetOption
+from detcli.cli.options import ConfigArg, DeviceOption, SetOption, ThreadsOption
 from detcli.cli.output import console, err_console
 
 
@@ -76,8 +76,12 @@ def train(
             help="Processes (GPUs) on this machine: re-launches itself through torchrun.",
         ),
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train a detector; the work dir gets config.yaml, logs, TensorBoard events and checkpoints."""
+    from detcli.engine.threads import prefer_passive_wait
+
+    prefer_passive_wait()  # before torch loads OpenMP (torchrun's processes inherit it)
     if nproc is not None and nproc > 1 and "LOCAL_RANK" not in os.environ:
         _exec_torchrun(nproc)
     from detcli.cli.config_input import load_run_config
@@ -98,6 +102,7 @@ def train(
             deterministic=deterministic,
             allow_config_change=allow_config_change,
             overwrite=overwrite,
+            threads="auto" if threads is None else threads,
         )
     except TrainingInterrupted as exc:
         if int(os.environ.get("RANK", "0")) == 0:
@@ -106,6 +111,7 @@ def train(
             flags += [f"--seed={seed}"] if seed is not None else []
             flags += ["--amp"] if amp else ["--no-amp"] if amp is False else []
             flags += ["--deterministic"] if deterministic else []
+            flags += [f"--threads={threads}"] if threads is not None else []
             command = _resume_command(config, set_ or [], work_dir, flags)
             err_console.print(f"resume with:\n  {escape(command)}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None

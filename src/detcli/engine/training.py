@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -64,8 +64,12 @@ def train(
     deterministic: bool = False,
     allow_config_change: bool = False,
     overwrite: bool = False,
+    threads: int | Literal["auto"] | None = None,
 ) -> TrainResult:
     """Train the model `cfg` describes; `resume` is a checkpoint path or "auto".
+
+    `threads`: torch CPU threads; else the config's `threads`; "auto" (what `detcli train`
+    passes) chooses from the cores (engine/threads.py); None leaves torch's setting.
 
     A work dir holding an earlier run is refused unless `resume` continues it or `overwrite`
     moves it aside (see engine/work_dir.py)."""
@@ -91,6 +95,7 @@ def train(
             deterministic=deterministic,
             allow_config_change=allow_config_change,
             overwrite=overwrite,
+            threads=threads,
         )
     finally:
         torch.use_deterministic_algorithms(was_deterministic)  # a library call leaves no trace
@@ -113,10 +118,16 @@ def _train(
     deterministic: bool,
     allow_config_change: bool,
     overwrite: bool,
+    threads: int | Literal["auto"] | None = None,
 ) -> TrainResult:
     from detcli.data import build_dataloader
+    from detcli.engine.threads import configure_threads
     from detcli.plugins import load_plugins
     from detcli.registry import MODELS
+
+    # First, so that everything below (model building included) runs with the chosen count.
+    workers = settings.loaders["train"].num_workers if "train" in settings.loaders else 0
+    thread_choice = configure_threads(threads, settings.env.threads, workers=workers)
 
     device = torch.device("cuda", info.local_rank) if device_type == "cuda" else torch.device("cpu")
     env = settings.env
@@ -147,6 +158,7 @@ def _train(
                 f"detcli train: work dir {wd}, device {device}, "
                 f"{info.world_size} process(es), seed {seed}{mode}"
             )
+            log.info(thread_choice.describe())
             if moved and moved[0] is not None:
                 log.info(f"the earlier run's files in {wd} moved to {moved[0]}")
             for note in settings.notes:

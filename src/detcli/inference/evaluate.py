@@ -20,6 +20,7 @@ from typing import Any, Literal
 from detcli.config import format_path
 from detcli.config.settings import read_run_settings
 from detcli.engine.inference_loop import BatchResults, inference
+from detcli.engine.threads import configure_threads
 from detcli.errors import DataError, DetcliError
 from detcli.evaluation.class_table import ClassRow, class_table
 from detcli.evaluation.coco_metric import score_detections
@@ -81,8 +82,11 @@ def evaluate(
     metrics_file: str | Path | None = None,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    threads: int | Literal["auto"] | None = None,
 ) -> EvalResult:
-    """Run the checkpoint over `data.<split>`, write results, and score them (see module doc)."""
+    """Run the checkpoint over `data.<split>`, write results, and score them (see module doc).
+
+    `threads`: torch CPU threads, as `detcli.train`'s (None leaves torch's setting)."""
     from detcli.data import build_dataloader
 
     cfg = as_config(cfg)
@@ -95,6 +99,8 @@ def evaluate(
     dev = resolve_device(device or settings.env.device)
     precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)
     precision.check(dev)
+    num_workers = loader_settings.num_workers if workers is None else workers
+    configure_threads(threads, settings.env.threads, workers=num_workers)
     loader = build_dataloader(loader_settings, batch_size=batch_size, num_workers=workers)
     dataset = loader.dataset
     if not format_only:

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from detcli.config.settings import RunSettings, read_run_settings
 from detcli.engine.inference_loop import BatchResults, inference
+from detcli.engine.threads import configure_threads
 from detcli.inference.inputs import collect_images, image_loader
 from detcli.inference.model_loading import (
     Precision,
@@ -69,9 +70,13 @@ def predict(
     draw: bool = True,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    threads: int | Literal["auto"] | None = None,
 ) -> PredictResult:
-    """Run the config's model with the checkpoint's weights over images; see module doc."""
+    """Run the config's model with the checkpoint's weights over images; see module doc.
+
+    `threads`: torch CPU threads, as `detcli.train`'s (None leaves torch's setting)."""
     settings = read_run_settings(as_config(cfg))
+    configure_threads(threads, settings.env.threads, workers=workers)
     files = collect_images(inputs)
     dev = resolve_device(device or settings.env.device)
     precision = Precision(bf16=bf16, fp16=fp16, channels_last=channels_last)

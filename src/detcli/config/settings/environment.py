@@ -4,6 +4,7 @@
 `work_dir`, `log_level`. 3.x: `randomness: {seed, deterministic}`, `env_cfg: {cudnn_benchmark,
 mp_cfg, dist_cfg: {backend}}`, `resume: true` (continue from the work dir's latest checkpoint,
 or from `load_from` when it is set, as mmengine does), `load_from`, `work_dir`, `log_level`.
+detcli's own: `threads` (torch CPU threads per process; unset: engine/threads.py chooses).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class EnvSettings:
     log_level: str = "INFO"
     find_unused_parameters: bool = False
     sync_bn: bool = False
+    threads: int | None = None  # torch CPU threads per process; None: chosen from the cores
 
 
 def read_env(reader: SettingsReader) -> EnvSettings:
@@ -92,7 +94,23 @@ def read_env(reader: SettingsReader) -> EnvSettings:
         log_level=level.upper(),
         find_unused_parameters=bool(reader.get(("find_unused_parameters",), False)),
         sync_bn=bool(reader.get(("sync_bn",), False)),
+        threads=_threads(reader),
     )
+
+
+def _threads(reader: SettingsReader) -> int | None:
+    """`threads: N`, a positive whole number; unset or null lets detcli choose."""
+    threads = reader.get(("threads",), None)
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        return None  # unset, or the wrong type (TOP_LEVEL's check reports that)
+    if threads < 1:
+        reader.problem(
+            ("threads",),
+            f"threads must be a whole number of at least 1, got {threads!r}; remove it to let "
+            "detcli choose from the cores available (or pass --threads N).",
+        )
+        return None
+    return threads
 
 
 def _resume(reader: SettingsReader) -> str | None:

@@ -43,7 +43,7 @@ KNOWN_TOP_LEVEL_KEYS = frozenset(
         "data_root", "classes", "default_hooks", "train_cfg", "val_cfg", "test_cfg",
         "find_unused_parameters", "sync_bn", "train_dataloader", "val_dataloader",
         "test_dataloader", "env_cfg", "log_processor", "visualizer", "vis_backends",
-        "randomness", "cudnn_benchmark", "dataset_type", *NO_EFFECT,
+        "randomness", "cudnn_benchmark", "dataset_type", "threads", *NO_EFFECT,
     }
 )  # fmt: skip
 # Plain top-level settings and the type each must have.
@@ -60,6 +60,7 @@ TOP_LEVEL = Section(
         "find_unused_parameters": Key(bool),
         "sync_bn": Key(bool),
         "cudnn_benchmark": Key(bool),
+        "threads": Key(int | None),  # detcli's own: torch threads per process
     },
     open=True,  # the sections are read by their own modules
 )
