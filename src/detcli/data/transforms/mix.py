@@ -42,6 +42,7 @@ def _mix_results(results: Results, owner: str, count: int) -> list[Results]:
 
 
 def _resize(img: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    height, width = max(height, 1), max(width, 1)  # a very thin image keeps one pixel row
     if (height, width) == (int(img.shape[-2]), int(img.shape[-1])):
         return img
     # antialias: the mosaic shrinks images by up to the data's size over img_scale
@@ -80,6 +81,11 @@ class Mosaic:
         if not 0 <= prob <= 1:
             raise DataError(f"Mosaic: prob is a probability in [0, 1]; got {prob!r}.")
         self.img_scale = _scale_wh(img_scale, "Mosaic")
+        if len(center_ratio_range) != 2 or not 0 < center_ratio_range[0] <= center_ratio_range[1]:
+            raise DataError(
+                f"Mosaic: center_ratio_range is [min, max] with 0 < min <= max (fractions of "
+                f"img_scale); got {center_ratio_range!r}."
+            )
         self.center_ratio_range = (float(center_ratio_range[0]), float(center_ratio_range[1]))
         self.bbox_clip_border = bbox_clip_border
         self.pad_val = float(pad_val)
