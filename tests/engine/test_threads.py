@@ -12,6 +12,7 @@ import pytest
 from detcli.engine.threads import (
     Cores,
     available_cores,
+    busy_load,
     cgroup_quota,
     choose_threads,
     default_threads,
@@ -57,6 +58,14 @@ def test_a_quota_below_the_affinity_limits_the_cores(tmp_path, monkeypatch):
     assert cores.available == 3 and cores.quota == 2.5  # 2.5 cores still run 3 threads part-time
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {3})
     assert available_cores(tmp_path).available == 1  # pinned to one core (taskset)
+
+
+def test_busy_load_counts_runnable_processes_now_when_the_average_lags(tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.40 0.20 0.10 3/412 9999\n")  # two spinners just started, and us
+    assert busy_load(loadavg) == 2.0
+    loadavg.write_text("5.20 4.00 3.00 1/412 9999\n")  # only us running this instant
+    assert busy_load(loadavg) == 5.2
 
 
 # -- the default ------------------------------------------------------------------------------

@@ -87,11 +87,23 @@ def available_cores(root: Path = CGROUP_ROOT) -> Cores:
     quota = cgroup_quota(root)
     # A quota of 1.5 cores still lets 2 threads run part of the time; round up, not down.
     cores = min(affinity, math.ceil(quota)) if quota is not None else affinity
+    return Cores(available=max(1, cores), machine=machine, quota=quota, load=busy_load())
+
+
+def busy_load(loadavg: Path = Path("/proc/loadavg")) -> float:
+    """Processes keeping cores busy: the 1-minute load, or the runnable ones now if more.
+
+    The 1-minute average lags (busy processes started 20 s ago count for a third); the
+    runnable count is now, less this process itself."""
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return Cores(available=max(1, cores), machine=machine, quota=quota, load=load)
+        fields = loadavg.read_text().split()
+        runnable = int(fields[3].partition("/")[0]) - 1
+        return max(float(fields[0]), float(runnable))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # not Unix
+            return 0.0
 
 
 def default_threads(cores: Cores, *, workers: int = 0, processes: int = 1) -> int:
