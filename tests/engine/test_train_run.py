@@ -65,9 +65,13 @@ def test_checkpoints_rotate_link_and_load_weights_only(reference_run):
     from detcli.registry import MODELS
 
     wd = reference_run.work_dir
-    assert not (wd / "epoch_1.pth").exists()  # max_keep_ckpts: 1
+    # max_keep_ckpts: 1 keeps the newest epoch, and the one best.pth links to
     assert (wd / LATEST).resolve() == (wd / "epoch_2.pth")
-    assert (wd / "best.pth").is_file()
+    assert (wd / "best.pth").is_symlink() and (wd / "best.pth").resolve().is_file()
+    assert {p.name for p in wd.glob("epoch_*.pth")} == {
+        "epoch_2.pth",
+        (wd / "best.pth").resolve().name,
+    }
     assert not list(wd.glob("*.tmp"))  # writes are temp file + rename
     ckpt = torch.load(wd / "epoch_2.pth", weights_only=True)  # no pickled objects inside
     meta = ckpt["meta"]

@@ -328,3 +328,18 @@ def fit_checkpoint(
     fitting = {k: v for k, v in fitted.items() if k in own and own[k].shape == v.shape}
     unwrap(model).load_state_dict(fitting, strict=False)
     return FittedCheckpoint(imported.source, imported.classes, report, mapping, imported.notes)
+
+
+def link_checkpoint(work_dir: Path, name: str, target: Path) -> Path:
+    """Point `work_dir/name` at `target`, as `link_latest` does `latest.pth`: a relative
+    symlink swapped atomically, a copy where the filesystem has no symlinks."""
+    link = work_dir / name
+    tmp = work_dir / f".{name}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        tmp.symlink_to(os.path.relpath(target, work_dir))
+        os.replace(tmp, link)
+    except OSError:  # filesystems without symlinks
+        shutil.copyfile(target, tmp)
+        os.replace(tmp, link)
+    return link

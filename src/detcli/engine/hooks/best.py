@@ -1,16 +1,24 @@
-"""`best.pth`: the checkpoint of the best evaluation so far, by one metric."""
+"""`best.pth`: the checkpoint of the best evaluation so far, by one metric.
+
+`best.pth` is a relative symlink to the numbered checkpoint (`epoch_N.pth` / `iter_N.pth`)
+that holds the best iteration, not a second copy of it; a real file only when no numbered
+checkpoint holds that iteration (the checkpoint interval skips it), and a copy where the
+filesystem has no symlinks. `max_keep_ckpts` never deletes the file it points at.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
 
+from detcli.engine.checkpoint import link_checkpoint
 from detcli.errors import ConfigError
 from detcli.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from detcli.engine.runner import Runner
 
+BEST = "best.pth"
 # mmcv's rule inference: a key containing one of these is better when greater / smaller.
 GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
 LESS_KEYS = ("loss",)
@@ -69,10 +77,21 @@ class BestCheckpoint:
         if not better:
             return
         self.best, self.best_iter = value, runner.iter
-        path = runner.save_checkpoint("best.pth", latest=False)
-        if path is not None:
+        if not runner.dist.is_main:
+            return
+        held = runner.last_checkpoint if runner._saved_iter == runner.iter else None
+        due = _numbered_checkpoint_due(runner) if held is None else None
+        if held is None and due is None:
+            path = runner.save_checkpoint(BEST, latest=False)  # nothing else holds this state
             runner.best_checkpoint = path
-            runner.log.info(f"best {key} so far: {value:.4f} (iteration {runner.iter}) -> {path}")
+        else:
+            # Evaluation runs before CheckpointHook at the same iteration: write the numbered
+            # file now (that hook rewrites the same name), so best.pth links to a real file.
+            target = held or runner.save_checkpoint(due)  # type: ignore[arg-type]
+            assert target is not None
+            path = link_checkpoint(runner.work_dir, BEST, target)
+            runner.best_checkpoint = path  # resolves to the file prune_checkpoints must keep
+        runner.log.info(f"best {key} so far: {value:.4f} (iteration {runner.iter}) -> {path}")
 
     def state_dict(self) -> dict[str, Any]:
         """The best value and where it was reached."""
@@ -81,3 +100,23 @@ class BestCheckpoint:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the best value after a resume."""
         self.best, self.best_iter = state.get("best"), state.get("best_iter")
+
+
+def _numbered_checkpoint_due(runner: Runner) -> str | None:
+    """The numbered checkpoint CheckpointHook will write at this iteration, after evaluation."""
+    from detcli.engine.hooks.checkpoint import CheckpointHook  # it imports this module
+
+    last = runner.iter >= runner.max_iters
+    for hook in runner.hooks:
+        if not isinstance(hook, CheckpointHook):
+            continue
+        by_epoch = runner.by_epoch if hook.by_epoch is None else hook.by_epoch
+        if by_epoch:
+            # epoch checkpoints are written in after_train_epoch, i.e. with no partial epoch
+            n, at_boundary = runner.epoch, runner.inner_iter == 0
+        else:
+            n, at_boundary = runner.iter, True
+        due = (hook.interval > 0 and n % hook.interval == 0) or (last and hook.save_last)
+        if at_boundary and due:
+            return f"{'epoch' if by_epoch else 'iter'}_{n}.pth"
+    return None
