@@ -47,11 +47,15 @@ def check(config: ConfigArg, set_: SetOption = None) -> None:
     resolved = resolve_config(config, set_ or [])
     load_plugins_reporting_failures()
     findings = check_config(resolved)
-    problems = [p for p in findings if not p.note]
+    problems = [p for p in findings if not p.note and not p.warning]
     notes = [p for p in findings if p.note]
+    warnings = [p for p in findings if p.warning]
     if notes:
         console.print(f"[yellow]notes[/] ({len(notes)}): keys accepted with no effect in detcli")
         _print_findings(notes)
+    if warnings:
+        console.print(f"[yellow]warnings[/] ({len(warnings)}): runs, but likely not as meant")
+        _print_findings(warnings)
     if not problems:
         console.print(f"[green]✓[/] {escape(str(config))}: no problems found.", soft_wrap=True)
         return

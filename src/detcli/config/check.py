@@ -18,8 +18,9 @@ from detcli.config.paths import join_root
 from detcli.config.pipeline_check import pipeline_problems
 from detcli.config.schema import CHECKPOINT_SCHEMES, COMPONENT_PLACES, PATH_KEYS, Place
 from detcli.config.settings import KNOWN_TOP_LEVEL_KEYS, RunSettings, collect_run_settings
+from detcli.config.settings.schedule import schedule_warnings
 from detcli.config.typecheck import component_slot, describe, matches
-from detcli.data.coco_categories import class_problems
+from detcli.data.coco_categories import class_problems, dataset_image_count
 from detcli.registry import REGISTRIES, Registries
 from detcli.suggest import close_names, did_you_mean
 
@@ -29,12 +30,15 @@ class Problem:
     """One thing wrong with a config: where (config path and file:line) and what.
 
     A `note` is not a problem: a key accepted with no effect in detcli, said so out loud.
+    A `warning` is not one either: a config that runs but likely not as meant (a schedule
+    longer than the run); `check` prints it and still passes.
     """
 
     path: ConfigPath
     message: str
     origin: str
     note: bool = False
+    warning: bool = False
 
     @property
     def where(self) -> str:
@@ -84,10 +88,17 @@ class _Checker:
         if parts_ok:  # the model's wiring is only worth checking when each part is valid
             for path, message in model_problems(self.cfg.get("model"), self.registries["MODELS"]):
                 self.report(path, message)
+        for path, message in schedule_warnings(
+            settings.schedule, settings.loop, _iters_per_epoch(settings)
+        ):
+            self.report(path, message, warning=True)
 
-    def report(self, path: ConfigPath, message: str, *, note: bool = False) -> None:
+    def report(
+        self, path: ConfigPath, message: str, *, note: bool = False, warning: bool = False
+    ) -> None:
         origin = self.resolved.origin(path)
-        self.problems.append(Problem(path, message, str(origin) if origin else "", note))
+        origin_text = str(origin) if origin else ""
+        self.problems.append(Problem(path, message, origin_text, note, warning))
 
     # -- components -------------------------------------------------------------------------
 
@@ -325,6 +336,19 @@ class _Checker:
 
 
 _MISSING = object()
+
+
+def _iters_per_epoch(settings: RunSettings) -> int | None:
+    """Training iterations per epoch (one process) from the train file's image count and the
+    batch size; None when the count is not known cheaply."""
+    train = settings.loaders.get("train")
+    if train is None:
+        return None
+    images = dataset_image_count(train.dataset)
+    if not images:
+        return None
+    batches = images // train.batch_size if train.drop_last else -(-images // train.batch_size)
+    return max(batches, 1)
 
 
 def _find_key(value: Any, key: str, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:

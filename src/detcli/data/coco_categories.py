@@ -228,3 +228,26 @@ def _leaves(
                 yield from _leaves(part, (*path, "datasets", index))
     else:
         yield cfg, path
+
+
+def count_images(path: str | os.PathLike[str]) -> int | None:
+    """How many entries a COCO json's top-level `images` list has; None when it is not known
+    cheaply (a file over SMALL_FILE_BYTES is not parsed for `check`) or cannot be read."""
+    path = os.fspath(path)
+    try:
+        if os.path.getsize(path) > SMALL_FILE_BYTES:
+            return None
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # `check` reports unreadable files elsewhere
+    images = data.get("images") if isinstance(data, dict) else None
+    return len(images) if isinstance(images, list) else None
+
+
+def dataset_image_count(dataset_cfg: Mapping[str, Any]) -> int | None:
+    """The image count of a plain CocoDataset config (wrappers change it: None), for `check`."""
+    if dataset_cfg.get("type") != "CocoDataset" or not isinstance(dataset_cfg.get("ann_file"), str):
+        return None
+    ann = join_root(dataset_cfg.get("data_root"), dataset_cfg["ann_file"])
+    return count_images(ann) if os.path.isfile(ann) else None

@@ -153,6 +153,28 @@ POLICY_NAMES = ("step", "fixed", "exp", "inv", "poly", "CosineAnnealing", "cosin
 WARMUP_KEYS = ("warmup", "warmup_iters", "warmup_ratio", "warmup_by_epoch")
 
 
+def policy_keys(name: str) -> tuple[str, ...] | None:
+    """The `lr_config` keys policy `name` takes (its own, then warm-up's); None: unknown policy.
+
+    Torch-free, so `detcli check` reads the same table the engine validates with.
+    """
+    policy_cls = POLICIES.get(str(name).lower())
+    if policy_cls is None:
+        return None
+    return (*inspect.signature(policy_cls).parameters, *WARMUP_KEYS)
+
+
+def policy_key_message(name: str, key: str) -> str:
+    """Why `lr_config.<key>` is refused under policy `name`, and what that policy takes."""
+    accepted = policy_keys(name) or ()
+    return (
+        f"lr_config has no key {key!r} for policy {name!r}.{did_you_mean(key, accepted)} "
+        f"It accepts: {', '.join(accepted)}. A key a base config set for another policy "
+        "stays when you merge: write `_delete_: true` in your lr_config to replace the base's "
+        "instead of merging into it."
+    )
+
+
 def lr_config_rules(lr_config: Mapping[str, Any], iters_per_epoch: int) -> list[Any]:
     """The rules (policy, then warm-up if any) an `lr_config` mapping describes."""
     args = dict(lr_config)
@@ -164,14 +186,10 @@ def lr_config_rules(lr_config: Mapping[str, Any], iters_per_epoch: int) -> list[
             f"Known: {', '.join(POLICY_NAMES)}."
         )
     warmup_args = {k: args.pop(k) for k in WARMUP_KEYS if k in args}
-    accepted = list(inspect.signature(policy_cls).parameters)
+    accepted = policy_keys(name) or ()
     for key in args:
         if key not in accepted:
-            raise ConfigError(
-                f"lr_config has no key {key!r} for policy {name!r}."
-                f"{did_you_mean(key, [*accepted, *WARMUP_KEYS])} "
-                f"It accepts: {', '.join([*accepted, *WARMUP_KEYS])}."
-            )
+            raise ConfigError(policy_key_message(name, key))
     try:
         rules: list[Any] = [policy_cls(**args)]
     except TypeError as exc:
