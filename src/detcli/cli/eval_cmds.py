@@ -160,7 +160,8 @@ def eval_(
         typer.Option(
             "--out",
             help="Results file (default: results_<split>.bbox.json or .csv next to the "
-            "checkpoint). Streams to <out>.partial.jsonl while running.",
+            "checkpoint; results_<split>.tta-<merge>.bbox.json with --tta, metrics likewise). "
+            "Streams to <out>.partial.jsonl while running.",
         ),
     ] = None,
     fmt: Annotated[
@@ -217,7 +218,12 @@ def eval_(
     cfg, settings = load_run_config(config, set_)
     load_plugins_reporting_failures()
     if checkpoint.suffix.lower() == ".json":
-        metrics_file = checkpoint.with_name(f"metrics_{split.value}.json")
+        # results_val.tta-nms.bbox.json is scored into metrics_val.tta-nms.json
+        name = checkpoint.name
+        named = name.startswith("results_") and name.endswith(".bbox.json")
+        metrics_file = checkpoint.with_name(
+            f"metrics_{name[len('results_') : -len('.bbox.json')] if named else split.value}.json"
+        )
         result = evaluate_results(
             cfg, checkpoint, split=split.value, plot_dir=plot, metrics_file=metrics_file
         )
@@ -227,8 +233,12 @@ def eval_(
     suffix = ".csv" if fmt is ResultsFormat.csv else ".bbox.json"
     cfg_format_only, prefix = settings.evaluation.outputs(split.value)
     format_only = format_only or cfg_format_only  # the evaluator's format_only (3.x)
+    # outputs named by what produced them: a TTA run never overwrites the plain run's files
+    tag = f".tta-{tta_merge.value}" if tta else ""
     default = (
-        Path(prefix + suffix) if prefix else checkpoint.parent / f"results_{split.value}{suffix}"
+        Path(prefix + tag + suffix)
+        if prefix
+        else checkpoint.parent / f"results_{split.value}{tag}{suffix}"
     )
     out = output_file(out or default, "--out")
     if plot is not None:
@@ -254,7 +264,9 @@ def eval_(
                 fp16=fp16,
                 channels_last=channels_last,
                 plot_dir=plot,
-                metrics_file=None if format_only else out.with_name(f"metrics_{split.value}.json"),
+                metrics_file=(
+                    None if format_only else out.with_name(f"metrics_{split.value}{tag}.json")
+                ),
                 on_start=on_start,
                 on_batch=on_batch,
                 threads=choice.threads,
