@@ -13,6 +13,7 @@ from detcli.cli import (
     dataset_cmds,
     demo_cmds,
     eval_cmds,
+    export_cmds,
     registry_cmds,
     train_cmds,
 )
@@ -58,4 +59,5 @@ registry_cmds.register(app)
 train_cmds.register(app)
 eval_cmds.register(app)
 demo_cmds.register(app)
+export_cmds.register(app)
 app.add_typer(dataset_cmds.app, name="dataset")
