@@ -104,3 +104,51 @@ def test_step_left_under_cosine_is_an_error_suggesting_delete(cli, tmp_path, own
     assert "configs/demo/shapes.yaml" in result.out  # where the stray key comes from
     fixed = extra.replace("{policy", "{_delete_: true, policy")
     assert _check(cli, _config(tmp_path, own_data, fixed)).code == 0
+
+
+def test_switching_sgd_to_adamw_by_merging_names_the_left_momentum_and_delete(
+    cli, tmp_path, own_data
+):
+    """The shapes base has SGD with momentum; the child only changes the type."""
+    path = tmp_path / "adamw.yaml"
+    path.write_text(
+        f"_base_: {REPO / 'configs/shapes/faster_rcnn_r18_fpn_shapes.yaml'}\n"
+        f"data_root: {own_data}\n"
+        "data:\n"
+        "  train: {img_prefix: '${data_root}/img'}\n"
+        "  val: {img_prefix: '${data_root}/img'}\n"
+        "optimizer: {type: AdamW, lr: 0.001}\n"
+    )
+    result = cli("check", str(path))
+    assert result.code == 2
+    assert "optimizer.momentum" in result.out
+    assert "AdamW has no argument 'momentum'" in result.out
+    assert "faster_rcnn_r18_fpn_shapes.yaml:46" in result.out  # where momentum comes from
+    assert "write `_delete_: true` in it" in result.out
+    path.write_text(path.read_text().replace("{type: AdamW", "{_delete_: true, type: AdamW"))
+    assert cli("check", str(path)).code == 0
+
+
+def test_a_typo_of_the_own_file_is_not_blamed_on_merging(cli, tmp_path, own_data):
+    extra = "optimizer: {_delete_: true, type: AdamW, lr: 0.001, momentum: 0.9}\n"
+    result = cli("check", str(_config(tmp_path, own_data, extra)))
+    assert result.code == 2
+    assert "AdamW has no argument 'momentum'" in result.out
+    assert "_delete_" not in result.out
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ("evaluation: {metric: [bbox, segm]}\n", "evaluation.metric.1"),
+        (
+            "evaluation: null\nval_evaluator: {type: CocoMetric, metric: segm}\n",
+            "val_evaluator.metric",
+        ),
+    ],
+)
+def test_segm_metric_is_refused_before_training(cli, tmp_path, own_data, extra, where):
+    result = cli("check", str(_config(tmp_path, own_data, extra)))
+    assert result.code == 2
+    assert where in result.out
+    assert "metric 'segm' needs masks, which need a mask head" in result.out

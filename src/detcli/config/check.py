@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from detcli.config.loader import ResolvedConfig
-from detcli.config.model_check import model_problems
+from detcli.config.model_check import metric_problems, model_problems
 from detcli.config.origins import ConfigPath, format_path
 from detcli.config.paths import join_root
 from detcli.config.pipeline_check import pipeline_problems
@@ -88,6 +88,8 @@ class _Checker:
         if parts_ok:  # the model's wiring is only worth checking when each part is valid
             for path, message in model_problems(self.cfg.get("model"), self.registries["MODELS"]):
                 self.report(path, message)
+        for path, message in metric_problems(self.cfg):
+            self.report(path, message)
         for path, message in schedule_warnings(
             settings.schedule, settings.loop, _iters_per_epoch(settings)
         ):
@@ -148,7 +150,7 @@ class _Checker:
                     self.report(
                         (*path, key),
                         f"{name} has no argument {key!r}.{did_you_mean(key, signature.arguments)} "
-                        f"It accepts: {accepted}.",
+                        f"It accepts: {accepted}.{self._left_by_merge(path, key)}",
                     )
                 self._opaque((*path, key), value)
                 continue
@@ -160,6 +162,19 @@ class _Checker:
                     f"{name} needs argument {arg.name!r} ({describe(arg.annotation)}), "
                     "which is not set.",
                 )
+
+    def _left_by_merge(self, path: ConfigPath, key: str) -> str:
+        """When `key` came from another file than the component's `type` (a base's argument
+        kept by merging after the type was switched), how to replace instead of merge."""
+        key_origin = self.resolved.origins.get((*path, key))
+        type_origin = self.resolved.origins.get((*path, "type"))
+        if key_origin is None or type_origin is None or key_origin.source == type_origin.source:
+            return ""
+        return (
+            f" {key!r} comes from {key_origin} and `type` from {type_origin}: merging a mapping "
+            "keeps the base's keys, so write `_delete_: true` in it to replace the base's "
+            "mapping whole."
+        )
 
     def _argument(self, path: ConfigPath, value: Any, hint: Any, owner: str) -> None:
         slot = component_slot(hint)

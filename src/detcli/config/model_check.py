@@ -210,3 +210,46 @@ def _torchvision_weights(name: str) -> tuple[str, str]:
             f"{', '.join(weights.__members__)}."
         )
     return arch, ""
+
+
+# MMDetection's CocoMetric names detcli's models cannot give, and why (they predict boxes only).
+UNAVAILABLE_METRICS = {
+    "segm": "masks, which need a mask head (Mask R-CNN); detcli has no mask head yet",
+    "proposal": "the RPN's proposals scored on their own; detcli scores the detector's boxes",
+    "proposal_fast": "the RPN's proposals scored on their own; detcli scores the detector's boxes",
+    "keypoints": "keypoints, which no detcli model predicts",
+}
+
+
+def metric_problems(cfg: Any) -> list[Finding]:
+    """`evaluation.metric` / `*_evaluator.metric` names the model cannot give (`segm`): found by
+    `check` instead of after the first epoch's evaluation."""
+    if not isinstance(cfg, dict):
+        return []
+    places: list[tuple[ConfigPath, Any]] = []
+    evaluation = cfg.get("evaluation")
+    if isinstance(evaluation, dict) and "metric" in evaluation:
+        places.append((("evaluation", "metric"), evaluation["metric"]))
+    for key in ("val_evaluator", "test_evaluator"):
+        value = cfg.get(key)
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if isinstance(item, dict) and item.get("type") == "CocoMetric" and "metric" in item:
+                path = (key, "metric") if index is None else (key, index, "metric")
+                places.append((path, item["metric"]))
+    found: list[Finding] = []
+    for path, value in places:
+        names = value if isinstance(value, list) else [value]
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or name == "bbox":
+                continue
+            why = UNAVAILABLE_METRICS.get(name, "a metric CocoMetric does not know")
+            where = (*path, i) if isinstance(value, list) else path
+            found.append(
+                (
+                    where,
+                    f"metric {name!r} needs {why}. detcli's models predict boxes: use "
+                    "metric: bbox (evaluation would otherwise fail after the first epoch).",
+                )
+            )
+    return found
