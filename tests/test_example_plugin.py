@@ -102,7 +102,7 @@ def test_training_with_all_four_parts_writes_checkpoints_and_update_ratios(
         "--set",
         "runner.max_epochs=1",
         "--set",
-        "custom_hooks.1={type: UpdateRatioHook, interval: 3, warn_above: 1.0e-9}",
+        "custom_hooks.1.warn_above=1.0e-9",  # the config's own interval (8)
         "--work-dir",
         str(work),
         env=example_env,
@@ -118,7 +118,7 @@ def test_training_with_all_four_parts_writes_checkpoints_and_update_ratios(
 
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
     ratios = [r for r in records if r["mode"] == "update_ratio"]
-    assert [r["iter"] for r in ratios] == [3, 6]  # 16 images / batch 2 = 8 iterations
+    assert [r["iter"] for r in ratios] == [8]  # 16 images / batch 2 = 8 iterations
     for r in ratios:
         parts = {k: v for k, v in r.items() if k not in ("mode", "epoch", "iter")}
         assert set(parts) == {"backbone", "neck", "rpn_head", "roi_head"}
@@ -127,7 +127,33 @@ def test_training_with_all_four_parts_writes_checkpoints_and_update_ratios(
     assert len(train) == 8 and all(math.isfinite(r["loss_bbox"]) for r in train)
     assert any(r["loss_bbox"] > 0 for r in train)  # BalancedL1Loss saw positives
     log = (work / "train.log").read_text()
-    assert "update ratio (iter 3)" in log and "learning rate may be too high" in log
+    assert "update ratio (iter 8)" in log and "learning rate may be too high" in log
+    assert "update ratios every 8 iterations, first at iteration 8 (1 in this run)" in log
+
+
+def test_update_ratio_hook_says_when_its_interval_is_longer_than_the_run(
+    example_env, shapes_coco: ShapesCoco, tmp_path: Path
+):
+    work = tmp_path / "run"
+    result = run_detcli(
+        "train",
+        str(CONFIG),
+        "--set",
+        f"data_root={shapes_coco.root}",
+        "--set",
+        "runner.max_epochs=1",
+        "--set",
+        "custom_hooks.1.interval=20",
+        "--set",
+        "evaluation=null",
+        "--work-dir",
+        str(work),
+        env=example_env,
+    )
+    assert result.code == 0, result.out + result.err
+    log = (work / "train.log").read_text()
+    assert "interval 20 is longer than this run (8 iterations)" in log
+    assert "update ratio (iter" not in log
 
 
 # -- the components, in-process -----------------------------------------------------------------

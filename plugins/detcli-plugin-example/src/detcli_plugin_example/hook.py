@@ -56,6 +56,23 @@ class UpdateRatioHook(Hook):
                 self._params.append(p)
         self._parts = list(parts)
         self._part_of = torch.tensor(index, dtype=torch.long)
+        self._announce(runner)
+
+    def _announce(self, runner: Runner) -> None:
+        """Say when the first measurement comes: a silent hook looks like a broken one."""
+        first = (runner.iter // self.interval + 1) * self.interval
+        if first > runner.max_iters:
+            runner.log.warning(
+                f"UpdateRatioHook: interval {self.interval} is longer than this run "
+                f"({runner.max_iters} iterations), so it measures nothing; set its interval "
+                f"(custom_hooks) to at most {runner.max_iters}."
+            )
+            return
+        count = runner.max_iters // self.interval - runner.iter // self.interval
+        runner.log.info(
+            f"UpdateRatioHook: update ratios every {self.interval} iterations, first at "
+            f"iteration {first} ({count} in this run)"
+        )
 
     def before_train_iter(self, runner: Runner) -> None:
         if self._params and (runner.iter + 1) % self.interval == 0:
