@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from detcli.engine import train
@@ -24,22 +25,43 @@ def _best_iter(work: Path) -> int:
     return _meta(work / "latest.pth")["hooks"]["EvalHook"]["best_iter"]
 
 
-def test_best_is_a_relative_link_kept_through_max_keep_ckpts(tiny_config, tmp_path):
-    """`rule: less` on an untrained model's mAP: the best stays early while later epochs come
-    and go under max_keep_ckpts 1; best.pth still points at a kept file holding the best."""
+@pytest.fixture
+def scripted_map(monkeypatch):
+    """Evaluations return the given bbox_mAP values, one per epoch (COCO scoring skipped)."""
+    from detcli.evaluation.coco_metric import CocoMetric
+
+    def script(*values: float) -> None:
+        it = iter(values)
+        monkeypatch.setattr(CocoMetric, "__call__", lambda self, ds, dets: {"bbox_mAP": next(it)})
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("maps", "kept"),
+    [
+        ((0.5, 0.2, 0.1), {"epoch_1.pth", "epoch_3.pth"}),  # best stays at epoch 1
+        ((0.5, 0.2, 0.9), {"epoch_3.pth"}),  # best moves on: epoch 1's file goes
+    ],
+)
+def test_best_is_a_relative_link_kept_through_max_keep_ckpts(
+    tiny_config, tmp_path, scripted_map, maps, kept
+):
+    """max_keep_ckpts 1 keeps the newest epoch and the best one's file; best.pth links to it,
+    never dangling, and the file is deleted once the best moves on."""
+    scripted_map(*maps)
     work = tmp_path / "w"
-    result = train(tiny_config(THREE_EPOCHS % (1, "less")), work_dir=work, device="cpu")
+    result = train(tiny_config(THREE_EPOCHS % (1, "greater")), work_dir=work, device="cpu")
     best = work / "best.pth"
     assert best.is_symlink() and not Path(os.readlink(best)).is_absolute()
     target = best.resolve()
     assert target.exists() and target.parent == work.resolve()  # never dangles
-    assert target.name.startswith("epoch_") and _meta(target)["iter"] == _best_iter(work)
+    best_epoch = 1 + maps.index(max(maps))
+    assert target.name == f"epoch_{best_epoch}.pth"
+    assert _meta(target)["iter"] == _best_iter(work) == 2 * best_epoch  # 2 iterations per epoch
     # no second full copy: only the newest epoch and the best one's file remain
-    assert sorted(p.name for p in work.glob("*.pth") if not p.is_symlink()) == sorted(
-        {"epoch_3.pth", target.name}
-    )
+    assert {p.name for p in work.glob("*.pth") if not p.is_symlink()} == kept
     assert result.best_checkpoint == best
-    assert torch.load(best, weights_only=True)["meta"]["iter"] == _best_iter(work)
 
 
 def test_best_is_a_file_only_when_no_checkpoint_holds_its_iteration(tiny_config, tmp_path):

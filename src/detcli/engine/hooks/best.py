@@ -9,6 +9,7 @@ filesystem has no symlinks. `max_keep_ckpts` never deletes the file it points at
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detcli.engine.checkpoint import link_checkpoint
@@ -61,6 +62,7 @@ class BestCheckpoint:
         self.key, self.rule, self.where = key, rule, where
         self.best: float | None = None
         self.best_iter: int | None = None
+        self._target: Path | None = None  # the numbered file this process linked best.pth to
 
     def update(self, runner: Runner, metrics: dict[str, float]) -> None:
         """Compare the new metrics with the best so far; save `best.pth` when better."""
@@ -84,6 +86,7 @@ class BestCheckpoint:
         if held is None and due is None:
             path = runner.save_checkpoint(BEST, latest=False)  # nothing else holds this state
             runner.best_checkpoint = path
+            self._release(runner, None)
         else:
             # Evaluation runs before CheckpointHook at the same iteration: write the numbered
             # file now (that hook rewrites the same name), so best.pth links to a real file.
@@ -91,7 +94,19 @@ class BestCheckpoint:
             assert target is not None
             path = link_checkpoint(runner.work_dir, BEST, target)
             runner.best_checkpoint = path  # resolves to the file prune_checkpoints must keep
+            self._release(runner, target)
         runner.log.info(f"best {key} so far: {value:.4f} (iteration {runner.iter}) -> {path}")
+
+    def _release(self, runner: Runner, target: Path | None) -> None:
+        """Delete the previous best's file once nothing needs it: max_keep_ckpts pruning
+        skipped it only because best.pth pointed at it (it left `own_checkpoints` then)."""
+        old, self._target = self._target, target
+        if old is None or old == target or old.name in runner.own_checkpoints:
+            return
+        latest = runner.last_checkpoint
+        if latest is not None and latest.resolve() == old.resolve():
+            return
+        old.unlink(missing_ok=True)
 
     def state_dict(self) -> dict[str, Any]:
         """The best value and where it was reached."""
