@@ -158,3 +158,18 @@ def test_bad_config_key_is_exit_2_naming_the_key(tiny_config, tmp_path):
     assert proc.code == 2 and "Traceback" not in proc.err
     message = " ".join(proc.err.split())  # rich wraps long lines
     assert "- threads (" in message and "a whole number of at least 1, got 0" in message
+
+
+def test_eval_and_predict_take_the_flag_and_the_key(tiny_config, tiny_shapes, tmp_path):
+    config = tiny_config("threads: 2\n")
+    work = tmp_path / "w"
+    trained = run_process("train", str(config), "--work-dir", str(work), "--threads", "1", *STEPS)
+    assert trained.code == 0, trained.err
+    checkpoint = str(work / "latest.pth")
+    evaluated = run_process("eval", str(config), checkpoint, "--threads", "1", "--device", "cpu")
+    assert evaluated.code == 0, evaluated.err
+    assert _threads_line(evaluated.out).group(1, 2) == ("1", "--threads")
+    images = str(tiny_shapes / "val")
+    predicted = run_process("predict", str(config), checkpoint, images, "--device", "cpu")
+    assert predicted.code == 0, predicted.err
+    assert _threads_line(predicted.out).group(1, 2) == ("2", "config key `threads`")
