@@ -39,15 +39,13 @@ class TimmFeatures(nn.Module):
         self.create_kwargs = dict(create_kwargs or {})
         if timm_out_indices is not None:
             self.create_kwargs["out_indices"] = tuple(timm_out_indices)
-        try:
-            self.body = timm.create_model(
-                timm_name, features_only=True, pretrained=False, **self.create_kwargs
-            )
-        except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as exc:
-            raise ModelError(
-                f"{where}: timm cannot build {timm_name!r} as a feature extractor with "
-                f"{self.create_kwargs}: {exc}"
-            ) from None
+        self.body = self._create()
+        if _fixed_input_size(self.body):
+            # Transformers (Swin, ViT) are built for one image size; detection images vary.
+            self.create_kwargs = {**_any_size_kwargs(self.body), **self.create_kwargs}
+            self.body = self._create()
+        # Swin-style models give channels-last maps; necks and heads take NCHW.
+        self.channels_last = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")
         self.out_channels: list[int] = list(self.body.feature_info.channels())
         self.strides: list[int] = list(self.body.feature_info.reduction())
         self.norm_eval = norm_eval
@@ -72,6 +70,17 @@ class TimmFeatures(nn.Module):
                 f"{len(self._stages) - 1}."
             )
         self._freeze()
+
+    def _create(self) -> nn.Module:
+        try:
+            return timm.create_model(
+                self.timm_name, features_only=True, pretrained=False, **self.create_kwargs
+            )
+        except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as exc:
+            raise ModelError(
+                f"{self.where}: timm cannot build {self.timm_name!r} as a feature extractor "
+                f"with {self.create_kwargs}: {exc}"
+            ) from None
 
     # -- structure ----------------------------------------------------------------------------
 
@@ -143,7 +152,10 @@ class TimmFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Feature maps for the configured out_indices, finest first."""
-        return list(self.body(x))
+        features = list(self.body(x))
+        if self.channels_last:
+            features = [f.permute(0, 3, 1, 2).contiguous() for f in features]
+        return features
 
     def init_weights(self) -> None:
         """Load `init_cfg`'s pretrained weights (a local file or a hub name) into the body."""
@@ -156,6 +168,21 @@ class TimmFeatures(nn.Module):
                 prefix=self.init_cfg.get("prefix"),
                 where=f"{self.where}.init_cfg",
             )
+
+
+def _fixed_input_size(body: nn.Module) -> bool:
+    """True when a patch embedding refuses images of another size than the model's own."""
+    modules = list(body.modules())
+    strict = any(getattr(m, "strict_img_size", False) for m in modules)
+    return strict and not any(getattr(m, "dynamic_img_size", False) for m in modules)
+
+
+def _any_size_kwargs(body: nn.Module) -> dict[str, Any]:
+    """timm's switch for any input size: ViTs take `dynamic_img_size` (position embeddings
+    resampled), Swin-style models `strict_img_size: false` (windows padded)."""
+    if any(hasattr(m, "dynamic_img_size") for m in body.modules()):
+        return {"dynamic_img_size": True}
+    return {"strict_img_size": False}
 
 
 def _units(module: nn.Module, prefix: str, ends: list[str]) -> list[tuple[str, nn.Module]]:
