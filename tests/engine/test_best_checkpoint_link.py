@@ -90,3 +90,18 @@ def test_best_falls_back_to_a_copy_without_symlinks(tiny_config, tmp_path, monke
     best = work / "best.pth"
     assert best.is_file() and not best.is_symlink()
     assert _meta(best)["iter"] == _best_iter(work)
+
+
+def test_resumed_run_keeps_the_earlier_best(tiny_config, tmp_path, scripted_map):
+    """Best at epoch 2, resumed to epoch 3 with a worse result under max_keep_ckpts 1: epoch 2's
+    file stays, best.pth still points at it."""
+    work = tmp_path / "w"
+    scripted_map(0.2, 0.9)
+    two = (THREE_EPOCHS % (1, "greater")).replace("max_epochs: 3", "max_epochs: 2")
+    train(tiny_config(two, name="two.yaml"), work_dir=work, device="cpu")
+    scripted_map(0.1)
+    config = tiny_config(THREE_EPOCHS % (1, "greater"))
+    train(config, work_dir=work, device="cpu", resume="auto", allow_config_change=True)
+    best = work / "best.pth"
+    assert best.is_symlink() and best.resolve() == (work / "epoch_2.pth").resolve()
+    assert {p.name for p in work.glob("epoch_*.pth")} == {"epoch_2.pth", "epoch_3.pth"}

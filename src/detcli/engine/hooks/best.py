@@ -66,6 +66,11 @@ class BestCheckpoint:
 
     def update(self, runner: Runner, metrics: dict[str, float]) -> None:
         """Compare the new metrics with the best so far; save `best.pth` when better."""
+        if runner.best_checkpoint is None and (runner.work_dir / BEST).exists():
+            # a resumed run: keep pruning away from the file best.pth links to
+            runner.best_checkpoint = runner.work_dir / BEST
+            if runner.best_checkpoint.is_symlink():  # released when the best moves on
+                self._target = runner.best_checkpoint.resolve()
         key = resolve_key(self.key, metrics, self.where)
         rule = infer_rule(key, self.rule, self.where)
         value = metrics[key]
@@ -101,7 +106,9 @@ class BestCheckpoint:
         """Delete the previous best's file once nothing needs it: max_keep_ckpts pruning
         skipped it only because best.pth pointed at it (it left `own_checkpoints` then)."""
         old, self._target = self._target, target
-        if old is None or old == target or old.name in runner.own_checkpoints:
+        if old is None or old.name in runner.own_checkpoints:
+            return
+        if target is not None and old.resolve() == target.resolve():
             return
         latest = runner.last_checkpoint
         if latest is not None and latest.resolve() == old.resolve():
