@@ -117,8 +117,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-# Modules whose pickled objects a foreign checkpoint may hold outside its weights.
-FOREIGN_MODULES = ("mmengine.", "mmdet.", "mmcv.", "numpy.", "_codecs.")
+# Modules whose pickled objects a foreign checkpoint may hold outside its weights (numpy
+# pickles some dtypes through `builtins.getattr`; here it is a placeholder like the rest).
+FOREIGN_MODULES = ("mmengine.", "mmdet.", "mmcv.", "numpy.", "_codecs.", "builtins.getattr")
 
 
 class _Inert:
@@ -235,17 +236,7 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
 
 def link_latest(work_dir: Path, target: Path) -> None:
     """Point `latest.pth` at `target` (a relative symlink, swapped atomically; a copy if none)."""
-    link = work_dir / LATEST
-    tmp = work_dir / f".{LATEST}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        tmp.symlink_to(os.path.relpath(target, work_dir))
-        os.replace(tmp, link)
-    except OSError:  # filesystems without symlinks
-        import shutil
-
-        shutil.copyfile(target, tmp)
-        os.replace(tmp, link)
+    link_checkpoint(work_dir, LATEST, target)
 
 
 _NUMBERED = re.compile(r"^(epoch|iter)_(\d+)\.pth$")
