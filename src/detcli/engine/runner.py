@@ -101,7 +101,7 @@ class Runner:
         # Numbered checkpoints (epoch_N.pth / iter_N.pth) this run wrote, oldest first: the only
         # files retention (`max_keep_ckpts`) may delete. Kept across resume in the checkpoint.
         self.own_checkpoints: list[str] = []
-        self._saved_iter = -1  # the iteration the newest checkpoint holds
+        self.saved_iter = -1  # the iteration the newest checkpoint holds
         self.best_checkpoint: Path | None = None
         self.stop_reason: str | None = None
         self.signal_received: str | None = None  # set by the signal handler
@@ -186,7 +186,7 @@ class Runner:
     def _keep_finished_epoch(self) -> None:
         """An end-of-epoch hook failed (an unreadable val image, a bad metric name): the epoch's
         training is not lost with it. Its checkpoint is written unless one already holds it."""
-        if not self.dist.is_main or self._saved_iter == self.iter:
+        if not self.dist.is_main or self.saved_iter == self.iter:
             return
         try:
             path = self.save_checkpoint(f"epoch_{self.epoch}.pth")
@@ -312,7 +312,7 @@ class Runner:
         if is_numbered(filename) and filename not in self.own_checkpoints:
             self.own_checkpoints.append(filename)
         checkpoint = self.checkpoint_dict()
-        self._saved_iter = self.iter
+        self.saved_iter = self.iter
         self.call_hook("before_save_checkpoint", checkpoint)
         path = save_checkpoint(checkpoint, self.work_dir / filename)
         if latest:
@@ -326,7 +326,9 @@ class Runner:
         if keep <= 0 or not self.dist.is_main or len(self.own_checkpoints) <= keep:
             return
         old, self.own_checkpoints = self.own_checkpoints[:-keep], self.own_checkpoints[-keep:]
-        protected = {p.resolve() for p in (self.last_checkpoint, self.best_checkpoint) if p}
+        best = self.work_dir / "best.pth"  # a link to a numbered checkpoint (engine/hooks/best.py)
+        kept = (self.last_checkpoint, self.best_checkpoint, best if best.exists() else None)
+        protected = {p.resolve() for p in kept if p}
         for name in old:
             path = self.work_dir / name
             if path.resolve() not in protected:

@@ -86,7 +86,7 @@ class BestCheckpoint:
         self.best, self.best_iter = value, runner.iter
         if not runner.dist.is_main:
             return
-        held = runner.last_checkpoint if runner._saved_iter == runner.iter else None
+        held = runner.last_checkpoint if runner.saved_iter == runner.iter else None
         due = _numbered_checkpoint_due(runner) if held is None else None
         if held is None and due is None:
             path = runner.save_checkpoint(BEST, latest=False)  # nothing else holds this state

@@ -62,7 +62,8 @@ class CheckpointHook(Hook):
             self.best.update(runner, metrics)
 
     def _save(self, runner: Runner, kind: str, number: int) -> None:
-        runner.save_checkpoint(f"{kind}_{number}.pth")
+        if runner.saved_iter != runner.iter:  # best.pth's hook may have written it already
+            runner.save_checkpoint(f"{kind}_{number}.pth")
         runner.prune_checkpoints(self.max_keep_ckpts)
 
     def state_dict(self) -> dict[str, float]:
