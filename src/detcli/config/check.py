@@ -333,6 +333,8 @@ class _Checker:
             return
         if path[-1] == "resume_from" and value == "auto":
             return
+        if path[-2:] == ("init_cfg", "checkpoint") and "://" in value:
+            return  # MMDetection's hub names (open-mmlab://, torchvision://): the model check
         p = Path(value).expanduser()
         ok = p.is_file() if kind == "file" else p.is_dir()
         if not ok:

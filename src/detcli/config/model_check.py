@@ -161,6 +161,14 @@ def _init_weights(cfg: dict[str, Any], model: Any) -> list[Finding]:
     if not isinstance(checkpoint, str) or not isinstance(arch, str):
         return []
     path: ConfigPath = ("model", "backbone", "init_cfg", "checkpoint")
+    from detcli.models.backbones.pretrained import hub_name
+
+    written = checkpoint
+    try:
+        checkpoint = hub_name(checkpoint)
+    except DetcliError as exc:
+        return [(path, str(exc))]
+    shown = repr(written) if written == checkpoint else f"{written!r} (here {checkpoint})"
     if checkpoint.startswith("timm:"):
         name = checkpoint.removeprefix("timm:")
         weights_arch, problem = _timm_weights(name)
@@ -175,7 +183,7 @@ def _init_weights(cfg: dict[str, Any], model: Any) -> list[Finding]:
         return [
             (
                 path,
-                f"{checkpoint!r} holds weights for {weights_arch}, but the backbone is {arch}; "
+                f"{shown} holds weights for {weights_arch}, but the backbone is {arch}; "
                 f"pick weights made for {arch}.",
             )
         ]

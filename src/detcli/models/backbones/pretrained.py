@@ -58,8 +58,63 @@ def load_pretrained(
     return _load_into(backbone, state, checkpoint, where, allow_filter=True)
 
 
+# MMDetection's `open-mmlab://NAME` weights with a twin that detcli downloads: the same
+# architecture's ImageNet weights from torchvision or timm (not the same file, same recipe).
+OPEN_MMLAB_TWINS = {
+    "resnext50_32x4d": "torchvision:resnext50_32x4d.IMAGENET1K_V1",
+    "resnext101_64x4d": "torchvision:resnext101_64x4d.IMAGENET1K_V1",
+    "resnext101_32x4d": "timm:resnext101_32x4d.gluon_in1k",
+    "msra/hrnetv2_w18": "timm:hrnet_w18.ms_in1k",
+    "msra/hrnetv2_w32": "timm:hrnet_w32.ms_in1k",
+    "msra/hrnetv2_w40": "timm:hrnet_w40.ms_in1k",
+}
+# The files of mmcv's model zoo (mmcv/model_zoo/open_mmlab.json) with no torchvision/timm twin.
+OPEN_MMLAB_ZOO = "https://download.openmmlab.com/pretrain/third_party/"
+OPEN_MMLAB_FILES = {
+    "resnet50_caffe": "resnet50_caffe-788b5fa3.pth",
+    "resnet101_caffe": "resnet101_caffe-3ad79236.pth",
+    "detectron/resnet50_caffe": "resnet50_caffe-788b5fa3.pth",
+    "detectron/resnet101_caffe": "resnet101_caffe-3ad79236.pth",
+    "contrib/resnet50_gn": "resnet50_gn_thangvubk-ad1730dd.pth",
+    "detectron/resnet50_gn": "resnet50_gn-9186a21c.pth",
+    "detectron/resnet101_gn": "resnet101_gn-cac0ab98.pth",
+    "jhu/resnet50_gn_ws": "resnet50_gn_ws-15beedd8.pth",
+}
+
+
+def hub_name(checkpoint: str, where: str = "model.backbone.init_cfg") -> str:
+    """MMDetection's `torchvision://NAME` and `open-mmlab://NAME` as detcli's hub names.
+
+    `torchvision://resnet50` is torchvision's original weights (`IMAGENET1K_V1`, what mmcv
+    loads). An `open-mmlab://` name without a twin is a ModelError naming the file to fetch.
+    Other strings are returned unchanged.
+    """
+    scheme, sep, name = checkpoint.partition("://")
+    if not sep or scheme not in ("torchvision", "open-mmlab", "openmmlab", "mmcls"):
+        return checkpoint
+    if scheme == "torchvision":
+        return f"torchvision:{name}" if "." in name else f"torchvision:{name}.IMAGENET1K_V1"
+    if name in OPEN_MMLAB_TWINS:
+        return OPEN_MMLAB_TWINS[name]
+    file = OPEN_MMLAB_FILES.get(name)
+    fetch = (
+        f"Download {OPEN_MMLAB_ZOO}{file}"
+        if file
+        else f"Download the file that mmcv's model zoo (mmcv/model_zoo/open_mmlab.json) lists "
+        f"for {name!r}"
+    )
+    raise ModelError(
+        f"{where}.checkpoint: {checkpoint!r} is one of mmcv's model-zoo names, which detcli "
+        f"does not download and has no torchvision/timm twin for. {fetch} and "
+        f"point {where}.checkpoint at it (e.g. --set {where}.checkpoint=/path/to/"
+        f"{file or 'weights.pth'}), or use a hub name such as torchvision:resnet50 or "
+        "timm:resnet50.a1_in1k, or init_cfg: null for random weights."
+    )
+
+
 def read_state_dict(checkpoint: str, where: str = "model.backbone.init_cfg") -> dict[str, Tensor]:
     """The raw state dict a checkpoint string names (downloading hub weights when possible)."""
+    checkpoint = hub_name(checkpoint, where)
     if checkpoint.startswith("timm:"):
         return _timm_hub(checkpoint[len("timm:") :], where)
     if checkpoint.startswith("torchvision:"):
