@@ -55,7 +55,9 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     return _run
 
 
-def run_detcli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+def run_detcli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> Result:
     """Run `python -m detcli ARGS` as a real process (what plugin discovery needs)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(
@@ -64,7 +66,7 @@ def run_detcli(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
         text=True,
         env=full_env,
         cwd=cwd or REPO,
-        timeout=300,
+        timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
