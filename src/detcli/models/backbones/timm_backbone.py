@@ -15,6 +15,10 @@ class TimmBackbone(TimmFeatures):
 
     frozen_stages N freezes every module up to the one producing timm feature level N
     (for ResNets level 0 is the stem, as in mmdet). `model_kwargs` go to `timm.create_model`.
+    Transformers work at any (padded) image size: Swin-style models are built with
+    `strict_img_size: false` and their channels-last maps returned as NCHW; ViTs get
+    `dynamic_img_size: true` and give one stride (16) at every level, so their neck and
+    anchors must use that stride (`detcli check` says which values).
     """
 
     def __init__(
