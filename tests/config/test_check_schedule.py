@@ -152,3 +152,14 @@ def test_segm_metric_is_refused_before_training(cli, tmp_path, own_data, extra, 
     assert result.code == 2
     assert where in result.out
     assert "metric 'segm' needs masks, which need a mask head" in result.out
+
+
+def test_without_an_image_count_epochs_are_still_checked(cli, tmp_path, own_data):
+    """A train file whose images cannot be counted (not COCO json here): epochs are checked."""
+    (own_data / "train.json").write_text("{}" + " " * 10)  # not COCO: no image count
+    extra = (
+        "lr_config: {warmup_by_epoch: true, warmup_iters: 3, step: [4]}\nrunner: {max_epochs: 3}\n"
+    )
+    result = cli("check", str(_config(tmp_path, own_data, extra)))
+    assert "step(s) at epoch 4 never happen" in result.out
+    assert "the warm-up lasts 3 epoch(s) (warmup_by_epoch) but the run has 3" in result.out

@@ -96,7 +96,7 @@ def schedule_warnings(
     found = _milestones_after_end(schedule, loop)
     total = _total_iters(loop, iters_per_epoch)
     if total is None or iters_per_epoch is None:
-        return found
+        return found + _warmup_epochs_after_end(schedule, loop)
     run = _describe_run(loop, iters_per_epoch, total)
     warmup = _warmup_iters(schedule, iters_per_epoch)
     if warmup is not None and warmup[1] >= total:
@@ -122,6 +122,25 @@ def schedule_warnings(
             )
         )
     return found
+
+
+def _warmup_epochs_after_end(
+    schedule: ScheduleSettings, loop: LoopSettings
+) -> list[tuple[ConfigPath, str]]:
+    """Without iterations per epoch: a warm-up counted in epochs can still outlast the run."""
+    lr_config = schedule.lr_config or {}
+    epochs = lr_config.get("warmup_iters")
+    if not (lr_config.get("warmup") and lr_config.get("warmup_by_epoch") and loop.by_epoch):
+        return []
+    if not isinstance(epochs, int) or epochs < loop.max_epochs:
+        return []
+    return [
+        (
+            ("lr_config", "warmup_iters"),
+            f"the warm-up lasts {epochs} epoch(s) (warmup_by_epoch) but the run has "
+            f"{loop.max_epochs}: the LR is still rising when training stops.",
+        )
+    ]
 
 
 def _total_iters(loop: LoopSettings, iters_per_epoch: int | None) -> int | None:
