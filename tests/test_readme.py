@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -49,20 +50,36 @@ def test_every_detcli_command_in_readme_runs_in_order(tmp_path, plugin_env):
                 elif part.startswith("detcli "):
                     commands.append((part, dict(env)))
     assert len(commands) >= 20
+    outputs: dict[str, str] = {}
     for command, command_env in commands:
         args = shlex.split(command)[1:]
         if args == ["demo"]:
             args += DEMO_TEST_SIZE
-        result = run_detcli(*args, cwd=tmp_path, env=command_env)
+        # The walk-through's training is minutes of CPU; a busy machine must not time it out.
+        timeout = 1200 if args[0] == "train" else 300
+        result = run_detcli(*args, cwd=tmp_path, env=command_env, timeout=timeout)
         # `check` on the reference configs names their data files, absent here: exit 2
         allowed = (0, 2) if args[0] == "check" and "trash" in command else (0,)
         assert result.code in allowed, (command, result.out[-2000:], result.err[-2000:])
         assert "Traceback" not in result.err, command
+        outputs[command] = result.out + result.err
     assert "bbox_mAP" in (tmp_path / "runs/demo/eval/metrics.json").read_text()
     assert list((tmp_path / "runs/demo/predictions").glob("*.png"))
     assert (tmp_path / "runs/shapes/epoch_2.pth").is_file()  # the resumed run reached epoch 2
     assert list((tmp_path / "runs/show").glob("*.png"))
     assert (tmp_path / "runs/shapes/submission.csv").read_text().startswith("PredictionString")
+    # The own-dataset walk-through ends with a model that finds the shapes, not an empty one.
+    own_eval = next(out for cmd, out in outputs.items() if cmd.startswith("detcli eval my_dataset"))
+    found = re.search(r"AP @\[IoU=0\.50:0\.95\]\W*([\d.]+)", own_eval)
+    assert found and float(found[1]) > 0.3, own_eval[-3000:]
+    assert "warnings" not in next(
+        v for k, v in outputs.items() if k == "detcli check my_dataset.yaml"
+    )
     val_images = list((tmp_path / "data/mine/val").glob("*.png"))
-    assert len(list((tmp_path / "runs/mine/predictions").glob("*.json"))) == len(val_images)
+    predictions = list((tmp_path / "runs/mine/predictions").glob("*.json"))
+    assert len(predictions) == len(val_images)
+    confident = [
+        any(d["score"] > 0.5 for d in json.loads(p.read_text())["detections"]) for p in predictions
+    ]
+    assert sum(confident) >= 0.9 * len(predictions)  # real detections on (nearly) every image
     assert (tmp_path / "runs/example/epoch_1.pth").is_file()
