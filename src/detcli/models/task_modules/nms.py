@@ -96,6 +96,13 @@ def multiclass_nms(
     if cand_boxes.numel() == 0:
         keeps = [torch.zeros((0,), dtype=torch.long, device=boxes.device)] * num_imgs
     else:
+        # Weak heads give many boxes exactly equal scores; which of them NMS keeps follows
+        # the score sort. MMDetection's (mmcv's) nms uses torch's default, non-stable sort of
+        # the candidates in this same order; torchvision's sort is stable. Sorting first as
+        # mmcv does makes a tie keep the box MMDetection keeps (its checkpoints' parity test).
+        order = torch.sort(cand_scores, descending=True)[1]
+        cand_boxes, cand_scores, cand_imgs = cand_boxes[order], cand_scores[order], cand_imgs[order]
+        label, groups = label[order], groups[order]
         keep = batched_nms(
             cand_boxes.float(),
             cand_scores.float(),
