@@ -13,7 +13,8 @@ def test_check_accepts_the_engine_keys_of_a_full_config(cli, write, tmp_path):
         optimizer:
           paramwise_cfg: {{norm_decay_mult: 0.0, custom_keys: {{backbone: {{lr_mult: 0.1}}}}}}
         fp16: {{loss_scale: dynamic}}
-        lr_config: {{policy: CosineAnnealing, min_lr_ratio: 0.01, warmup: exp}}
+        lr_config: {{_delete_: true, policy: CosineAnnealing, min_lr_ratio: 0.01, warmup: exp,
+                    warmup_iters: 500}}  # _delete_: the base's `step` is not a cosine key
         """,
     )
     result = cli("check", str(tmp_path / "c.yaml"))
