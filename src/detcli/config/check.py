@@ -364,8 +364,9 @@ def _iters_per_epoch(settings: RunSettings) -> int | None:
     images = dataset_image_count(train.dataset)
     if not images:
         return None
-    batches = images // train.batch_size if train.drop_last else -(-images // train.batch_size)
-    return max(batches, 1)
+    batch = int(train.batch_size)
+    batches = images // batch if train.drop_last else -(-images // batch)
+    return max(int(batches), 1)
 
 
 def _find_key(value: Any, key: str, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:

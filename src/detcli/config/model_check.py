@@ -243,7 +243,7 @@ def metric_problems(cfg: Any) -> list[Finding]:
         items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
         for index, item in items:
             if isinstance(item, dict) and item.get("type") == "CocoMetric" and "metric" in item:
-                path = (key, "metric") if index is None else (key, index, "metric")
+                path: ConfigPath = (key, "metric") if index is None else (key, index, "metric")
                 places.append((path, item["metric"]))
     found: list[Finding] = []
     for path, value in places:
@@ -252,7 +252,7 @@ def metric_problems(cfg: Any) -> list[Finding]:
             if not isinstance(name, str) or name == "bbox":
                 continue
             why = UNAVAILABLE_METRICS.get(name, "a metric CocoMetric does not know")
-            where = (*path, i) if isinstance(value, list) else path
+            where: ConfigPath = (*path, i) if isinstance(value, list) else path
             found.append(
                 (
                     where,
