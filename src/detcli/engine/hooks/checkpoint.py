@@ -62,8 +62,9 @@ class CheckpointHook(Hook):
             self.best.update(runner, metrics)
 
     def _save(self, runner: Runner, kind: str, number: int) -> None:
-        if runner.saved_iter != runner.iter:  # best.pth's hook may have written it already
-            runner.save_checkpoint(f"{kind}_{number}.pth")
+        # Written even when best.pth's hook wrote this file during the evaluation: hooks that
+        # swap weights for evaluation (EMA) have only now put the training state back.
+        runner.save_checkpoint(f"{kind}_{number}.pth")
         runner.prune_checkpoints(self.max_keep_ckpts)
 
     def state_dict(self) -> dict[str, float]:
