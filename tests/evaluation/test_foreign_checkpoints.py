@@ -50,8 +50,15 @@ def torchvision_run(tmp_path_factory: pytest.TempPathFactory):
     torch.save(tv.state_dict(), checkpoint)
     cfg = load_config(TV_CONFIG, [f"test_pipeline.1.scale=[2000,{H}]"])
     images = ImageFiles(files, predict_pipeline(read_run_settings(cfg)))
-    with torch.no_grad():  # one image per call: conv results depend on the batch size
-        outputs = [tv([images[i]["img"] / 255])[0] for i in range(len(files))]
+    # One thread, as detcli.predict runs in the tests (conftest): a module fixture runs before
+    # that per-test pin, and another thread count sums convolutions in another order.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():  # one image per call: conv results depend on the batch size
+            outputs = [tv([images[i]["img"] / 255])[0] for i in range(len(files))]
+    finally:
+        torch.set_num_threads(threads)
     return cfg, checkpoint, files, outputs
 
 
