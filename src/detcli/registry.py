@@ -4,16 +4,20 @@ A config mapping `{type: FPN, out_channels: 256}` becomes `MODELS.build(cfg)`. E
 remembers who registered it (`detcli` or a plugin's name), so clashes name both parties and
 `detcli plugins` can say what each plugin added.
 
-Constructor arguments are the config keys: `arguments()` reads them from the signature,
-and an argument annotated `ModelCfg` (or `list[TransformCfg]`, ...) is itself a component,
-which is how `detcli check` knows what to look inside without building anything.
+Constructor arguments are the config keys: `signature()` reads them from the signature.
+Parts receive built parts: an argument annotated `Model[FPN]` (or `list[Transform[Any]]`,
+`dict[str, Model[...]]`, ...) is given in a config as a `{type: ...}` mapping, and `build`
+builds it, bottom-up, before calling the constructor. That is the only place a config turns
+into objects, and how `detcli check` knows what to look inside without building anything.
 """
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import contextlib
 import contextvars
 import inspect
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from detcli.errors import RegistryError
 from detcli.suggest import did_you_mean
 
 T = TypeVar("T", bound=Callable[..., Any])
+P = TypeVar("P")
 
 BUILTIN_SOURCE = "detcli"
 _current_source: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -37,14 +42,74 @@ class ComponentOf:
     kind: str
 
 
-# Annotations for constructor arguments that are nested component configs.
-ModelCfg = Annotated[dict[str, Any], ComponentOf("MODELS")]
-TransformCfg = Annotated[dict[str, Any], ComponentOf("TRANSFORMS")]
-DatasetCfg = Annotated[dict[str, Any], ComponentOf("DATASETS")]
-HookCfg = Annotated[dict[str, Any], ComponentOf("HOOKS")]
-OptimizerCfg = Annotated[dict[str, Any], ComponentOf("OPTIMIZERS")]
-SchedulerCfg = Annotated[dict[str, Any], ComponentOf("SCHEDULERS")]
-MetricCfg = Annotated[dict[str, Any], ComponentOf("METRICS")]
+# Constructor arguments that are built parts: `neck: Model[FPN]` receives an FPN; a config
+# writes it as `{type: FPN, ...}` and `Registry.build` builds it first.
+Model = Annotated[P, ComponentOf("MODELS")]
+Transform = Annotated[P, ComponentOf("TRANSFORMS")]
+Dataset = Annotated[P, ComponentOf("DATASETS")]
+Metric = Annotated[P, ComponentOf("METRICS")]
+
+# The same markers when the argument's class does not matter (plugins written against them).
+ModelCfg = Model[Any]
+TransformCfg = Transform[Any]
+DatasetCfg = Dataset[Any]
+HookCfg = Annotated[Any, ComponentOf("HOOKS")]
+OptimizerCfg = Annotated[Any, ComponentOf("OPTIMIZERS")]
+SchedulerCfg = Annotated[Any, ComponentOf("SCHEDULERS")]
+MetricCfg = Metric[Any]
+
+
+@dataclass(frozen=True)
+class ComponentSlot:
+    """An argument that holds built components: one, a list, lists of lists (TestTimeAug's
+    alternatives per step), or a mapping of them."""
+
+    kind: str
+    single: bool
+    many: bool
+    nested: bool = False
+    mapping: bool = False
+
+
+def component_slot(hint: Any) -> ComponentSlot | None:
+    """If a type hint marks built components (`Model[X]`, `list[Transform[X]]`, ...), which kind."""
+    single = many = nested = mapping = None
+    for option in _union_options(hint):
+        origin, args = typing.get_origin(option), typing.get_args(option)
+        if _component_kind(option):
+            single = _component_kind(option)
+        elif origin in _SEQUENCES and args:
+            if _component_kind(args[0]):
+                many = _component_kind(args[0])
+            elif typing.get_origin(args[0]) in _SEQUENCES:
+                inner = typing.get_args(args[0])
+                nested = _component_kind(inner[0]) if inner else None
+        elif origin in _MAPPINGS and len(args) == 2 and _component_kind(args[1]):
+            mapping = _component_kind(args[1])
+    kind = single or many or nested or mapping
+    if kind is None:
+        return None
+    return ComponentSlot(
+        kind, single is not None, many is not None, nested is not None, mapping is not None
+    )
+
+
+_SEQUENCES = (list, tuple, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+def _union_options(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _component_kind(hint: Any) -> str | None:
+    if typing.get_origin(hint) is typing.Annotated:
+        for meta in typing.get_args(hint)[1:]:
+            if isinstance(meta, ComponentOf):
+                return meta.kind
+    return None
 
 
 @dataclass(frozen=True)
@@ -91,6 +156,9 @@ class Registry:
         # Arguments the builder passes in code (an optimizer's `params`), never from a config.
         self.injected = injected
         self._entries: dict[str, Entry] = {}
+        # Where nested parts of other kinds are looked up (a dataset's TRANSFORMS pipeline);
+        # set when a `Registries` takes this registry in.
+        self.family: Registries | None = None
 
     def register(
         self, obj: T | None = None, *, name: str | None = None, force: bool = False
@@ -157,20 +225,55 @@ class Registry:
         """The config keys `name` accepts (injected arguments left out), from its signature."""
         return signature_of(self.get(name), skip=self.injected)
 
-    def build(self, cfg: Mapping[str, Any], **injected: Any) -> Any:
-        """Build what a `{type: Name, **args}` mapping describes; `injected`: code-side args."""
+    def build(self, cfg: Mapping[str, Any], *, where: str = "", **injected: Any) -> Any:
+        """Build what a `{type: Name, **args}` mapping describes; `injected`: code-side args.
+
+        Arguments annotated as components (`Model[...]`, lists and mappings of them) are
+        built first, from their own registries, so every constructor receives built parts.
+        `where` (e.g. `model.neck`) names the config place in error messages.
+        """
+        label = f"{where} " if where else ""
         if not isinstance(cfg, Mapping) or "type" not in cfg:
-            raise RegistryError(f"A {self.kind} config needs a `type` key, got {cfg!r}.")
-        args = {k: v for k, v in cfg.items() if k != "type"}
+            raise RegistryError(f"{label}A {self.kind} config needs a `type` key, got {cfg!r}.")
         type_ = cfg["type"]
         obj = type_ if callable(type_) else self.get(str(type_))
+        args = {k: v for k, v in cfg.items() if k != "type"}
         try:
             inspect.signature(obj).bind(**injected, **args)
         except TypeError as exc:
-            raise RegistryError(f"Cannot build {self.kind} type {cfg['type']!r}: {exc}.") from None
+            raise RegistryError(
+                f"{label}Cannot build {self.kind} type {cfg['type']!r}: {exc}."
+            ) from None
         except ValueError:  # some builtins have no introspectable signature
             pass
+        signature = signature_of(obj, skip=self.injected)
+        for key, value in args.items():
+            argument = signature.arguments.get(key)
+            slot = component_slot(argument.annotation) if argument is not None else None
+            if slot is not None:
+                args[key] = self._build_slot(slot, value, f"{where}.{key}" if where else key)
         return obj(**injected, **args)
+
+    def _build_slot(self, slot: ComponentSlot, value: Any, where: str) -> Any:
+        """Build the components in one argument's value (one, a list, nested lists, a dict)."""
+        registry = self.family[slot.kind] if self.family is not None else self
+
+        def one(item: Any, at: str) -> Any:
+            # Already-built objects pass through (a Python caller, or a default kept as is).
+            return registry.build(item, where=at) if isinstance(item, Mapping) else item
+
+        if slot.single and isinstance(value, Mapping) and "type" in value:
+            return one(value, where)
+        if slot.mapping and isinstance(value, Mapping):
+            return {k: one(v, f"{where}.{k}") for k, v in value.items()}
+        if (slot.many or slot.nested) and isinstance(value, (list, tuple)):
+            return [
+                [one(v, f"{where}.{i}.{j}") for j, v in enumerate(item)]
+                if slot.nested and isinstance(item, (list, tuple))
+                else one(item, f"{where}.{i}")
+                for i, item in enumerate(value)
+            ]
+        return value
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -236,6 +339,8 @@ class Registries:
 
     def __init__(self, *registries: Registry):
         self._by_kind = {r.kind: r for r in registries}
+        for registry in registries:
+            registry.family = self
 
     def __getattr__(self, kind: str) -> Registry:
         try:

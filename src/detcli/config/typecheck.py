@@ -12,11 +12,12 @@ import inspect
 import os
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from detcli.registry import ComponentOf
+from detcli.registry import ComponentOf, ComponentSlot, component_slot
+
+__all__ = ["ComponentSlot", "component_slot", "describe", "matches"]
 
 _SEQUENCES = (
     list,
@@ -32,23 +33,14 @@ _SEQUENCES = (
 _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
 
 
-@dataclass(frozen=True)
-class ComponentSlot:
-    """An argument that holds a nested component config: one, a list, or lists of them
-    (TestTimeAug's `transforms`: a list of alternatives per step)."""
-
-    kind: str
-    single: bool
-    many: bool
-    nested: bool = False
-
-
 def matches(value: Any, hint: Any) -> bool:
     """True when `value` (from YAML) is acceptable for the type hint `hint`."""
     if hint is inspect.Parameter.empty or hint is Any or hint is object:
         return True
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
+        if any(isinstance(m, ComponentOf) for m in args[1:]):
+            return isinstance(value, dict)  # a built part is written as a `{type: ...}` mapping
         return matches(value, args[0])
     if hint is None or hint is type(None):
         return value is None
@@ -109,38 +101,3 @@ def describe(hint: Any) -> str:
         inner = ", ".join("..." if a is Ellipsis else describe(a) for a in args)
         return f"{name}[{inner}]" if args else name
     return getattr(hint, "__name__", str(hint))
-
-
-def component_slot(hint: Any) -> ComponentSlot | None:
-    """If the hint marks a nested component config (or a list of them), say which kind."""
-    single: str | None = None
-    many: str | None = None
-    nested: str | None = None
-    for option in _union_options(hint):
-        if _component_kind(option):
-            single = _component_kind(option)
-        elif typing.get_origin(option) in _SEQUENCES:
-            args = typing.get_args(option)
-            if args and _component_kind(args[0]):
-                many = _component_kind(args[0])
-            elif args and typing.get_origin(args[0]) in _SEQUENCES:
-                inner = typing.get_args(args[0])
-                nested = _component_kind(inner[0]) if inner else None
-    kind = single or many or nested
-    if kind is None:
-        return None
-    return ComponentSlot(kind, single is not None, many is not None, nested is not None)
-
-
-def _union_options(hint: Any) -> tuple[Any, ...]:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return typing.get_args(hint)
-    return (hint,)
-
-
-def _component_kind(hint: Any) -> str | None:
-    if typing.get_origin(hint) is typing.Annotated:
-        for meta in typing.get_args(hint)[1:]:
-            if isinstance(meta, ComponentOf):
-                return meta.kind
-    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from detcli.engine.dist import broadcast_buffers
@@ -65,7 +66,9 @@ class EvalHook(Hook):
                 "Evaluation during training needs a `data.val` dataset; add one, or remove "
                 "`evaluation` (--set evaluation=null)."
             )
-        self.metrics = [METRICS.build(cfg) for cfg in self.metric_cfgs]
+        self.metrics = [
+            METRICS.build(cfg) if isinstance(cfg, Mapping) else cfg for cfg in self.metric_cfgs
+        ]
 
     def after_train_epoch(self, runner: Runner) -> None:
         if self.by_epoch and self._due(runner.epoch, runner.iter >= runner.max_iters):

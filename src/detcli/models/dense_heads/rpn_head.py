@@ -12,7 +12,7 @@ from detcli.errors import ModelError
 from detcli.models.dense_heads.anchor_targets import anchor_targets
 from detcli.models.run_cfgs import ProposalCfg, read_cfg, read_stage_train_cfg
 from detcli.models.task_modules.nms import nms_per_image, top_per_image
-from detcli.registry import MODELS, ModelCfg
+from detcli.registry import MODELS
 
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
 DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
@@ -30,12 +30,12 @@ class RPNHead(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        anchor_generator: ModelCfg,
+        anchor_generator: dict[str, Any],
         feat_channels: int = 256,
         num_convs: int = 1,
-        bbox_coder: ModelCfg | None = None,
-        loss_cls: ModelCfg | None = None,
-        loss_bbox: ModelCfg | None = None,
+        bbox_coder: dict[str, Any] | None = None,
+        loss_cls: dict[str, Any] | None = None,
+        loss_bbox: dict[str, Any] | None = None,
         reg_decoded_bbox: bool = False,
         train_cfg: dict[str, Any] | None = None,
         test_cfg: dict[str, Any] | None = None,

@@ -12,7 +12,7 @@ from detcli.errors import ModelError
 from detcli.models.detectors.tta import aug_test
 from detcli.models.meta import img_hw, pad_hw
 from detcli.models.run_cfgs import ProposalCfg, read_cfg
-from detcli.registry import MODELS, ModelCfg
+from detcli.registry import MODELS
 from detcli.structures import Detections, ImgMeta
 
 
@@ -21,14 +21,14 @@ class TwoStageDetector(nn.Module):
 
     def __init__(
         self,
-        backbone: ModelCfg,
-        rpn_head: ModelCfg,
-        roi_head: ModelCfg,
-        neck: ModelCfg | None = None,
+        backbone: dict[str, Any],
+        rpn_head: dict[str, Any],
+        roi_head: dict[str, Any],
+        neck: dict[str, Any] | None = None,
         train_cfg: dict[str, Any] | None = None,
         test_cfg: dict[str, Any] | None = None,
         init_cfg: dict[str, Any] | None = None,
-        data_preprocessor: ModelCfg | None = None,
+        data_preprocessor: dict[str, Any] | None = None,
     ):
         super().__init__()
         train_cfg = dict(train_cfg or {})

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from detcli.errors import ModelError
 from detcli.models.run_cfgs import StageTrainCfg
 from detcli.models.task_modules.random_sampler import BatchSample
-from detcli.registry import MODELS, ModelCfg
+from detcli.registry import MODELS
 
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]}
 DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": False, "loss_weight": 1.0}
@@ -38,11 +38,11 @@ class Shared2FCBBoxHead(nn.Module):
         in_channels: int = 256,
         fc_out_channels: int = 1024,
         roi_feat_size: int = 7,
-        bbox_coder: ModelCfg | None = None,
+        bbox_coder: dict[str, Any] | None = None,
         reg_class_agnostic: bool = False,
         reg_decoded_bbox: bool = False,
-        loss_cls: ModelCfg | None = None,
-        loss_bbox: ModelCfg | None = None,
+        loss_cls: dict[str, Any] | None = None,
+        loss_bbox: dict[str, Any] | None = None,
         init_cfg: dict[str, Any] | None = None,
     ):
         super().__init__()

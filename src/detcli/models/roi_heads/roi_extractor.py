@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align, roi_pool
 
 from detcli.errors import ModelError
-from detcli.registry import MODELS, ModelCfg
+from detcli.registry import MODELS
 
 
 @MODELS.register()
@@ -75,7 +75,7 @@ class SingleRoIExtractor(nn.Module):
 
     def __init__(
         self,
-        roi_layer: ModelCfg,
+        roi_layer: dict[str, Any],
         out_channels: int,
         featmap_strides: Sequence[int],
         finest_scale: int = 56,

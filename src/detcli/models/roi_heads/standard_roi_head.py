@@ -13,7 +13,7 @@ from detcli.models.rescale import boxes_to_original
 from detcli.models.run_cfgs import RCNNTestCfg, read_cfg, read_stage_train_cfg
 from detcli.models.task_modules.nms import multiclass_nms
 from detcli.models.task_modules.padding import pad_boxes, pad_labels
-from detcli.registry import MODELS, ModelCfg
+from detcli.registry import MODELS
 from detcli.structures import Detections, ImgMeta
 
 
@@ -30,8 +30,8 @@ class StandardRoIHead(nn.Module):
 
     def __init__(
         self,
-        bbox_roi_extractor: ModelCfg,
-        bbox_head: ModelCfg,
+        bbox_roi_extractor: dict[str, Any],
+        bbox_head: dict[str, Any],
         train_cfg: dict[str, Any] | None = None,
         test_cfg: dict[str, Any] | None = None,
         init_cfg: dict[str, Any] | None = None,
