@@ -103,14 +103,14 @@ def engine_run(cfg: Any, warmup: int, work_dir: Path) -> tuple[float, float]:
 def bare_run(cfg: Any, warmup: int) -> float:
     """Iterations/s of the loop a user would write by hand over the same pieces."""
     from detcli.data import build_dataloader
+    from detcli.model_config import build_model
     from detcli.plugins import load_plugins
-    from detcli.registry import MODELS
 
     load_plugins()
     device = torch.device(cfg.device)
     torch.manual_seed(0)
     loader = build_dataloader(split_loader(cfg.data, "train"), seed=0)
-    model = MODELS.build(cfg.model).to(device).train()
+    model = build_model(cfg.model).to(device).train()
     opt = cfg.optimizer
     optimizer = torch.optim.SGD(
         model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay

@@ -246,12 +246,13 @@ class Registry:
             ) from None
         except ValueError:  # some builtins have no introspectable signature
             pass
-        signature = signature_of(obj, skip=self.injected)
-        for key, value in args.items():
-            argument = signature.arguments.get(key)
-            slot = component_slot(argument.annotation) if argument is not None else None
-            if slot is not None:
-                args[key] = self._build_slot(slot, value, f"{where}.{key}" if where else key)
+        # In the constructor's argument order, not the config's key order: parts then draw
+        # their random initial weights in one order (backbone before neck before heads).
+        for argument in signature_of(obj, skip=self.injected).arguments.values():
+            slot = component_slot(argument.annotation)
+            if slot is not None and argument.name in args:
+                at = f"{where}.{argument.name}" if where else argument.name
+                args[argument.name] = self._build_slot(slot, args[argument.name], at)
         return obj(**injected, **args)
 
     def _build_slot(self, slot: ComponentSlot, value: Any, where: str) -> Any:
@@ -307,7 +308,27 @@ def signature_of(obj: Callable[..., Any], skip: tuple[str, ...] = ()) -> Signatu
         elif param.kind is not inspect.Parameter.VAR_POSITIONAL and param.name not in skip:
             annotation = hints.get(param.name, inspect.Parameter.empty)
             arguments[param.name] = Argument(param.name, annotation, param.default)
+    base = _forwarded_to(obj) if accepts_any else None
+    if base is not None:
+        # `**kwargs` handed to the base class (ResNeXt -> ResNet): the base's keys count too.
+        inherited = signature_of(base, skip)
+        arguments = {**inherited.arguments, **arguments}
+        accepts_any = inherited.accepts_any
     return Signature(arguments, accepts_any)
+
+
+def _forwarded_to(obj: Callable[..., Any]) -> type | None:
+    """The detcli-style base class a subclass's `**kwargs` go to, if `obj` is such a class.
+
+    Only a base defined outside torch counts: `nn.Module.__init__` takes anything.
+    """
+    if not inspect.isclass(obj):
+        return None
+    for base in obj.__mro__[1:]:
+        if "__init__" in vars(base):
+            module = getattr(base, "__module__", "")
+            return None if base is object or module.split(".")[0] == "torch" else base
+    return None
 
 
 @contextlib.contextmanager

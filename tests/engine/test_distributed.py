@@ -47,8 +47,8 @@ def _worker(args: list[str], nproc: int) -> subprocess.CompletedProcess[str]:
 def runs(tiny_shapes, tmp_path_factory):
     """The same start weights trained by 2 ranks x 1 image and by 1 process x 2 images."""
     from detcli.config import load_config
+    from detcli.model_config import build_model
     from detcli.plugins import load_plugins
-    from detcli.registry import MODELS
 
     root = tmp_path_factory.mktemp("dist")
     config = root / "cfg.yaml"
@@ -58,7 +58,7 @@ def runs(tiny_shapes, tmp_path_factory):
     load_plugins()
     torch.manual_seed(123)
     init = root / "init.pth"
-    torch.save({"state_dict": MODELS.build(load_config(config).model).state_dict()}, init)
+    torch.save({"state_dict": build_model(load_config(config).model).state_dict()}, init)
     common = [NO_FLIP, f"load_from={init}"]
     two = _worker([str(config), str(root / "two"), "data.samples_per_gpu=1", *common], nproc=2)
     assert two.returncode == 0, two.stderr
@@ -100,11 +100,11 @@ def test_sharded_evaluation_equals_one_process_evaluation(runs):
     from detcli.data import build_dataloader
     from detcli.engine import inference
     from detcli.evaluation import evaluate_detections
-    from detcli.registry import MODELS
+    from detcli.model_config import build_model
 
     root, config, _, _ = runs
     cfg = load_config(config)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg.model)
     model.load_state_dict(torch.load(root / "two" / "epoch_1.pth", weights_only=True)["state_dict"])
     loader = build_dataloader(split_loader(cfg.data, "val"), num_workers=0)
     ours = evaluate_detections(loader.dataset, inference(model, loader))

@@ -136,12 +136,12 @@ def test_inference_reproduces_the_evaluation_of_a_saved_checkpoint(reference_run
     the numbers equal what the EvalHook logged during training."""
     from detcli.data import build_dataloader
     from detcli.evaluation import evaluate_detections
+    from detcli.model_config import build_model
     from detcli.plugins import load_plugins
-    from detcli.registry import MODELS
 
     load_plugins()
     cfg = load_config(reference_run.config)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg.model)
     model.load_state_dict(
         torch.load(reference_run.work_dir / "epoch_2.pth", weights_only=True)["state_dict"]
     )

@@ -61,8 +61,8 @@ def test_tensorboard_events_hold_the_losses_and_metrics(reference_run):
 
 def test_checkpoints_rotate_link_and_load_weights_only(reference_run):
     from detcli.config import load_config
+    from detcli.model_config import build_model
     from detcli.plugins import load_plugins
-    from detcli.registry import MODELS
 
     wd = reference_run.work_dir
     # max_keep_ckpts: 1 keeps the newest epoch, and the one best.pth links to
@@ -81,7 +81,7 @@ def test_checkpoints_rotate_link_and_load_weights_only(reference_run):
     assert {"optimizer", "scheduler", "rng", "state_dict"} <= set(ckpt)
     assert ckpt["scheduler"]["last_epoch"] == 4
     load_plugins()
-    model = MODELS.build(load_config(reference_run.config).model)
+    model = build_model(load_config(reference_run.config).model)
     model.load_state_dict(ckpt["state_dict"])  # strict: the weights are the model's
     best = torch.load(wd / "best.pth", weights_only=True)
     assert best["meta"]["hooks"]["EvalHook"]["best"] >= 0

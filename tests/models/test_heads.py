@@ -8,8 +8,9 @@ from model_helpers import boxes, tiny_cfg
 
 import detcli.models  # noqa: F401  (registers the parts)
 from detcli.errors import ModelError
+from detcli.model_config import build_model, stage_train_cfg
 from detcli.models.dense_heads.anchor_targets import anchor_targets
-from detcli.models.run_cfgs import NmsCfg, ProposalCfg, read_stage_train_cfg
+from detcli.models.run_cfgs import NmsCfg, ProposalCfg, read_cfg
 from detcli.models.task_modules import bbox_overlaps
 from detcli.registry import MODELS
 
@@ -18,8 +19,8 @@ def rpn_head(**changes):
     cfg = tiny_cfg()
     head = {
         **cfg["rpn_head"],
-        "train_cfg": cfg["train_cfg"]["rpn"],
-        "test_cfg": cfg["test_cfg"]["rpn"],
+        "train_cfg": stage_train_cfg(cfg["train_cfg"]["rpn"], "rpn"),
+        "test_cfg": read_cfg(ProposalCfg, cfg["test_cfg"]["rpn"], "rpn"),
     }
     head.update(changes)
     return MODELS.build(head)
@@ -115,7 +116,7 @@ def rpn_targets(**train_changes):
         gt,
         None,
         None,
-        read_stage_train_cfg(cfg, "rpn"),
+        stage_train_cfg(cfg, "rpn"),
         1,
         True,
         head.bbox_coder,
@@ -229,7 +230,7 @@ def test_roi_align_sampling_ratio_and_aligned_change_the_pooled_features():
 def test_rcnn_sampler_num_sets_the_rois_per_image():
     cfg = tiny_cfg()
     cfg["train_cfg"]["rcnn"]["sampler"]["num"] = 32
-    model = MODELS.build(cfg).train()
+    model = build_model(cfg).train()
     seen = []
     model.roi_head.bbox_head.register_forward_hook(
         lambda m, args, out: seen.append(args[0].shape[0])
@@ -260,12 +261,12 @@ def test_unknown_settings_in_train_and_test_cfg_are_errors():
     with pytest.raises(
         ModelError, match=r"model.test_cfg.rcnn has no setting 'max_per_imgs'.*max_per_img"
     ):
-        MODELS.build(cfg)
+        build_model(cfg)
     cfg = tiny_cfg()
     cfg["test_cfg"]["rcnn"]["nms"] = {"type": "soft_nms", "iou_threshold": 0.5}
     with pytest.raises(ModelError, match="soft_nms"):
-        MODELS.build(cfg)
+        build_model(cfg)
     cfg = tiny_cfg()
     cfg["train_cfg"]["rpn"]["sampler"]["add_gt_as_proposals"] = True
     with pytest.raises(ModelError, match="add_gt_as_proposals"):
-        MODELS.build(cfg)
+        build_model(cfg)

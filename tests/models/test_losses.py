@@ -94,12 +94,14 @@ def test_giou_loss_on_boxes():
 def test_iou_losses_need_decoded_boxes_in_the_heads():
     from model_helpers import tiny_cfg
 
+    from detcli.model_config import build_model
+
     cfg = tiny_cfg()
     cfg["roi_head"]["bbox_head"]["loss_bbox"] = {"type": "GIoULoss", "loss_weight": 10.0}
     with pytest.raises(ModelError, match="reg_decoded_bbox"):
-        MODELS.build(cfg)
+        build_model(cfg)
     cfg["roi_head"]["bbox_head"]["reg_decoded_bbox"] = True
-    MODELS.build(cfg)
+    build_model(cfg)
 
 
 def test_bad_reduction_is_a_model_error():

@@ -137,7 +137,10 @@ class _Checker:
         signature = registry.signature(name)
         no_effect: dict[str, str] = getattr(registry.get(name), "NO_EFFECT_ARGS", {})
         for key, value in cfg.items():
-            if key == "type" or key in builder_keys:
+            if key == "type":
+                continue
+            if key in builder_keys:  # read by the builder: only its registered parts are checked
+                self._opaque((*path, key), value)
                 continue
             arg = signature.arguments.get(key)
             if key in no_effect and arg is not None and value != arg.default:

@@ -1,11 +1,9 @@
 """`detcli check`, model part: do the parts of `model:` fit together? Found without a forward pass.
 
-The model is built on PyTorch's `meta` device (shapes, no memory, no weights), so constructor
-errors surface here, and then the wiring is compared: the backbone's feature channels and
-strides (timm's `feature_info`) against the neck's `in_channels`, the neck's output strides
-against the anchor strides and the RoI extractor's `featmap_strides`, channel counts along the
-heads, and hub weight names in `init_cfg`. Parts from plugins are checked where they expose the
-same attributes (`out_channels`, `strides`, `output_strides()`), and skipped otherwise.
+The model is built on PyTorch's `meta` device (shapes, no memory, no weights), exactly as a run
+builds it, so constructor errors surface here, and so does every wiring mismatch the parts find
+while shapes flow from one to the next (`detcli.models.shapes`), one finding per config key.
+Hub weight names in `init_cfg` are checked against the backbone's architecture.
 
 torch and timm are imported inside functions: `detcli.config` must import without them.
 """
@@ -25,131 +23,28 @@ def model_problems(model: Any, models: Registry) -> list[Finding]:
     """Wiring problems of a `model:` mapping whose types are all registered and arguments valid."""
     if not isinstance(model, dict) or model.get("type") not in models:
         return []
-    built, error = _build_on_meta(model, models)
-    if error:
-        return [(("model",), error)]
-    return _wiring(model, built) + _init_weights(model, built)
+    built, found = _build_on_meta(model, models)
+    if built is None:
+        return found
+    return _init_weights(model, built)
 
 
-def _build_on_meta(model: dict[str, Any], models: Registry) -> tuple[Any, str]:
+def _build_on_meta(model: dict[str, Any], models: Registry) -> tuple[Any, list[Finding]]:
+    """Build the model on the meta device; the parts' wiring problems, one per config key."""
     import torch
 
+    from detcli.model_config import route_run_cfgs
+    from detcli.models.shapes import WiringError
+
     try:
-        with torch.device("meta"):
-            return models.build(model), ""
+        with torch.device("meta"):  # what build_model does, less its check of the result
+            return models.build(route_run_cfgs(model, models), where="model"), []
+    except WiringError as exc:
+        return None, [(("model", *p.path), p.message) for p in exc.problems]
     except DetcliError as exc:
-        return None, f"the model cannot be built: {exc}"
+        return None, [(("model",), f"the model cannot be built: {exc}")]
     except Exception as exc:  # a constructor's own check (a plugin's assert, a shape, ...)
-        return None, f"the model cannot be built: {type(exc).__name__}: {exc}"
-
-
-def _wiring(cfg: dict[str, Any], model: Any) -> list[Finding]:
-    found: list[Finding] = []
-    backbone = getattr(model, "backbone", None)
-    neck = getattr(model, "neck", None)
-    channels = getattr(backbone, "out_channels", None)
-    strides = getattr(backbone, "strides", None)
-    if not isinstance(channels, list) or not isinstance(strides, list):
-        return found  # a backbone that does not describe its outputs
-    what = _describe_backbone(cfg.get("backbone"), backbone)
-    if neck is not None:
-        neck_in = getattr(neck, "in_channels", None)
-        neck_type = cfg["neck"].get("type")
-        if isinstance(neck_in, list) and neck_in != channels:
-            found.append(
-                (
-                    ("model", "neck", "in_channels"),
-                    f"{neck_type} in_channels is {neck_in}, but {what} gives feature maps with "
-                    f"{channels} channels; set in_channels: {channels}.",
-                )
-            )
-            return found  # strides downstream would only repeat the same mistake
-        out_channels = getattr(neck, "out_channels", None)
-        output_strides = getattr(neck, "output_strides", None)
-        strides = output_strides(strides) if callable(output_strides) else None
-        source = f"the {neck_type} neck"
-    else:
-        out_channels = channels[0] if len(set(channels)) == 1 else None
-        source = what
-    found += _heads(model, out_channels, strides, source)
-    return found
-
-
-def _heads(model: Any, channels: Any, strides: Any, source: str) -> list[Finding]:
-    found: list[Finding] = []
-    rpn = getattr(model, "rpn_head", None)
-    rpn_in = getattr(rpn, "in_channels", None)
-    if isinstance(channels, int) and isinstance(rpn_in, int) and rpn_in != channels:
-        found.append(
-            (
-                ("model", "rpn_head", "in_channels"),
-                f"rpn_head.in_channels is {rpn_in}, but {source} outputs {channels} channels.",
-            )
-        )
-    anchors = getattr(getattr(rpn, "prior_generator", None), "strides", None)
-    if isinstance(strides, list) and isinstance(anchors, list):
-        anchor_strides = [s[0] if isinstance(s, tuple) else s for s in anchors]
-        if anchor_strides != strides:
-            found.append(
-                (
-                    ("model", "rpn_head", "anchor_generator", "strides"),
-                    f"anchor strides are {anchor_strides}, but {source} outputs levels with "
-                    f"strides {strides}; set strides: {strides} (one per level).",
-                )
-            )
-    roi_head = getattr(model, "roi_head", None)
-    extractor = getattr(roi_head, "bbox_roi_extractor", None)
-    feat_strides = getattr(extractor, "featmap_strides", None)
-    path = ("model", "roi_head", "bbox_roi_extractor")
-    if (
-        isinstance(strides, list)
-        and isinstance(feat_strides, list)
-        and feat_strides != strides[: len(feat_strides)]
-    ):
-        found.append(
-            (
-                (*path, "featmap_strides"),
-                f"featmap_strides is {feat_strides}, but {source} outputs levels with strides "
-                f"{strides}; RoIs are pooled from the first levels, so use "
-                f"{strides[: min(len(feat_strides), len(strides))]}.",
-            )
-        )
-    ext_channels = getattr(extractor, "out_channels", None)
-    if isinstance(channels, int) and isinstance(ext_channels, int) and ext_channels != channels:
-        found.append(
-            (
-                (*path, "out_channels"),
-                f"out_channels is {ext_channels}, but {source} outputs {channels} channels.",
-            )
-        )
-    head = getattr(roi_head, "bbox_head", None)
-    head_in = getattr(head, "in_channels", None)
-    if isinstance(ext_channels, int) and isinstance(head_in, int) and head_in != ext_channels:
-        found.append(
-            (
-                ("model", "roi_head", "bbox_head", "in_channels"),
-                f"bbox_head.in_channels is {head_in}, but the RoI extractor gives {ext_channels} "
-                "channels.",
-            )
-        )
-    size = getattr(extractor, "output_size", None)
-    feat_size = getattr(head, "roi_feat_size", None)
-    if isinstance(size, tuple) and isinstance(feat_size, int) and size != (feat_size, feat_size):
-        found.append(
-            (
-                ("model", "roi_head", "bbox_head", "roi_feat_size"),
-                f"roi_feat_size is {feat_size}, but roi_layer.output_size pools {list(size)}.",
-            )
-        )
-    return found
-
-
-def _describe_backbone(cfg: Any, backbone: Any) -> str:
-    name = cfg.get("type") if isinstance(cfg, dict) else type(backbone).__name__
-    timm_name = getattr(backbone, "timm_name", None)
-    indices = cfg.get("out_indices") if isinstance(cfg, dict) else None
-    extra = f" out_indices {indices}" if indices is not None else ""
-    return f"the {name} backbone ({timm_name}{extra})" if timm_name else f"the {name} backbone"
+        return None, [(("model",), f"the model cannot be built: {type(exc).__name__}: {exc}")]
 
 
 def _init_weights(cfg: dict[str, Any], model: Any) -> list[Finding]:

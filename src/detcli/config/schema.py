@@ -23,7 +23,7 @@ class Place:
 
 
 COMPONENT_PLACES: tuple[Place, ...] = (
-    Place(("model",), "MODELS"),
+    Place(("model",), "MODELS", frozenset({"train_cfg", "test_cfg"})),  # detcli.model_config
     Place(("optimizer",), "OPTIMIZERS", frozenset({"paramwise_cfg", "constructor"})),
     Place(("optim_wrapper", "optimizer"), "OPTIMIZERS"),
     Place(("param_scheduler",), "SCHEDULERS"),

@@ -123,7 +123,7 @@ def _train(
     from detcli.data import build_dataloader
     from detcli.engine.threads import configure_threads
     from detcli.plugins import load_plugins
-    from detcli.registry import MODELS
+    from detcli.model_config import build_model
 
     # First, so that everything below (model building included) runs with the chosen count.
     workers = settings.loaders["train"].num_workers if "train" in settings.loaders else 0
@@ -178,7 +178,7 @@ def _train(
                     settings.loader("val"), distributed=info.distributed, seed=seed
                 )
 
-            model: nn.Module = MODELS.build(settings.model)
+            model = build_model(settings.model)
             if hasattr(model, "init_weights"):
                 model.init_weights()  # pretrained backbone weights named by init_cfg
             model.to(device)

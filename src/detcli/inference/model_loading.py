@@ -154,7 +154,7 @@ def load_detector(
     Returns (model, checkpoint meta). CheckpointError when the file is missing, unreadable
     or does not fit the model; ModelError when the config's classes and model disagree.
     """
-    from detcli.models import build_model
+    from detcli.model_config import build_model
     from detcli.plugins import load_plugins
 
     path = Path(checkpoint)

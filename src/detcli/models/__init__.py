@@ -1,43 +1,69 @@
 """Detection models assembled from config: backbones, necks, heads, task modules, losses.
 
 Importing this package registers every part in `detcli.registry.MODELS` under mmdet's names.
+Each part is an ordinary `nn.Module` taking built parts and plain numbers; `detcli.model_config`
+builds one from a `model:` mapping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from torch import nn
-
-from detcli.errors import ModelError
+from detcli.model_config import build_model
 from detcli.models import backbones, dense_heads, detectors, losses, necks, roi_heads, task_modules
-from detcli.models.backbones import LoadReport, load_pretrained
+from detcli.models.backbones import (
+    HRNet,
+    LoadReport,
+    ResNet,
+    ResNeXt,
+    TimmBackbone,
+    load_pretrained,
+)
+from detcli.models.backbones.base import Backbone
 from detcli.models.data_preprocessor import DetDataPreprocessor
+from detcli.models.dense_heads import RPNHead
 from detcli.models.detectors import FasterRCNN, TwoStageDetector
-from detcli.registry import MODELS
-
-
-def build_model(cfg_model: Mapping[str, Any]) -> nn.Module:
-    """The detector a `model:` section describes (a FasterRCNN for the reference configs).
-
-    Backbone weights stay random until `model.init_weights()` loads `init_cfg`; evaluation
-    and `load_from` need no network that way.
-    """
-    model = MODELS.build(cfg_model)
-    if not isinstance(model, nn.Module):
-        raise ModelError(
-            f"model.type {cfg_model.get('type')!r} built a {type(model).__name__}, not a "
-            "torch.nn.Module detector."
-        )
-    return model
-
+from detcli.models.losses import CrossEntropyLoss, L1Loss, SmoothL1Loss
+from detcli.models.necks import FPN, HRFPN
+from detcli.models.roi_heads import RoIAlign, Shared2FCBBoxHead, SingleRoIExtractor, StandardRoIHead
+from detcli.models.run_cfgs import NmsCfg, ProposalCfg, RCNNTestCfg, StageTrainCfg
+from detcli.models.shapes import FeatureMaps, RoIFeatures, WiringError
+from detcli.models.task_modules import (
+    AnchorGenerator,
+    DeltaXYWHBBoxCoder,
+    MaxIoUAssigner,
+    RandomSampler,
+)
 
 __all__ = [
+    "FPN",
+    "HRFPN",
+    "AnchorGenerator",
+    "Backbone",
+    "CrossEntropyLoss",
+    "DeltaXYWHBBoxCoder",
     "DetDataPreprocessor",
     "FasterRCNN",
+    "FeatureMaps",
+    "HRNet",
+    "L1Loss",
     "LoadReport",
+    "MaxIoUAssigner",
+    "NmsCfg",
+    "ProposalCfg",
+    "RCNNTestCfg",
+    "RPNHead",
+    "RandomSampler",
+    "ResNeXt",
+    "ResNet",
+    "RoIAlign",
+    "RoIFeatures",
+    "Shared2FCBBoxHead",
+    "SingleRoIExtractor",
+    "SmoothL1Loss",
+    "StageTrainCfg",
+    "StandardRoIHead",
+    "TimmBackbone",
     "TwoStageDetector",
+    "WiringError",
     "backbones",
     "build_model",
     "dense_heads",

@@ -1,18 +1,24 @@
-"""The detector's `train_cfg` / `test_cfg` sections, read into typed settings with clear errors.
+"""The heads' training and test settings: mmdet's `train_cfg` / `test_cfg` sections, typed.
 
 These are plain mappings in the config (mmdet's shape), so no signature describes them; an
-unknown or misspelled key here would otherwise be ignored in silence.
+unknown or misspelled key here would otherwise be ignored in silence. The config edge
+(`detcli.model_config`) reads them and hands each head its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from detcli.errors import ModelError
-from detcli.registry import MODELS
 from detcli.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from detcli.models.task_modules.assign_result import BatchAssignResult
+    from detcli.models.task_modules.random_sampler import BatchSample
 
 T = TypeVar("T")
 
@@ -48,17 +54,40 @@ class RCNNTestCfg:
     min_bbox_size: float = 0  # boxes narrower or lower than this are dropped (torchvision: 0.01)
 
 
+class Assigner(Protocol):
+    """Matches candidate boxes to GT boxes for a padded batch (MaxIoUAssigner)."""
+
+    def assign_batch(
+        self,
+        bboxes: Tensor,
+        valid: Tensor | None,
+        gt_bboxes: Tensor,
+        gt_valid: Tensor | None,
+        gt_labels: Tensor | None = None,
+        gt_bboxes_ignore: Tensor | None = None,
+        ignore_valid: Tensor | None = None,
+    ) -> BatchAssignResult: ...
+
+
+class Sampler(Protocol):
+    """Keeps some of the assigned candidates of each image (RandomSampler)."""
+
+    add_gt_as_proposals: bool
+
+    def sample_batch(self, gt_inds: Tensor) -> BatchSample: ...
+
+
 @dataclass(frozen=True)
 class StageTrainCfg:
     """`train_cfg.rpn` / `train_cfg.rcnn`: the built assigner and sampler and target settings."""
 
-    assigner: Any
-    sampler: Any
+    assigner: Assigner
+    sampler: Sampler
     allowed_border: float = (
         -1
     )  # RPN: anchors further outside the image are not trained; -1 keeps all
     pos_weight: float = -1  # weight of a positive in the classification loss; -1 means 1
-    debug: bool = False
+    debug: bool = False  # mmdet's; has no effect here (`detcli check` says so)
 
 
 def read_cfg(cls: type[T], cfg: Mapping[str, Any] | None, where: str) -> T:
@@ -90,16 +119,3 @@ def read_nms(cfg: Any, where: str) -> NmsCfg:
             "(torchvision's batched NMS)."
         )
     return nms
-
-
-def read_stage_train_cfg(cfg: Mapping[str, Any] | None, where: str) -> StageTrainCfg:
-    """`train_cfg.rpn` or `train_cfg.rcnn` with its assigner and sampler built from MODELS."""
-    if not isinstance(cfg, Mapping) or "assigner" not in cfg or "sampler" not in cfg:
-        raise ModelError(
-            f"{where} needs an `assigner` and a `sampler` (e.g. MaxIoUAssigner, RandomSampler) "
-            "to train; see configs/_base_/models/faster_rcnn_r50_fpn.yaml."
-        )
-    values = dict(cfg)
-    values["assigner"] = MODELS.build(cfg["assigner"])
-    values["sampler"] = MODELS.build(cfg["sampler"])
-    return read_cfg(StageTrainCfg, values, where)

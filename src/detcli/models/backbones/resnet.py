@@ -81,21 +81,17 @@ class ResNet(TimmFeatures):
         init_cfg: dict[str, Any] | None = None,
         base_channels: int = 64,
     ):
-        if depth not in RESNET_DEPTHS:
-            raise ModelError(
-                f"ResNet: depth {depth} is not available; use one of "
-                f"{', '.join(map(str, RESNET_DEPTHS))} (or TimmBackbone for other timm nets)."
-            )
+        owner = type(self).__name__
         kwargs = _resnet_kwargs(
-            in_channels, style, deep_stem, avg_down, stem_channels, zero_init_residual, "ResNet"
+            in_channels, style, deep_stem, avg_down, stem_channels, zero_init_residual, owner
         )
         if base_channels != 64:
             if base_channels < 1:
-                raise ModelError(f"ResNet: base_channels must be positive, got {base_channels}.")
+                raise ModelError(f"{owner}: base_channels must be positive, got {base_channels}.")
             kwargs["channels"] = tuple(base_channels * 2**i for i in range(4))
         super().__init__(
-            f"resnet{depth}",
-            _stage_indices(num_stages, out_indices, "ResNet"),
+            self.timm_network(depth),
+            _stage_indices(num_stages, out_indices, owner),
             frozen_stages=frozen_stages,
             norm_cfg=norm_cfg,
             norm_eval=norm_eval,
@@ -106,6 +102,15 @@ class ResNet(TimmFeatures):
         self.style = style
         if style == "caffe":
             use_caffe_strides(self.body)
+
+    def timm_network(self, depth: int) -> str:
+        """The timm model this backbone builds."""
+        if depth not in RESNET_DEPTHS:
+            raise ModelError(
+                f"ResNet: depth {depth} is not available; use one of "
+                f"{', '.join(map(str, RESNET_DEPTHS))} (or TimmBackbone for other timm nets)."
+            )
+        return f"resnet{depth}"
 
 
 def use_caffe_strides(body: nn.Module) -> int:
@@ -134,54 +139,25 @@ def resnext_variants() -> dict[tuple[int, int, int], str]:
 
 
 @MODELS.register()
-class ResNeXt(TimmFeatures):
-    """ResNeXt (timm `resnext{depth}_{groups}x{base_width}d`), e.g. 101 / 64 / 4."""
+class ResNeXt(ResNet):
+    """ResNeXt (timm `resnext{depth}_{groups}x{base_width}d`), e.g. 101 / 64 / 4.
 
-    def __init__(
-        self,
-        depth: int,
-        groups: int = 1,
-        base_width: int = 4,
-        in_channels: int = 3,
-        num_stages: int = 4,
-        out_indices: Sequence[int] = (0, 1, 2, 3),
-        style: str = "pytorch",
-        deep_stem: bool = False,
-        avg_down: bool = False,
-        stem_channels: int | None = None,
-        frozen_stages: int = -1,
-        norm_cfg: dict[str, Any] | None = None,
-        norm_eval: bool = True,
-        with_cp: bool = False,
-        zero_init_residual: bool = True,
-        init_cfg: dict[str, Any] | None = None,
-    ):
+    Every other argument is ResNet's (`detcli check` reads them from ResNet's signature).
+    """
+
+    def __init__(self, depth: int, groups: int = 1, base_width: int = 4, **kwargs: Any):
+        self.groups = groups  # read by timm_network(), which ResNet's __init__ calls
+        self.base_width = base_width
+        super().__init__(depth, **kwargs)
+
+    def timm_network(self, depth: int) -> str:
+        """The timm ResNeXt with this depth, cardinality (groups) and base width."""
         variants = resnext_variants()
-        name = variants.get((depth, groups, base_width))
+        name = variants.get((depth, self.groups, self.base_width))
         if name is None:
             listed = ", ".join(f"{d}/{g}/{w}" for d, g, w in sorted(variants))
             raise ModelError(
-                f"ResNeXt: no timm network has depth {depth}, groups {groups}, base_width "
-                f"{base_width}. Available depth/groups/base_width: {listed}."
+                f"ResNeXt: no timm network has depth {depth}, groups {self.groups}, base_width "
+                f"{self.base_width}. Available depth/groups/base_width: {listed}."
             )
-        super().__init__(
-            name,
-            _stage_indices(num_stages, out_indices, "ResNeXt"),
-            frozen_stages=frozen_stages,
-            norm_cfg=norm_cfg,
-            norm_eval=norm_eval,
-            init_cfg=init_cfg,
-            with_cp=with_cp,
-            create_kwargs=_resnet_kwargs(
-                in_channels,
-                style,
-                deep_stem,
-                avg_down,
-                stem_channels,
-                zero_init_residual,
-                "ResNeXt",
-            ),
-        )
-        self.style = style
-        if style == "caffe":
-            use_caffe_strides(self.body)
+        return name

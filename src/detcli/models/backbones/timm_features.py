@@ -14,11 +14,12 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from detcli.errors import ModelError
+from detcli.models.backbones.base import Backbone
 
 BACKBONE_NORMS = ("BN", "SyncBN")
 
 
-class TimmFeatures(nn.Module):
+class TimmFeatures(Backbone):
     """A timm feature extractor with stage freezing, BN eval mode and pretrained loading."""
 
     def __init__(
@@ -33,7 +34,7 @@ class TimmFeatures(nn.Module):
         create_kwargs: Mapping[str, Any] | None = None,
         where: str = "model.backbone",
     ):
-        super().__init__()
+        super().__init__(dict(init_cfg) if init_cfg is not None else None)
         self.where = where
         self.timm_name = timm_name
         self.create_kwargs = dict(create_kwargs or {})
@@ -50,7 +51,6 @@ class TimmFeatures(nn.Module):
         self.strides: list[int] = list(self.body.feature_info.reduction())
         self.norm_eval = norm_eval
         self.frozen_stages = frozen_stages
-        self.init_cfg = dict(init_cfg) if init_cfg is not None else None
         if self.init_cfg is not None:
             check_init_cfg(self.init_cfg, where)
         self._apply_norm_cfg(dict(norm_cfg) if norm_cfg is not None else {"type": "BN"})
@@ -62,14 +62,14 @@ class TimmFeatures(nn.Module):
                     f"{where}: timm's {timm_name!r} has no gradient checkpointing; "
                     "set with_cp: false."
                 ) from None
-        self._stages = self.stage_modules()
+        self._stages = self._find_stages()
         if frozen_stages >= len(self._stages):
             raise ModelError(
                 f"{where}.frozen_stages is {frozen_stages}, but {timm_name} has only "
                 f"{len(self._stages) - 1} stages after the stem; use -1 (none) to "
                 f"{len(self._stages) - 1}."
             )
-        self._freeze()
+        self.freeze_stages()
 
     def _create(self) -> nn.Module:
         try:
@@ -85,6 +85,14 @@ class TimmFeatures(nn.Module):
     # -- structure ----------------------------------------------------------------------------
 
     def stage_modules(self) -> list[list[nn.Module]]:
+        """The body's modules grouped by the timm feature level they end (stem first)."""
+        return self._stages
+
+    def describe(self) -> str:
+        """ "the ResNet backbone (resnet50)": the class and the timm network it builds."""
+        return f"the {type(self).__name__} backbone ({self.timm_name})"
+
+    def _find_stages(self) -> list[list[nn.Module]]:
         """The body's modules grouped by the timm feature level they end (stem first).
 
         Containers holding a feature level's module (`blocks` around `blocks.0`) are opened,
@@ -130,25 +138,6 @@ class TimmFeatures(nn.Module):
                     m.momentum = float(norm_cfg["momentum"])
                 for p in m.parameters():
                     p.requires_grad = bool(norm_cfg.get("requires_grad", True))
-
-    # -- training behaviour -------------------------------------------------------------------
-
-    def _freeze(self) -> None:
-        for group in self._stages[: self.frozen_stages + 1]:
-            for module in group:
-                module.eval()
-                for p in module.parameters():
-                    p.requires_grad = False
-
-    def train(self, mode: bool = True) -> TimmFeatures:
-        """Train mode, except frozen stages (always eval) and, with norm_eval, every BatchNorm."""
-        super().train(mode)
-        self._freeze()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Feature maps for the configured out_indices, finest first."""

@@ -10,13 +10,13 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.dense_heads.anchor_targets import anchor_targets
-from detcli.models.run_cfgs import ProposalCfg, read_cfg, read_stage_train_cfg
+from detcli.models.losses import CrossEntropyLoss, L1Loss
+from detcli.models.run_cfgs import ProposalCfg, StageTrainCfg
+from detcli.models.shapes import UNWIRED, FeatureMaps, Wiring
+from detcli.models.task_modules.anchor_generator import AnchorGenerator
+from detcli.models.task_modules.bbox_coder import DeltaXYWHBBoxCoder
 from detcli.models.task_modules.nms import nms_per_image, top_per_image
-from detcli.registry import MODELS
-
-DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
-DEFAULT_LOSS_BBOX = {"type": "L1Loss", "loss_weight": 1.0}
+from detcli.registry import MODELS, Model
 
 
 @MODELS.register()
@@ -24,29 +24,29 @@ class RPNHead(nn.Module):
     """A 3x3 conv shared over levels, then 1x1 convs for objectness and deltas per anchor.
 
     `train_cfg` (assigner, sampler, allowed_border, pos_weight) and `test_cfg` (proposal
-    settings) come from the detector's `train_cfg.rpn` / `test_cfg.rpn`.
+    settings) are the detector's `train_cfg.rpn` / `test_cfg.rpn`, read at the config edge
+    (detcli.model_config). `in_channels` may be left out: the detector takes it from the neck.
     """
 
     def __init__(
         self,
-        in_channels: int,
-        anchor_generator: dict[str, Any],
+        anchor_generator: Model[AnchorGenerator],
+        in_channels: int | None = None,
         feat_channels: int = 256,
         num_convs: int = 1,
-        bbox_coder: dict[str, Any] | None = None,
-        loss_cls: dict[str, Any] | None = None,
-        loss_bbox: dict[str, Any] | None = None,
+        bbox_coder: Model[DeltaXYWHBBoxCoder] | None = None,
+        loss_cls: Model[nn.Module] | None = None,
+        loss_bbox: Model[nn.Module] | None = None,
         reg_decoded_bbox: bool = False,
-        train_cfg: dict[str, Any] | None = None,
-        test_cfg: dict[str, Any] | None = None,
-        init_cfg: dict[str, Any] | None = None,
+        train_cfg: StageTrainCfg | None = None,
+        test_cfg: ProposalCfg | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
-        self.in_channels = in_channels
-        self.prior_generator = MODELS.build(anchor_generator)
-        self.bbox_coder = MODELS.build(bbox_coder or DEFAULT_CODER)
-        self.loss_cls = MODELS.build(loss_cls or DEFAULT_LOSS_CLS)
-        self.loss_bbox = MODELS.build(loss_bbox or DEFAULT_LOSS_BBOX)
+        self.prior_generator = anchor_generator
+        self.bbox_coder = bbox_coder or DeltaXYWHBBoxCoder()
+        self.loss_cls = loss_cls or CrossEntropyLoss(use_sigmoid=True)
+        self.loss_bbox = loss_bbox or L1Loss()
         self.reg_decoded_bbox = reg_decoded_bbox
         if getattr(self.loss_bbox, "needs_decoded_boxes", False) and not reg_decoded_bbox:
             raise ModelError(
@@ -57,23 +57,54 @@ class RPNHead(nn.Module):
         # One foreground class; softmax adds a background score.
         self.cls_out_channels = 1 if self.use_sigmoid else 2
         self.num_anchors = self.prior_generator.num_base_anchors
-        self.train_cfg = None
-        if train_cfg is not None:
-            self.train_cfg = read_stage_train_cfg(train_cfg, "model.train_cfg.rpn")
-            if self.train_cfg.sampler.add_gt_as_proposals:
-                raise ModelError(
-                    "model.train_cfg.rpn.sampler.add_gt_as_proposals must be false: the RPN "
-                    "trains anchors, and GT boxes are not anchors."
-                )
-        self.test_cfg = read_cfg(ProposalCfg, test_cfg, "model.test_cfg.rpn")
+        if train_cfg is not None and train_cfg.sampler.add_gt_as_proposals:
+            raise ModelError(
+                "model.train_cfg.rpn.sampler.add_gt_as_proposals must be false: the RPN "
+                "trains anchors, and GT boxes are not anchors."
+            )
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg or ProposalCfg()
+        self.feat_channels = feat_channels
+        self.num_convs = num_convs
+        self.init_cfg = init_cfg
+        self._ids_cache: tuple[tuple[object, ...], Tensor, Tensor] | None = None
+        self.in_channels: int | None = None
+        if in_channels is not None:
+            self._build(in_channels)
+
+    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
+        """Take `in_channels` from the maps it reads (or check it); check the anchor strides."""
+        channels = inputs.uniform_channels
+        if channels is None:
+            wiring.report(
+                "in_channels",
+                f"{inputs.source} outputs levels with {list(inputs.channels)} channels, but the "
+                "RPN shares one conv over all levels; put a neck (FPN) in front of it.",
+            )
+            return
+        why = f"{inputs.source} outputs {channels} channels"
+        in_channels = wiring.agree("in_channels", self.in_channels, channels, why)
+        if self.in_channels is None:
+            self._build(in_channels)
+        anchor_strides = [s[0] for s in self.prior_generator.strides]
+        if anchor_strides != list(inputs.strides):
+            wiring.report(
+                ("anchor_generator", "strides"),
+                f"anchor strides are {anchor_strides}, but {inputs.source} outputs levels with "
+                f"strides {list(inputs.strides)}; set strides: {list(inputs.strides)} "
+                "(one per level).",
+            )
+
+    def _build(self, in_channels: int) -> None:
+        self.in_channels = in_channels
+        feat_channels = self.feat_channels
         convs: list[nn.Module] = []
-        for i in range(num_convs):
+        for i in range(self.num_convs):
             convs += [
                 nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1),
                 nn.ReLU(inplace=True),
             ]
         self.rpn_conv = nn.Sequential(*convs)
-        self._ids_cache: tuple[tuple[object, ...], Tensor, Tensor] | None = None
         self.rpn_cls = nn.Conv2d(feat_channels, self.num_anchors * self.cls_out_channels, 1)
         self.rpn_reg = nn.Conv2d(feat_channels, self.num_anchors * 4, 1)
         for m in self.modules():
@@ -83,6 +114,8 @@ class RPNHead(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Per level: scores (B, A * C, H, W) and deltas (B, A * 4, H, W)."""
+        if self.in_channels is None:
+            raise ModelError(UNWIRED.format(part="RPNHead"))
         scores, deltas = [], []
         for x in feats:
             x = self.rpn_conv(x)

@@ -9,50 +9,49 @@ import torch
 from torch import Tensor, nn
 
 from detcli.errors import ModelError
+from detcli.models.data_preprocessor import DetDataPreprocessor
+from detcli.models.dense_heads.rpn_head import RPNHead
 from detcli.models.detectors.tta import aug_test
 from detcli.models.meta import img_hw, pad_hw
-from detcli.models.run_cfgs import ProposalCfg, read_cfg
-from detcli.registry import MODELS
+from detcli.models.roi_heads.standard_roi_head import StandardRoIHead
+from detcli.models.run_cfgs import ProposalCfg
+from detcli.models.shapes import FeatureMaps, Wiring
+from detcli.registry import MODELS, Model
 from detcli.structures import Detections, ImgMeta
 
 
 class TwoStageDetector(nn.Module):
-    """mmdet's two-stage detector; `train_cfg` / `test_cfg` sections go to the heads using them."""
+    """Backbone -> neck -> RPN proposals -> RoI head; each part is given built.
+
+    Shapes flow at construction: the neck is wired from the backbone's feature maps, the RPN
+    and RoI heads from the neck's, so `in_channels`, `featmap_strides`, ... may be left out;
+    given values that disagree are reported together (`WiringError`, one line per key).
+    `train_proposals` is `train_cfg.rpn_proposal` (default: the RPN's test-time settings).
+    """
 
     def __init__(
         self,
-        backbone: dict[str, Any],
-        rpn_head: dict[str, Any],
-        roi_head: dict[str, Any],
-        neck: dict[str, Any] | None = None,
-        train_cfg: dict[str, Any] | None = None,
-        test_cfg: dict[str, Any] | None = None,
-        init_cfg: dict[str, Any] | None = None,
-        data_preprocessor: dict[str, Any] | None = None,
+        *,
+        backbone: Model[nn.Module],
+        neck: Model[nn.Module] | None = None,
+        rpn_head: Model[RPNHead],
+        roi_head: Model[StandardRoIHead],
+        train_proposals: ProposalCfg | None = None,
+        data_preprocessor: Model[DetDataPreprocessor] | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
-        train_cfg = dict(train_cfg or {})
-        test_cfg = dict(test_cfg or {})
-        _only_keys(train_cfg, ("rpn", "rpn_proposal", "rcnn"), "model.train_cfg")
-        _only_keys(test_cfg, ("rpn", "rcnn"), "model.test_cfg")
-        self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck) if neck is not None else None
-        self.rpn_head = MODELS.build(
-            {**rpn_head, "train_cfg": train_cfg.get("rpn"), "test_cfg": test_cfg.get("rpn")}
-        )
-        self.roi_head = MODELS.build(
-            {**roi_head, "train_cfg": train_cfg.get("rcnn"), "test_cfg": test_cfg.get("rcnn")}
-        )
+        self.backbone = backbone
+        self.neck = neck
+        self.rpn_head = rpn_head
+        self.roi_head = roi_head
         # Training proposals default to the test-time settings, as in mmdet.
-        self.proposal_cfg = (
-            read_cfg(ProposalCfg, train_cfg["rpn_proposal"], "model.train_cfg.rpn_proposal")
-            if "rpn_proposal" in train_cfg
-            else self.rpn_head.test_cfg
-        )
+        self.proposal_cfg = train_proposals or rpn_head.test_cfg
         self.init_cfg = init_cfg
         # 3.x configs normalise and pad in the model; 2.x pipelines already did (None).
-        self.data_preprocessor = (
-            MODELS.build(data_preprocessor) if data_preprocessor is not None else None
+        self.data_preprocessor = data_preprocessor
+        wire_parts(
+            self.backbone, [("neck", self.neck), ("rpn_head", rpn_head), ("roi_head", roi_head)]
         )
 
     @property
@@ -158,7 +157,22 @@ class FasterRCNN(TwoStageDetector):
     """Faster R-CNN: RPN + StandardRoIHead (mmdet config keys)."""
 
 
-def _only_keys(cfg: dict[str, Any], allowed: Sequence[str], where: str) -> None:
-    extra = [k for k in cfg if k not in allowed]
-    if extra:
-        raise ModelError(f"{where} has unknown sections {extra}; it takes {', '.join(allowed)}.")
+def wire_parts(backbone: nn.Module, parts: Sequence[tuple[str, nn.Module | None]]) -> None:
+    """Wire each part from the feature maps of the part before it, and raise every mismatch.
+
+    A part without `wire` (a plugin's) is used as configured; after it, shapes are unknown and
+    the parts downstream need their own `in_channels`.
+    """
+    maps: FeatureMaps | None = getattr(backbone, "feature_maps", None)
+    wiring = Wiring()
+    for name, part in parts:
+        if part is None:
+            continue
+        wire = getattr(part, "wire", None)
+        if maps is None or wire is None:
+            maps = None
+            continue
+        out = wire(maps, wiring.child(name))
+        if isinstance(out, FeatureMaps):  # a neck; heads output no maps for the next part
+            maps = out
+    wiring.raise_problems()

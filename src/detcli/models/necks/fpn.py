@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.layers import ConvModule, xavier_init
+from detcli.models.shapes import UNWIRED, FeatureMaps, Wiring
 from detcli.registry import MODELS
 
 EXTRA_SOURCES = ("on_input", "on_lateral", "on_output")
@@ -21,13 +22,14 @@ class FPN(nn.Module):
 
     Levels beyond the backbone's come from a stride-1 max-pool of the last output
     (`add_extra_convs: false`) or from stride-2 3x3 convs on the input, lateral or output.
+    `in_channels` may be left out: the detector then takes it from the backbone (`wire`).
     """
 
     def __init__(
         self,
-        in_channels: Sequence[int],
         out_channels: int,
         num_outs: int,
+        in_channels: Sequence[int] | None = None,
         start_level: int = 0,
         end_level: int = -1,
         add_extra_convs: bool | str = False,
@@ -36,13 +38,46 @@ class FPN(nn.Module):
         norm_cfg: dict[str, Any] | None = None,
         act_cfg: dict[str, Any] | None = None,
         upsample_cfg: dict[str, Any] | None = None,
-        init_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
-        num_ins = len(in_channels)
-        self.in_channels = list(in_channels)
         self.out_channels = out_channels
         self.num_outs = num_outs
+        self.start_level = start_level
+        self.end_level = end_level
+        if add_extra_convs is True:
+            add_extra_convs = "on_input"
+        if add_extra_convs and add_extra_convs not in EXTRA_SOURCES:
+            raise ModelError(
+                f"FPN: add_extra_convs {add_extra_convs!r} must be true, false or one of "
+                f"{', '.join(EXTRA_SOURCES)}."
+            )
+        self.add_extra_convs = add_extra_convs
+        self.relu_before_extra_convs = relu_before_extra_convs
+        self.no_norm_on_lateral = no_norm_on_lateral
+        self.norm_cfg = norm_cfg
+        self.relu = _relu(act_cfg)
+        self.upsample_cfg = dict(upsample_cfg or {"mode": "nearest"})
+        self.init_cfg = init_cfg
+        self.in_channels: list[int] | None = None
+        if in_channels is not None:
+            self._build(list(in_channels))
+
+    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> FeatureMaps:
+        """Take `in_channels` from the backbone's maps (or check it); say what it outputs."""
+        why = f"{inputs.source} gives feature maps with {list(inputs.channels)} channels"
+        in_channels = wiring.agree("in_channels", self.in_channels, list(inputs.channels), why)
+        if self.in_channels is None:
+            self._build(in_channels)
+        return FeatureMaps(
+            (self.out_channels,) * self.num_outs,
+            tuple(self.output_strides(inputs.strides)),
+            "the FPN neck",
+        )
+
+    def _build(self, in_channels: list[int]) -> None:
+        num_ins = len(in_channels)
+        start_level, end_level, num_outs = self.start_level, self.end_level, self.num_outs
         if end_level in (-1, num_ins - 1):
             self.backbone_end_level = num_ins
             if num_outs < num_ins - start_level:
@@ -59,24 +94,14 @@ class FPN(nn.Module):
             self.backbone_end_level = end_level + 1
         if not 0 <= start_level < self.backbone_end_level:
             raise ModelError(f"FPN: start_level {start_level} is outside 0..{num_ins - 1}.")
-        self.start_level = start_level
-        if add_extra_convs is True:
-            add_extra_convs = "on_input"
-        if add_extra_convs and add_extra_convs not in EXTRA_SOURCES:
-            raise ModelError(
-                f"FPN: add_extra_convs {add_extra_convs!r} must be true, false or one of "
-                f"{', '.join(EXTRA_SOURCES)}."
-            )
-        self.add_extra_convs = add_extra_convs
-        self.relu_before_extra_convs = relu_before_extra_convs
-        self.upsample_cfg = dict(upsample_cfg or {"mode": "nearest"})
-        relu = _relu(act_cfg)
+        self.in_channels = in_channels
+        out_channels, norm_cfg, relu = self.out_channels, self.norm_cfg, self.relu
         self.lateral_convs = nn.ModuleList(
             ConvModule(
-                self.in_channels[i],
+                in_channels[i],
                 out_channels,
                 1,
-                norm_cfg=None if no_norm_on_lateral else norm_cfg,
+                norm_cfg=None if self.no_norm_on_lateral else norm_cfg,
                 relu=relu,
                 where="FPN lateral conv",
             )
@@ -87,11 +112,11 @@ class FPN(nn.Module):
             for _ in range(start_level, self.backbone_end_level)
         )
         extra_levels = num_outs - self.backbone_end_level + start_level
-        if add_extra_convs:
+        if self.add_extra_convs:
             for i in range(extra_levels):
                 in_ch = out_channels
-                if i == 0 and add_extra_convs == "on_input":
-                    in_ch = self.in_channels[self.backbone_end_level - 1]
+                if i == 0 and self.add_extra_convs == "on_input":
+                    in_ch = in_channels[self.backbone_end_level - 1]
                 self.fpn_convs.append(
                     ConvModule(
                         in_ch, out_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg, relu=relu
@@ -108,6 +133,8 @@ class FPN(nn.Module):
 
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """Pyramid levels, finest first, each with `out_channels` channels."""
+        if self.in_channels is None:
+            raise ModelError(UNWIRED.format(part="FPN"))
         if len(inputs) != len(self.in_channels):
             raise ModelError(
                 f"FPN gets {len(inputs)} feature maps but in_channels lists "

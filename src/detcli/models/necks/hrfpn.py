@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 
 from detcli.errors import ModelError
 from detcli.models.layers import ConvModule, xavier_init
+from detcli.models.shapes import UNWIRED, FeatureMaps, Wiring
 from detcli.registry import MODELS
 
 
@@ -21,28 +22,47 @@ class HRFPN(nn.Module):
 
     def __init__(
         self,
-        in_channels: Sequence[int],
         out_channels: int,
+        in_channels: Sequence[int] | None = None,
         num_outs: int = 5,
         pooling_type: str = "AVG",
         norm_cfg: dict[str, Any] | None = None,
         with_cp: bool = False,
         stride: int = 1,
-        init_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
         if pooling_type not in ("AVG", "MAX"):
             raise ModelError(f"HRFPN: pooling_type must be AVG or MAX, got {pooling_type!r}.")
-        self.in_channels = list(in_channels)
         self.out_channels = out_channels
         self.num_outs = num_outs
         self.stride = stride
         self.with_cp = with_cp
+        self.norm_cfg = norm_cfg
         self.pooling = F.max_pool2d if pooling_type == "MAX" else F.avg_pool2d
+        self.init_cfg = init_cfg
+        self.in_channels: list[int] | None = None
+        if in_channels is not None:
+            self._build(list(in_channels))
+
+    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> FeatureMaps:
+        """Take `in_channels` from the backbone's branches (or check it); say what it outputs."""
+        why = f"{inputs.source} gives feature maps with {list(inputs.channels)} channels"
+        in_channels = wiring.agree("in_channels", self.in_channels, list(inputs.channels), why)
+        if self.in_channels is None:
+            self._build(in_channels)
+        strides = tuple(self.output_strides(inputs.strides))
+        return FeatureMaps((self.out_channels,) * self.num_outs, strides, "the HRFPN neck")
+
+    def _build(self, in_channels: list[int]) -> None:
+        self.in_channels = in_channels
+        out_channels, norm_cfg = self.out_channels, self.norm_cfg
         self.reduction_conv = ConvModule(sum(in_channels), out_channels, 1, norm_cfg=norm_cfg)
         self.fpn_convs = nn.ModuleList(
-            ConvModule(out_channels, out_channels, 3, stride=stride, padding=1, norm_cfg=norm_cfg)
-            for _ in range(num_outs)
+            ConvModule(
+                out_channels, out_channels, 3, stride=self.stride, padding=1, norm_cfg=norm_cfg
+            )
+            for _ in range(self.num_outs)
         )
         xavier_init(self)
 
@@ -52,6 +72,8 @@ class HRFPN(nn.Module):
 
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """`num_outs` maps with `out_channels` channels, finest first."""
+        if self.in_channels is None:
+            raise ModelError(UNWIRED.format(part="HRFPN"))
         if len(inputs) != len(self.in_channels):
             raise ModelError(
                 f"HRFPN gets {len(inputs)} branches but in_channels lists {len(self.in_channels)}."

@@ -9,13 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from detcli.errors import ModelError
+from detcli.models.losses import CrossEntropyLoss, L1Loss
 from detcli.models.run_cfgs import StageTrainCfg
+from detcli.models.shapes import UNWIRED, RoIFeatures, Wiring
+from detcli.models.task_modules.bbox_coder import DeltaXYWHBBoxCoder
 from detcli.models.task_modules.random_sampler import BatchSample
-from detcli.registry import MODELS
-
-DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": False, "loss_weight": 1.0}
-DEFAULT_LOSS_BBOX = {"type": "L1Loss", "loss_weight": 1.0}
+from detcli.registry import MODELS, Model
 
 
 @dataclass
@@ -35,15 +34,15 @@ class Shared2FCBBoxHead(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 256,
+        in_channels: int | None = None,
         fc_out_channels: int = 1024,
-        roi_feat_size: int = 7,
-        bbox_coder: dict[str, Any] | None = None,
+        roi_feat_size: int | None = None,
+        bbox_coder: Model[DeltaXYWHBBoxCoder] | None = None,
         reg_class_agnostic: bool = False,
         reg_decoded_bbox: bool = False,
-        loss_cls: dict[str, Any] | None = None,
-        loss_bbox: dict[str, Any] | None = None,
-        init_cfg: dict[str, Any] | None = None,
+        loss_cls: Model[nn.Module] | None = None,
+        loss_bbox: Model[nn.Module] | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
         if num_classes < 1:
@@ -51,29 +50,61 @@ class Shared2FCBBoxHead(nn.Module):
                 f"Shared2FCBBoxHead: num_classes must be at least 1, got {num_classes}."
             )
         self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.roi_feat_size = roi_feat_size
+        self.fc_out_channels = fc_out_channels
         self.reg_class_agnostic = reg_class_agnostic
         self.reg_decoded_bbox = reg_decoded_bbox
-        self.bbox_coder = MODELS.build(bbox_coder or DEFAULT_CODER)
-        self.loss_cls = MODELS.build(loss_cls or DEFAULT_LOSS_CLS)
-        self.loss_bbox = MODELS.build(loss_bbox or DEFAULT_LOSS_BBOX)
+        self.bbox_coder = bbox_coder or DeltaXYWHBBoxCoder(target_stds=(0.1, 0.1, 0.2, 0.2))
+        self.loss_cls = loss_cls or CrossEntropyLoss()
+        self.loss_bbox = loss_bbox or L1Loss()
         if getattr(self.loss_bbox, "needs_decoded_boxes", False) and not reg_decoded_bbox:
             raise ModelError(
                 f"Shared2FCBBoxHead: {type(self.loss_bbox).__name__} compares boxes, so set "
                 "bbox_head.reg_decoded_bbox: true."
             )
         self.use_sigmoid = bool(getattr(self.loss_cls, "use_sigmoid", False))
-        cls_out = num_classes if self.use_sigmoid else num_classes + 1
+        self.init_cfg = init_cfg
+        self.in_channels: int | None = None
+        self.roi_feat_size: int | None = None
+        if in_channels is not None and roi_feat_size is not None:
+            self._build(in_channels, roi_feat_size)
+        else:  # one known, the other taken from the RoI extractor by `wire`
+            self.in_channels, self.roi_feat_size = in_channels, roi_feat_size
+            self._built = False
+
+    def wire(self, rois: RoIFeatures, wiring: Wiring) -> None:
+        """Take `in_channels` and `roi_feat_size` from the RoI extractor (or check them)."""
+        in_channels = wiring.agree(
+            "in_channels",
+            self.in_channels,
+            rois.channels,
+            f"{rois.source} gives {rois.channels} channels",
+        )
+        size = rois.size[0] if rois.size[0] == rois.size[1] else None
+        if size is None or (self.roi_feat_size is not None and self.roi_feat_size != size):
+            wiring.report(
+                "roi_feat_size",
+                f"roi_feat_size is {self.roi_feat_size}, but roi_layer.output_size pools "
+                f"{list(rois.size)}.",
+            )
+        roi_feat_size = self.roi_feat_size or size or rois.size[0]
+        if not self._built:
+            self._build(in_channels, roi_feat_size)
+
+    def _build(self, in_channels: int, roi_feat_size: int) -> None:
+        self.in_channels = in_channels
+        self.roi_feat_size = roi_feat_size
+        self._built = True
+        fc_out = self.fc_out_channels
+        cls_out = self.num_classes if self.use_sigmoid else self.num_classes + 1
         self.shared_fcs = nn.ModuleList(
             [
-                nn.Linear(in_channels * roi_feat_size * roi_feat_size, fc_out_channels),
-                nn.Linear(fc_out_channels, fc_out_channels),
+                nn.Linear(in_channels * roi_feat_size * roi_feat_size, fc_out),
+                nn.Linear(fc_out, fc_out),
             ]
         )
         self.relu = nn.ReLU(inplace=True)
-        self.fc_cls = nn.Linear(fc_out_channels, cls_out)
-        self.fc_reg = nn.Linear(fc_out_channels, 4 if reg_class_agnostic else 4 * num_classes)
+        self.fc_cls = nn.Linear(fc_out, cls_out)
+        self.fc_reg = nn.Linear(fc_out, 4 if self.reg_class_agnostic else 4 * self.num_classes)
         for fc in self.shared_fcs:
             nn.init.xavier_uniform_(fc.weight)
             nn.init.zeros_(fc.bias)
@@ -84,6 +115,8 @@ class Shared2FCBBoxHead(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Class logits (K, C + 1) (sigmoid: C) and deltas (K, 4 * C) (agnostic: 4)."""
+        if not self._built:
+            raise ModelError(UNWIRED.format(part="Shared2FCBBoxHead"))
         if x.shape[1:] != (self.in_channels, self.roi_feat_size, self.roi_feat_size):
             raise ModelError(
                 "Shared2FCBBoxHead expects RoI features "

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align, roi_pool
 
 from detcli.errors import ModelError
-from detcli.registry import MODELS
+from detcli.models.shapes import UNWIRED, FeatureMaps, RoIFeatures, Wiring
+from detcli.registry import MODELS, Model
 
 
 @MODELS.register()
@@ -37,11 +38,15 @@ class RoIAlign(nn.Module):
 
     def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
         """(K, C, h, w) features of rois (K, 5) `batch_index, x1, y1, x2, y2` in image pixels."""
+        return self.pool(feat, rois, self.spatial_scale)
+
+    def pool(self, feat: Tensor, rois: Tensor, spatial_scale: float) -> Tensor:
+        """`forward` on a map whose pixels are `1 / spatial_scale` image pixels."""
         return roi_align(
             feat,
             rois.to(feat.dtype),
             self.output_size,
-            self.spatial_scale,
+            spatial_scale,
             self.sampling_ratio,
             self.aligned,
         )
@@ -58,7 +63,11 @@ class RoIPool(nn.Module):
 
     def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
         """(K, C, h, w) features of rois (K, 5)."""
-        return roi_pool(feat, rois.to(feat.dtype), self.output_size, self.spatial_scale)
+        return self.pool(feat, rois, self.spatial_scale)
+
+    def pool(self, feat: Tensor, rois: Tensor, spatial_scale: float) -> Tensor:
+        """`forward` on a map whose pixels are `1 / spatial_scale` image pixels."""
+        return roi_pool(feat, rois.to(feat.dtype), self.output_size, spatial_scale)
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -75,24 +84,54 @@ class SingleRoIExtractor(nn.Module):
 
     def __init__(
         self,
-        roi_layer: dict[str, Any],
-        out_channels: int,
-        featmap_strides: Sequence[int],
+        roi_layer: Model[RoIAlign | RoIPool],
+        out_channels: int | None = None,
+        featmap_strides: Sequence[int] | None = None,
         finest_scale: int = 56,
-        init_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
+        self.roi_layer = roi_layer
         self.out_channels = out_channels
-        self.featmap_strides = list(featmap_strides)
+        self.featmap_strides = list(featmap_strides) if featmap_strides is not None else None
         self.finest_scale = finest_scale
-        self.roi_layers = nn.ModuleList(
-            MODELS.build({**roi_layer, "spatial_scale": 1.0 / s}) for s in self.featmap_strides
-        )
-        self.output_size: tuple[int, int] = self.roi_layers[0].output_size
+        self.output_size: tuple[int, int] = roi_layer.output_size
+        self.init_cfg = init_cfg
+
+    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> RoIFeatures:
+        """Take `out_channels` and `featmap_strides` from the maps it pools (or check them).
+
+        Left out, `featmap_strides` is the finest four levels': in every mmdet config the
+        fifth FPN level feeds only the RPN.
+        """
+        levels = min(len(self.featmap_strides or (0,) * 4), len(inputs.strides))
+        strides = list(inputs.strides[:levels])
+        if self.featmap_strides is None:
+            self.featmap_strides = strides
+        elif self.featmap_strides != list(inputs.strides[: len(self.featmap_strides)]):
+            wiring.report(
+                "featmap_strides",
+                f"featmap_strides is {self.featmap_strides}, but {inputs.source} outputs levels "
+                f"with strides {list(inputs.strides)}; RoIs are pooled from the first levels, so "
+                f"use {strides}.",
+            )
+        channels = inputs.uniform_channels
+        if channels is None:
+            wiring.report(
+                "out_channels",
+                f"{inputs.source} outputs levels with {list(inputs.channels)} channels; RoIs "
+                "are pooled from any level, so every level needs the same (add a neck).",
+            )
+            channels = inputs.channels[0]
+        why = f"{inputs.source} outputs {channels} channels"
+        self.out_channels = wiring.agree("out_channels", self.out_channels, channels, why)
+        return RoIFeatures(self.out_channels, self.output_size)
 
     @property
     def num_inputs(self) -> int:
         """How many pyramid levels it reads (the first ones)."""
+        if self.featmap_strides is None:
+            raise ModelError(UNWIRED.format(part="SingleRoIExtractor"))
         return len(self.featmap_strides)
 
     def map_roi_levels(self, rois: Tensor) -> Tensor:
@@ -103,7 +142,9 @@ class SingleRoIExtractor(nn.Module):
 
     def forward(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
         """(K, C, h, w) RoI features; `feats` are the neck's levels, finest first."""
-        if len(feats) < self.num_inputs:
+        num_inputs = self.num_inputs
+        assert self.featmap_strides is not None and self.out_channels is not None  # wired
+        if len(feats) < num_inputs:
             raise ModelError(
                 f"SingleRoIExtractor has {self.num_inputs} featmap_strides but gets only "
                 f"{len(feats)} feature maps; shorten featmap_strides or raise the neck's num_outs."
@@ -113,18 +154,17 @@ class SingleRoIExtractor(nn.Module):
                 f"SingleRoIExtractor: out_channels is {self.out_channels} but the features have "
                 f"{feats[0].shape[1]} channels; set it to the neck's out_channels."
             )
-        if self.num_inputs == 1:
-            return self.roi_layers[0](feats[0], rois)
+        scales = [1.0 / s for s in self.featmap_strides]
+        if num_inputs == 1:
+            return self.roi_layer.pool(feats[0], rois, scales[0])
         # RoIs sorted by level, then one RoIAlign call per level on its slice: the level sizes
         # are the one host read, not a nonzero per level.
         levels = self.map_roi_levels(rois)
         order = torch.argsort(levels, stable=True)
         counts = torch.bincount(levels, minlength=self.num_inputs).tolist()
         out = feats[0].new_empty((rois.shape[0], self.out_channels, *self.output_size))
-        parts = zip(
-            self.roi_layers, feats, order.split(counts), rois[order].split(counts), strict=True
-        )
-        for layer, feat, inds, part in parts:
+        parts = zip(scales, feats, order.split(counts), rois[order].split(counts), strict=False)
+        for scale, feat, inds, part in parts:
             if inds.numel():  # every row is written once: no zero fill, no concatenation
-                out.index_copy_(0, inds, layer(feat, part).to(out.dtype))
+                out.index_copy_(0, inds, self.roi_layer.pool(feat, part, scale).to(out.dtype))
         return out

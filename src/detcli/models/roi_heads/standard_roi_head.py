@@ -10,10 +10,14 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.rescale import boxes_to_original
-from detcli.models.run_cfgs import RCNNTestCfg, read_cfg, read_stage_train_cfg
+from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
+from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor
+from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
+from detcli.models.shapes import FeatureMaps, Wiring
 from detcli.models.task_modules.nms import multiclass_nms
 from detcli.models.task_modules.padding import pad_boxes, pad_labels
-from detcli.registry import MODELS
+from detcli.models.task_modules.random_sampler import with_gt_as_candidates
+from detcli.registry import MODELS, Model
 from detcli.structures import Detections, ImgMeta
 
 
@@ -30,19 +34,23 @@ class StandardRoIHead(nn.Module):
 
     def __init__(
         self,
-        bbox_roi_extractor: dict[str, Any],
-        bbox_head: dict[str, Any],
-        train_cfg: dict[str, Any] | None = None,
-        test_cfg: dict[str, Any] | None = None,
-        init_cfg: dict[str, Any] | None = None,
+        bbox_roi_extractor: Model[SingleRoIExtractor],
+        bbox_head: Model[Shared2FCBBoxHead],
+        train_cfg: StageTrainCfg | None = None,
+        test_cfg: RCNNTestCfg | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
     ):
         super().__init__()
-        self.bbox_roi_extractor = MODELS.build(bbox_roi_extractor)
-        self.bbox_head = MODELS.build(bbox_head)
-        self.train_cfg = (
-            None if train_cfg is None else read_stage_train_cfg(train_cfg, "model.train_cfg.rcnn")
-        )
-        self.test_cfg = read_cfg(RCNNTestCfg, test_cfg, "model.test_cfg.rcnn")
+        self.bbox_roi_extractor = bbox_roi_extractor
+        self.bbox_head = bbox_head
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg or RCNNTestCfg()
+        self.init_cfg = init_cfg
+
+    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
+        """Wire the extractor from the maps it pools, and the box head from the extractor."""
+        rois = self.bbox_roi_extractor.wire(inputs, wiring.child("bbox_roi_extractor"))
+        self.bbox_head.wire(rois, wiring.child("bbox_head"))
 
     @property
     def num_classes(self) -> int:
@@ -79,12 +87,10 @@ class StandardRoIHead(nn.Module):
             props, props_valid, gt, gt_valid, labels, ignore, ignore_valid
         )
         cands, gt_inds, cand_labels = props, assigned.gt_inds, assigned.labels
-        if cfg.sampler.add_gt_as_proposals and gt.shape[1] > 0:
-            # The GT boxes join the candidates, first, each matched to itself (padding: ignored).
-            ids = torch.arange(1, gt.shape[1] + 1, device=gt.device)
-            cands = torch.cat([gt, props], 1)
-            gt_inds = torch.cat([torch.where(gt_valid, ids, -1), gt_inds], 1)
-            cand_labels = torch.cat([labels, cand_labels], 1)
+        if cfg.sampler.add_gt_as_proposals:
+            cands, gt_inds, cand_labels = with_gt_as_candidates(
+                cands, gt_inds, cand_labels, gt, gt_valid, labels
+            )
         s = cfg.sampler.sample_batch(gt_inds)
         boxes = cands.gather(1, s.inds[..., None].expand(-1, -1, 4))  # (B, S, 4)
         num_imgs, num_slots = s.inds.shape

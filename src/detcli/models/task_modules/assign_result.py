@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 
@@ -16,15 +15,6 @@ class AssignResult:
     gt_inds: Tensor  # int64 (N,)
     max_overlaps: Tensor  # float (N,)
     labels: Tensor  # int64 (N,), -1 where not positive
-
-    def add_gt_(self, gt_labels: Tensor) -> None:
-        """Prepend the GT boxes themselves as candidates, each matched to itself."""
-        self_inds = torch.arange(1, len(gt_labels) + 1, dtype=torch.long, device=gt_labels.device)
-        self.gt_inds = torch.cat([self_inds, self.gt_inds])
-        self.max_overlaps = torch.cat(
-            [self.max_overlaps.new_ones(len(gt_labels)), self.max_overlaps]
-        )
-        self.labels = torch.cat([gt_labels, self.labels])
 
 
 @dataclass

@@ -30,6 +30,30 @@ class BatchSample:
         return self.valid.sum()
 
 
+def with_gt_as_candidates(
+    cands: Tensor,
+    gt_inds: Tensor,
+    cand_labels: Tensor,
+    gt_bboxes: Tensor,
+    gt_valid: Tensor | None,
+    gt_labels: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """mmdet's `add_gt_as_proposals`: the GT boxes join the candidates, first, each matched to
+    itself, over a padded batch: candidates (B, N, 4) with their assignment (B, N), GT (B, G, 4)
+    with `gt_valid` (B, G) marking real rows (padding rows are ignored, -1)."""
+    if gt_bboxes.shape[1] == 0:
+        return cands, gt_inds, cand_labels
+    ids = torch.arange(1, gt_bboxes.shape[1] + 1, device=gt_bboxes.device).expand(
+        gt_bboxes.shape[0], -1
+    )
+    own = ids if gt_valid is None else torch.where(gt_valid, ids, -1)
+    return (
+        torch.cat([gt_bboxes, cands], 1),
+        torch.cat([own, gt_inds], 1),
+        torch.cat([gt_labels, cand_labels], 1),
+    )
+
+
 @MODELS.register()
 class RandomSampler:
     """Draw up to `num * pos_fraction` positives at random, then fill `num` with negatives."""
@@ -87,8 +111,18 @@ class RandomSampler:
         if self.add_gt_as_proposals and gt_bboxes.shape[0] > 0:
             if gt_labels is None:
                 gt_labels = gt_bboxes.new_zeros((gt_bboxes.shape[0],), dtype=torch.long)
-            bboxes = torch.cat([gt_bboxes.to(bboxes.dtype), bboxes])
-            assign_result.add_gt_(gt_labels)
+            cands, gt_inds, labels = with_gt_as_candidates(
+                bboxes[None],
+                assign_result.gt_inds[None],
+                assign_result.labels[None],
+                gt_bboxes[None].to(bboxes.dtype),
+                None,
+                gt_labels[None],
+            )
+            bboxes = cands[0]
+            assign_result.gt_inds, assign_result.labels = gt_inds[0], labels[0]
+            overlaps = assign_result.max_overlaps
+            assign_result.max_overlaps = torch.cat([overlaps.new_ones(len(gt_labels)), overlaps])
             gt_flags = torch.cat([gt_flags.new_ones((gt_bboxes.shape[0],)), gt_flags])
         s = self.sample_batch(assign_result.gt_inds[None])
         # One image, off the hot path: boolean selection is fine here.
