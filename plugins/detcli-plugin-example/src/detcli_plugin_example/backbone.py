@@ -1,9 +1,10 @@
 """TinyConvNet: a small plain CNN backbone (conv-BN-ReLU stages) that learns from scratch.
 
-It follows detcli's backbone contract, which `detcli check` relies on to wire the model
-without running it: after `__init__`, `out_channels` and `strides` list the channels and
-the stride (input pixels per feature pixel) of each feature map `forward` returns, finest
-first. `frozen_stages` and `norm_eval` mean what they mean for detcli's ResNet.
+It extends detcli's `Backbone`: after `__init__`, `out_channels` and `strides` list the
+channels and the stride (input pixels per feature pixel) of each feature map `forward`
+returns, finest first, so the neck and heads are wired from them (and `detcli check` finds a
+mismatch without running anything); `stage_modules()` says what `frozen_stages` freezes, and
+`Backbone.train()` keeps frozen stages and, with `norm_eval`, BatchNorms in eval mode.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detcli.errors import ModelError
+from detcli.models import Backbone
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -25,7 +26,7 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
     )
 
 
-class TinyConvNet(nn.Module):
+class TinyConvNet(Backbone):
     """A stride-4 stem, then one stage per width; each stage after the first halves the size.
 
     Stage i outputs `widths[i]` channels at stride 4 * 2**i, like a ResNet's stage i.
@@ -62,37 +63,20 @@ class TinyConvNet(nn.Module):
             blocks += [conv_bn_relu(width, width) for _ in range(blocks_per_stage - 1)]
             self.stages.append(nn.Sequential(*blocks))
             previous = width
-        # The contract `detcli check` reads (and necks could be wired from): per returned map.
+        # What the neck is wired from: one entry per returned map.
         self.out_channels: list[int] = [int(widths[i]) for i in self.out_indices]
         self.strides: list[int] = [4 * 2**i for i in self.out_indices]
         self._init_weights()
-        self._freeze()
+        self.freeze_stages()
 
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _frozen_modules(self) -> list[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        return [self.stem, *self.stages[: self.frozen_stages]]
-
-    def _freeze(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for p in module.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True) -> TinyConvNet:
-        """Train mode, except frozen stages (always eval) and, with norm_eval, every BatchNorm."""
-        super().train(mode)
-        self._freeze()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    def stage_modules(self) -> list[list[nn.Module]]:
+        """The stem, then each stage (what `frozen_stages` counts)."""
+        return [[self.stem], *([stage] for stage in self.stages)]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Feature maps of the stages in `out_indices`, finest first."""
