@@ -19,7 +19,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from detcli.errors import ModelError
-from detcli.models.backbones.pretrained import _unwrap, load_pretrained, read_state_dict
+from detcli.models.backbones.pretrained import (
+    _listing,
+    _unwrap,
+    load_pretrained,
+    read_state_dict,
+)
 from detcli.models.init_cfg import FillSpec, InitSpec, PretrainedSpec, read_init_cfg
 from detcli.suggest import did_you_mean
 
@@ -77,7 +82,7 @@ def _fill(module: nn.Module, spec: FillSpec) -> None:
             f"weights: {', '.join(present) or 'none'}."
         )
     for name, m in matched:
-        _fill_one(m, name, spec, spec.where)
+        _fill_one(m, name, spec)
     for override in spec.override:
         try:
             child = module.get_submodule(override.name)
@@ -89,10 +94,10 @@ def _fill(module: nn.Module, spec: FillSpec) -> None:
                 f"{', '.join(children) or 'none'}."
             ) from None
         for name, m in _post_order(child, override.name):
-            _fill_one(m, name, override.fill, override.fill.where)
+            _fill_one(m, name, override.fill)
 
 
-def _fill_one(m: nn.Module, name: str, spec: FillSpec, where: str) -> None:
+def _fill_one(m: nn.Module, name: str, spec: FillSpec) -> None:
     """mmengine's `*_init(module)`: the fill on `weight`, the constant `bias` on `bias`."""
     weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
     if isinstance(weight, Tensor):
@@ -100,8 +105,9 @@ def _fill_one(m: nn.Module, name: str, spec: FillSpec, where: str) -> None:
             _draw(weight, spec)
         except ValueError as exc:  # Xavier/Kaiming need fans: no 1-D (norm layer) weights
             raise ModelError(
-                f"{where}: {spec.type} cannot initialise {name or 'the module'}.weight of shape "
-                f"{tuple(weight.shape)} ({exc}); narrow layer (or the override) to Conv2d/Linear."
+                f"{spec.where}: {spec.type} cannot initialise {name or 'the module'}.weight of "
+                f"shape {tuple(weight.shape)} ({exc}); narrow layer (or the override) to "
+                "Conv2d/Linear."
             ) from None
     if isinstance(bias, Tensor):
         nn.init.constant_(bias, spec.bias)
@@ -155,7 +161,7 @@ def _load(module: nn.Module, spec: PretrainedSpec) -> None:
         raise ModelError(
             f"{spec.where}.checkpoint: {spec.checkpoint!r} does not fit {type(module).__name__}"
             f"{f' under prefix {spec.prefix!r}' if spec.prefix else ''}: "
-            f"{_some('missing from the file', missing)}{_some('shape mismatch', wrong)}"
+            f"{_listing('missing from the file', missing)}{_listing('shape mismatch', wrong)}"
             f"The file's keys start with {', '.join(tops[:8])}; set prefix to the part that "
             "holds this module's weights (e.g. prefix: backbone.)."
         )
@@ -175,10 +181,3 @@ def _class_names(m: nn.Module) -> set[str]:
 
 def _has_weights(m: nn.Module) -> bool:
     return isinstance(getattr(m, "weight", None), Tensor)
-
-
-def _some(title: str, keys: list[str], limit: int = 6) -> str:
-    if not keys:
-        return ""
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"{title} ({len(keys)}): {', '.join(keys[:limit])}{more}. "
