@@ -36,8 +36,10 @@ def build_model(cfg_model: Mapping[str, Any], models: Registry = MODELS) -> nn.M
     Backbone weights stay random until `model.init_weights()` loads `init_cfg`; evaluation
     and `load_from` need no network that way.
     """
-    import detcli.models  # noqa: F401  (registers the built-in parts)
     from torch import nn
+
+    import detcli.models  # noqa: F401  (registers the built-in parts)
+    from detcli.models.init_cfg import read_init_cfg
 
     model = models.build(route_run_cfgs(cfg_model, models), where="model")
     if not isinstance(model, nn.Module):
@@ -45,6 +47,11 @@ def build_model(cfg_model: Mapping[str, Any], models: Registry = MODELS) -> nn.M
             f"model.type {cfg_model.get('type')!r} built a {type(model).__name__}, not a "
             "torch.nn.Module detector."
         )
+    # Every part's init_cfg is read now, so a mistake fails the build, not the first run.
+    for name, part in model.named_modules():
+        init_cfg = getattr(part, "init_cfg", None)
+        if init_cfg is not None:
+            read_init_cfg(init_cfg, f"model.{name}.init_cfg" if name else "model.init_cfg")
     return model
 
 

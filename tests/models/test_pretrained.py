@@ -84,7 +84,7 @@ def test_missing_or_unreadable_file_is_a_model_error(tmp_path):
     (tmp_path / "junk.pth").write_text("not a checkpoint")
     with pytest.raises(ModelError, match="not a readable"):
         resnet18(str(tmp_path / "junk.pth")).init_weights()
-    with pytest.raises(ModelError, match="init_cfg must be"):
+    with pytest.raises(ModelError, match="neither layer nor override"):
         MODELS.build({"type": "ResNet", "depth": 18, "init_cfg": {"type": "Kaiming"}})
 
 

@@ -23,10 +23,30 @@ def model_problems(model: Any, models: Registry) -> list[Finding]:
     """Wiring problems of a `model:` mapping whose types are all registered and arguments valid."""
     if not isinstance(model, dict) or model.get("type") not in models:
         return []
+    found = _init_cfg_problems(model, ("model",))
+    if found:
+        return found  # building would only stop at the first of them
     built, found = _build_on_meta(model, models)
     if built is None:
         return found
     return _init_weights(model, built)
+
+
+def _init_cfg_problems(cfg: Any, path: ConfigPath) -> list[Finding]:
+    """Every `init_cfg` in the model's parts, read as the build will read it."""
+    from detcli.models.init_cfg import init_cfg_problems
+
+    found: list[Finding] = []
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == "init_cfg" and value is not None:
+                found += [((*path, key, *sub), msg) for sub, msg in init_cfg_problems(value)]
+            elif key not in ("train_cfg", "test_cfg"):
+                found += _init_cfg_problems(value, (*path, key))
+    elif isinstance(cfg, list):
+        for i, item in enumerate(cfg):
+            found += _init_cfg_problems(item, (*path, i))
+    return found
 
 
 def _build_on_meta(model: dict[str, Any], models: Registry) -> tuple[Any, list[Finding]]:

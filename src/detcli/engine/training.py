@@ -122,8 +122,8 @@ def _train(
 ) -> TrainResult:
     from detcli.data import build_dataloader
     from detcli.engine.threads import configure_threads
-    from detcli.plugins import load_plugins
     from detcli.model_config import build_model
+    from detcli.plugins import load_plugins
 
     # First, so that everything below (model building included) runs with the chosen count.
     workers = settings.loaders["train"].num_workers if "train" in settings.loaders else 0

@@ -115,6 +115,9 @@ class _Reader:
             self.bad(sub, f"each init_cfg entry is a mapping with a type; got {entry!r}.")
             return None
         kind = entry.get("type")
+        if kind is None and top and "checkpoint" in entry:
+            # `{checkpoint: ...}` alone can only mean one thing (detcli has accepted it).
+            entry, kind = {**entry, "type": "Pretrained"}, "Pretrained"
         if kind == "Pretrained" and not top:
             self.bad(
                 (*sub, "type"),

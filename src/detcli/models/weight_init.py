@@ -20,10 +20,10 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.backbones.pretrained import (
-    _listing,
-    _unwrap,
+    key_listing,
     load_pretrained,
     read_state_dict,
+    unwrap_state_dict,
 )
 from detcli.models.init_cfg import FillSpec, InitSpec, PretrainedSpec, read_init_cfg
 from detcli.suggest import did_you_mean
@@ -145,7 +145,7 @@ def _load(module: nn.Module, spec: PretrainedSpec) -> None:
     if isinstance(module, TimmFeatures):  # timm's and torchvision's names, detector files
         load_pretrained(module, spec.checkpoint, prefix=spec.prefix, where=spec.where)
         return
-    state = raw = _unwrap(read_state_dict(spec.checkpoint, spec.where))
+    state = raw = unwrap_state_dict(read_state_dict(spec.checkpoint, spec.where))
     if spec.prefix:
         state = {k[len(spec.prefix) :]: v for k, v in raw.items() if k.startswith(spec.prefix)}
     target = module.state_dict()
@@ -161,7 +161,7 @@ def _load(module: nn.Module, spec: PretrainedSpec) -> None:
         raise ModelError(
             f"{spec.where}.checkpoint: {spec.checkpoint!r} does not fit {type(module).__name__}"
             f"{f' under prefix {spec.prefix!r}' if spec.prefix else ''}: "
-            f"{_listing('missing from the file', missing)}{_listing('shape mismatch', wrong)}"
+            f"{key_listing('missing from the file', missing)}{key_listing('shape mismatch', wrong)}"
             f"The file's keys start with {', '.join(tops[:8])}; set prefix to the part that "
             "holds this module's weights (e.g. prefix: backbone.)."
         )

@@ -33,6 +33,12 @@ class Backbone(nn.Module):
         super().__init__()
         self.init_cfg = init_cfg
 
+    def init_weights(self) -> None:
+        """Apply `init_cfg` (pretrained weights, or fills) to this backbone and its parts."""
+        from detcli.models.weight_init import init_weights
+
+        init_weights(self, getattr(self, "where", "model.backbone"))
+
     def stage_modules(self) -> list[list[nn.Module]]:
         """The modules of each stage, stem first (what `frozen_stages` counts)."""
         raise NotImplementedError(f"{type(self).__name__} does not say what its stages are.")

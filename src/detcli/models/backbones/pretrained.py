@@ -48,7 +48,7 @@ def load_pretrained(
 
     `prefix` keeps only the file's keys under it (e.g. `backbone.` of a detector checkpoint).
     """
-    state = _unwrap(read_state_dict(checkpoint, where))
+    state = unwrap_state_dict(read_state_dict(checkpoint, where))
     if prefix:
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
@@ -242,7 +242,7 @@ def _download(url: str, label: str, where: str) -> dict[str, Tensor]:
     return dict(state)
 
 
-def _unwrap(state: Mapping[str, Any]) -> dict[str, Tensor]:
+def unwrap_state_dict(state: Mapping[str, Any]) -> dict[str, Tensor]:
     """The tensors of a trainer checkpoint (`state_dict` / `model` wrappers, `module.` prefixes)."""
     for key in ("state_dict", "model", "model_state"):
         if key in state and isinstance(state[key], Mapping):
@@ -283,9 +283,9 @@ def _load_into(
     if missing or wrong_shape or unexpected:
         raise ModelError(
             f"{where}.checkpoint: the weights in {source!r} do not fit the backbone "
-            f"({backbone.timm_name}). {_listing('missing from the file', missing)}"
-            f"{_listing('shape mismatch', wrong_shape)}"
-            f"{_listing('unexpected in the file', unexpected)}"
+            f"({backbone.timm_name}). {key_listing('missing from the file', missing)}"
+            f"{key_listing('shape mismatch', wrong_shape)}"
+            f"{key_listing('unexpected in the file', unexpected)}"
             "Point the checkpoint at weights made for this architecture (depth, groups, width)."
         )
     backbone.body.load_state_dict(matched, strict=True)
@@ -336,7 +336,7 @@ def _timm_filter(backbone: TimmFeatures, state: dict[str, Tensor]) -> dict[str, 
         return None
 
 
-def _listing(title: str, keys: list[str], limit: int = 8) -> str:
+def key_listing(title: str, keys: list[str], limit: int = 8) -> str:
     if not keys:
         return ""
     more = f" ... and {len(keys) - limit} more" if len(keys) > limit else ""

@@ -15,6 +15,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from detcli.errors import ModelError
 from detcli.models.backbones.base import Backbone
+from detcli.models.init_cfg import read_init_cfg
 
 BACKBONE_NORMS = ("BN", "SyncBN")
 
@@ -51,8 +52,7 @@ class TimmFeatures(Backbone):
         self.strides: list[int] = list(self.body.feature_info.reduction())
         self.norm_eval = norm_eval
         self.frozen_stages = frozen_stages
-        if self.init_cfg is not None:
-            check_init_cfg(self.init_cfg, where)
+        read_init_cfg(self.init_cfg, f"{where}.init_cfg")  # a mistake fails here, not later
         self._apply_norm_cfg(dict(norm_cfg) if norm_cfg is not None else {"type": "BN"})
         if with_cp:
             try:
@@ -146,18 +146,6 @@ class TimmFeatures(Backbone):
             features = [f.permute(0, 3, 1, 2).contiguous() for f in features]
         return features
 
-    def init_weights(self) -> None:
-        """Load `init_cfg`'s pretrained weights (a local file or a hub name) into the body."""
-        if self.init_cfg is not None:
-            from detcli.models.backbones.pretrained import load_pretrained
-
-            load_pretrained(
-                self,
-                self.init_cfg["checkpoint"],
-                prefix=self.init_cfg.get("prefix"),
-                where=f"{self.where}.init_cfg",
-            )
-
 
 def _fixed_input_size(body: nn.Module) -> bool:
     """True when a patch embedding refuses images of another size than the model's own."""
@@ -184,19 +172,3 @@ def _units(module: nn.Module, prefix: str, ends: list[str]) -> list[tuple[str, n
         else:
             out.append((full, child))
     return out
-
-
-def check_init_cfg(init_cfg: Mapping[str, Any], where: str) -> None:
-    """A backbone's init_cfg must be `{type: Pretrained, checkpoint: <path or hub name>}`."""
-    if init_cfg.get("type") != "Pretrained" or not isinstance(init_cfg.get("checkpoint"), str):
-        raise ModelError(
-            f"{where}.init_cfg must be {{type: Pretrained, checkpoint: PATH_OR_HUB_NAME}} "
-            f"(e.g. torchvision:resnet50, timm:resnet50.a1_in1k, or a local .pth/.safetensors "
-            f"file), or null for random weights; got {dict(init_cfg)!r}."
-        )
-    extra = set(init_cfg) - {"type", "checkpoint", "prefix"}
-    if extra:
-        raise ModelError(
-            f"{where}.init_cfg has unknown keys {sorted(extra)}; "
-            "it accepts type, checkpoint, prefix."
-        )

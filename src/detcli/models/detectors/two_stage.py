@@ -16,6 +16,7 @@ from detcli.models.meta import img_hw, pad_hw
 from detcli.models.roi_heads.standard_roi_head import StandardRoIHead
 from detcli.models.run_cfgs import ProposalCfg
 from detcli.models.shapes import FeatureMaps, Wiring
+from detcli.models.weight_init import init_weights
 from detcli.registry import MODELS, Model
 from detcli.structures import Detections, ImgMeta
 
@@ -60,10 +61,8 @@ class TwoStageDetector(nn.Module):
         return int(self.roi_head.num_classes)
 
     def init_weights(self) -> None:
-        """Load pretrained backbone weights named by `backbone.init_cfg` (call before training)."""
-        init = getattr(self.backbone, "init_weights", None)
-        if init is not None:
-            init()
+        """Apply every part's `init_cfg` (pretrained backbone weights, fills), before training."""
+        init_weights(self)
 
     def extract_feat(self, img: Tensor) -> list[Tensor]:
         """Backbone then neck feature maps, finest first."""
