@@ -274,7 +274,8 @@ class TensorboardLoggerHook(LoggerHook):
 
 def _memory_mb() -> int:
     """Peak memory in MB: CUDA allocations on a GPU, the process's resident set on a CPU."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # torch.cuda.is_initialized carries no annotations.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         return int(torch.cuda.max_memory_allocated() / 2**20)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak / 2**20 if sys.platform == "darwin" else peak / 2**10)  # bytes vs KiB
