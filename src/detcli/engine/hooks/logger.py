@@ -17,6 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -27,7 +28,8 @@ from detcli.errors import ConfigError
 from detcli.registry import HOOKS
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
+    from torch.utils.tensorboard import SummaryWriter
 
     from detcli.engine.runner import Runner
 
@@ -99,30 +101,23 @@ class LogWindow:
         self._recent, self._sums, self._latest = {}, {}, {}
 
 
+@dataclass(eq=False)
 class LoggerHook(Hook):
     """Base: records each numeric log var per iteration, summarises at every `interval`-th one.
 
     `window_size` (None, N, 'epoch' or 'global') says what a line's values average; see
-    LogWindow.
+    LogWindow. A dataclass, so a subclass declares only the arguments it adds.
     """
 
     priority = "VERY_LOW"
 
-    def __init__(
-        self,
-        interval: int = 10,
-        ignore_last: bool = False,
-        by_epoch: bool | None = None,
-        window_size: WindowSize = None,
-    ):
-        self.interval = interval
-        self.ignore_last = ignore_last
-        self.by_epoch = by_epoch
-        self.window = LogWindow(window_size)
+    interval: int = 10
+    ignore_last: bool = False
+    by_epoch: bool | None = None
+    window_size: WindowSize = None
 
-    @property
-    def window_size(self) -> WindowSize:
-        return self.window.window_size
+    def __post_init__(self) -> None:
+        self.window = LogWindow(self.window_size)
 
     def before_run(self, runner: Runner) -> None:
         if self.by_epoch is None:
@@ -147,19 +142,14 @@ class LoggerHook(Hook):
 
 
 @HOOKS.register()
+@dataclass(eq=False)
 class TextLoggerHook(LoggerHook):
     """Console lines (and a progress bar on a terminal), `train.log` and `log.jsonl`."""
 
-    def __init__(
-        self,
-        interval: int = 10,
-        ignore_last: bool = False,
-        by_epoch: bool | None = None,
-        window_size: WindowSize = None,
-    ):
-        super().__init__(interval, ignore_last, by_epoch, window_size)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self._progress: Progress | None = None
-        self._task: Any = None
+        self._task: TaskID | None = None
         self._t0 = time.monotonic()
 
     def before_run(self, runner: Runner) -> None:
@@ -182,7 +172,7 @@ class TextLoggerHook(LoggerHook):
             )
 
     def after_train_iter(self, runner: Runner) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(
                 self._task, completed=runner.iter, total=runner.max_iters,
                 description=self._where(runner),
@@ -225,23 +215,18 @@ class TextLoggerHook(LoggerHook):
 
 
 @HOOKS.register()
+@dataclass(eq=False)
 class TensorboardLoggerHook(LoggerHook):
     """TensorBoard event files (`<work_dir>/tf_logs` unless `log_dir` says otherwise)."""
 
-    def __init__(
-        self,
-        interval: int = 10,
-        ignore_last: bool = False,
-        by_epoch: bool | None = None,
-        log_dir: str | None = None,
-        window_size: WindowSize = None,
-    ):
-        super().__init__(interval, ignore_last, by_epoch, window_size)
-        self.log_dir = log_dir
-        self._writer: Any = None
+    log_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._writer: SummaryWriter | None = None
 
     @property
-    def writer(self) -> Any:
+    def writer(self) -> SummaryWriter | None:
         """The run's SummaryWriter (None off rank 0 or outside a run), for other hooks' images."""
         return self._writer
 
