@@ -238,17 +238,16 @@ class TensorboardLoggerHook(LoggerHook):
             self._writer = SummaryWriter(self.log_dir or str(runner.work_dir / "tf_logs"))
 
     def write(self, runner: Runner, means: dict[str, float]) -> None:
-        if self._writer is None:
-            return
-        for key, value in means.items():
-            self._writer.add_scalar(f"train/{key}", value, runner.iter)
-        self._writer.flush()
+        self._scalars("train", means, runner.iter)
 
     def after_val(self, runner: Runner, metrics: dict[str, float]) -> None:
+        self._scalars("val", metrics, runner.iter)
+
+    def _scalars(self, group: str, values: Mapping[str, float], step: int) -> None:
         if self._writer is None:
             return
-        for key, value in metrics.items():
-            self._writer.add_scalar(f"val/{key}", value, runner.iter)
+        for key, value in values.items():
+            self._writer.add_scalar(f"{group}/{key}", value, step)
         self._writer.flush()
 
     def after_run(self, runner: Runner) -> None:
