@@ -36,7 +36,7 @@ from detcli.engine.checkpoint import (
     weights_of,
 )
 from detcli.engine.dist import DistInfo, any_across_ranks, broadcast_buffers
-from detcli.engine.hooks.base import Hook, priority_value
+from detcli.engine.hooks.base import Hook, HookEvent, priority_value
 from detcli.engine.lr_scheduler import RuleScheduler
 from detcli.engine.optim_wrapper import OptimWrapper
 from detcli.engine.run_log import RunLog
@@ -134,7 +134,7 @@ class Runner:
         self._hooks.append((value, len(self._hooks), hook))
         self._hooks.sort(key=lambda t: (t[0], t[1]))
 
-    def call_hook(self, event: str, *args: Any) -> None:
+    def call_hook(self, event: HookEvent, *args: object) -> None:
         """Call `event` on every hook, in priority order."""
         for _, _, hook in self._hooks:
             getattr(hook, event)(self, *args)
