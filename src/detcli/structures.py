@@ -5,6 +5,9 @@ collate pads a list of them into one `Batch`. The detector trains on a `Batch`
 (`model(**batch)` returns a dict of named losses) and predicts `Detections` per image, in
 ORIGINAL image pixels. Test-time augmentation (`MultiScaleFlipAug`) yields several views of an
 image; then `img` and `img_metas` hold one entry per view (see `AugSample` / `AugBatch`).
+A sample that could not be loaded at test time is `{"failed": message}`; collate gathers those
+into the batch's `failed` (position in the batch -> message) and the inference loop gives those
+images empty `Detections`.
 
 Box convention everywhere: float32 `(N, 4)` tensors, `x1, y1, x2, y2` in pixels of the image
 they belong to (the transformed image in a batch, the original image in `Detections`).
@@ -14,8 +17,9 @@ This module imports nothing heavy at run time, so the CLI can name these types c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,13 +67,26 @@ class Batch(TypedDict, total=False):
     gt_bboxes: list[torch.Tensor]
     gt_labels: list[torch.Tensor]
     gt_bboxes_ignore: list[torch.Tensor]
+    failed: dict[int, str]  # test time: position in the batch -> why that sample failed
 
 
-class AugBatch(TypedDict):
+class _MayFail(TypedDict, total=False):
+    failed: dict[int, str]  # as in `Batch` (a base class: `NotRequired` is Python 3.11+)
+
+
+class AugBatch(_MayFail):
     """A collated test batch of augmented views: `img[v]` is view v of every image."""
 
     img: list[torch.Tensor]  # per view: (B, 3, H_v, W_v)
     img_metas: list[list[ImgMeta]]  # per view, per image
+
+
+TestBatch: TypeAlias = "Batch | AugBatch"
+"""What a test loader yields: one view per image, or several (test-time augmentation)."""
+
+LossDict: TypeAlias = "dict[str, torch.Tensor | list[torch.Tensor]]"
+"""A detector's training forward, `model(**batch)`: named losses, each a scalar or one per
+feature level (summed). Keys starting with `loss` are trained on; the others are only logged."""
 
 
 @dataclass
@@ -86,3 +103,37 @@ class Detections:
     def to(self, device: torch.device | str) -> Detections:
         """The same detections on another device."""
         return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device))
+
+
+class DetectionDataset(Protocol):
+    """What the engine reads of any dataset it trains or evaluates on: size and class names.
+
+    (Minimal on purpose: the data package's own dataset protocol is the full contract.)
+    """
+
+    @property
+    def CLASSES(self) -> Sequence[str]: ...
+
+    def __len__(self) -> int: ...
+
+
+class CocoGroundTruth(DetectionDataset, Protocol):
+    """A dataset COCO evaluation can score against (`CocoDataset`): its annotations as a COCO
+    object, its image ids in dataset order and the COCO category id of each label."""
+
+    @property
+    def coco(self) -> Any: ...  # pycocotools.coco.COCO, which ships no type information
+
+    @property
+    def img_ids(self) -> Sequence[int]: ...
+
+    @property
+    def cat_ids(self) -> Sequence[int]: ...
+
+    def get_img_info(self, idx: int) -> dict[str, Any]:
+        """The COCO `images` entry of image `idx` (`id`, `file_name`, `width`, `height`)."""
+        ...
+
+    def box_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every annotation at once: (image index, xyxy boxes, labels, crowd flags)."""
+        ...

@@ -73,9 +73,10 @@ def draw_boxes(
     font = _font(max(12, round(short / 40)))
     pil = F.to_pil_image(img)
     pen = ImageDraw.Draw(pil)
-    for box, name, colour in zip((boxes.float() * scale).tolist(), names, colours, strict=True):
+    for box, name, given in zip((boxes.float() * scale).tolist(), names, colours, strict=True):
         x0, y0, x1, y1 = box
-        colour = tuple(int(c) for c in colour)
+        r, g, b = given
+        colour = (int(r), int(g), int(b))  # Pillow refuses numpy or float channels
         pen.rectangle((x0, y0, x1, y1), outline=colour, width=line)
         left, top, right, bottom = pen.textbbox((0, 0), name, font=font)
         tw, th = right - left + 2 * line, bottom - top + 2 * line
@@ -90,7 +91,8 @@ def draw_boxes(
         y = pil.height - th
         pen.rectangle((0, y, tw, pil.height), fill=CAPTION_BACKGROUND)
         pen.text((line - left, y + line - top), caption, fill=CAPTION_TEXT, font=font)
-    return F.pil_to_tensor(pil)
+    drawn: torch.Tensor = F.pil_to_tensor(pil)  # torchvision is untyped: Any to mypy
+    return drawn
 
 
 def draw_detections(

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
-from typing import Any
+import numbers
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar, cast
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from detcli.errors import ModelError
+from detcli.structures import DetectionDataset, LossDict
+
+B = TypeVar("B", bound=Mapping[str, Any])
+T = TypeVar("T")
 
 
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+def to_device(batch: B, device: torch.device) -> B:
     """The batch with every tensor (also inside lists) on `device`; metadata left as is."""
 
     def move(value: Any) -> Any:
@@ -22,10 +27,17 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
             return [move(v) for v in value]
         return value
 
-    return {k: (v if k == "img_metas" else move(v)) for k, v in batch.items()}
+    # The same keys with values of the same types: still a `B` (a Batch stays a Batch).
+    return cast(B, {k: (v if k == "img_metas" else move(v)) for k, v in batch.items()})
 
 
-def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+def dataset_of(loader: DataLoader[Any]) -> DetectionDataset:
+    """The loader's dataset: detcli's loaders hold map-style detection datasets (sized, with
+    CLASSES), which torch's `Dataset[T]` annotation does not say."""
+    return cast(DetectionDataset, loader.dataset)
+
+
+def parse_losses(losses: LossDict) -> tuple[torch.Tensor, list[str], torch.Tensor]:
     """(total loss, names, values): the total sums every key starting with `loss`; the values
     (each key's mean, then `loss`) come as one detached tensor, so reading them syncs once."""
     if not isinstance(losses, Mapping):
@@ -33,12 +45,20 @@ def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, list[str], to
             f"The model's training forward returned {type(losses).__name__}; it must return a "
             "dict of named scalar losses (model(**batch) -> {'loss_cls': ..., ...})."
         )
-    names, values, total = [], [], []
-    for name, value in losses.items():
+    names: list[str] = []
+    values: list[torch.Tensor] = []
+    total: list[torch.Tensor] = []
+    for name, given in losses.items():
+        value: object = given
         if isinstance(value, (list, tuple)):  # mmdet: per-level losses are summed
             value = sum(v.mean() for v in value)
-        if not isinstance(value, torch.Tensor):
+        if isinstance(value, numbers.Real):  # models outside detcli may log plain numbers
             value = torch.as_tensor(float(value))
+        if not isinstance(value, torch.Tensor):
+            raise ModelError(
+                f"The model's training forward returned {name!r} as a {type(value).__name__}; "
+                "each value must be a tensor, a list of tensors (one per level) or a number."
+            )
         value = value.mean()
         names.append(name)
         values.append(value.detach().float())
@@ -58,18 +78,21 @@ def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, list[str], to
 class _SkipFirst(Sampler[list[int]]):
     """A batch sampler without its first `n` batches (index lists only: no image is loaded)."""
 
-    def __init__(self, batch_sampler: Any, n: int):
+    def __init__(self, batch_sampler: Iterable[list[int]], n: int):
         self.batch_sampler, self.n = batch_sampler, n
 
     def __iter__(self) -> Iterator[list[int]]:
         return itertools.islice(iter(self.batch_sampler), self.n, None)
 
     def __len__(self) -> int:
-        return max(len(self.batch_sampler) - self.n, 0)
+        # torch annotates a loader's batch sampler as any iterable; a BatchSampler is sized.
+        return max(len(self.batch_sampler) - self.n, 0)  # type: ignore[arg-type]
 
 
-def skip_batches(loader: DataLoader, n: int) -> DataLoader:  # type: ignore[type-arg]
+def skip_batches(loader: DataLoader[T], n: int) -> DataLoader[T]:
     """A loader like `loader` that starts at batch `n` of the same epoch order (for resume)."""
+    if loader.batch_sampler is None:  # batch_size=None: the loader yields single samples
+        raise ValueError("skip_batches needs a loader that batches (it has no batch_sampler)")
     workers = loader.num_workers
     return DataLoader(
         loader.dataset,

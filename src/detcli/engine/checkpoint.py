@@ -17,7 +17,7 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,8 @@ def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> Path:
     writer = _WriteRecorder(os.fdopen(fd, "wb"))
     try:
         with writer.file:
-            torch.save(checkpoint, writer)
+            # torch.save asks for IO[bytes] but calls only write() (and flush()).
+            torch.save(checkpoint, writer)  # type: ignore[arg-type]
             writer.file.flush()
             os.fsync(writer.file.fileno())  # the bytes are on disk before the name points at them
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
@@ -151,7 +152,9 @@ def _load_with_placeholders(path: Path, first_error: Exception) -> Any:
         raise unreadable from None
     if not names or any(not n.startswith(FOREIGN_MODULES) for n in names):
         raise unreadable
-    stubs = [(_Inert if n[n.rfind(".") + 1 :][:1].isupper() else _inert_call, n) for n in names]
+    stubs: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+        (_Inert if n[n.rfind(".") + 1 :][:1].isupper() else _inert_call, n) for n in names
+    ]
     try:
         with torch.serialization.safe_globals(stubs):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -196,14 +199,14 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> dict[str
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     """Every random generator's state, as tensors and ints (weights_only-safe)."""
     version, mt, gauss = random.getstate()
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=False)  # the global MT19937's state, as a dict
     state: dict[str, Any] = {
         "python": [version, list(mt), gauss],
         "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
+            "keys": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "cached_gaussian": float(np_state["gauss"]),
         },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

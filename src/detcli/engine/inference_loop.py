@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from detcli.engine.batches import to_device
+from detcli.engine.batches import dataset_of, to_device
 from detcli.engine.dist import all_gather_objects
 from detcli.errors import ModelError
-from detcli.structures import Detections, ImgMeta
+from detcli.structures import Detections, ImgMeta, TestBatch
 
 
 @dataclass
@@ -40,7 +40,7 @@ def _empty() -> Detections:
 @torch.no_grad()
 def inference(
     model: nn.Module,
-    loader: DataLoader,  # type: ignore[type-arg]
+    loader: DataLoader[Any],
     *,
     device: torch.device | str = "cpu",
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
@@ -59,11 +59,14 @@ def inference(
     """
     model.eval()
     device = torch.device(device)
-    batches = [[int(i) for i in b] for b in loader.batch_sampler]  # type: ignore[union-attr]
+    if loader.batch_sampler is None:
+        raise ValueError("inference needs a loader that batches (it has no batch_sampler)")
+    batches = [[int(i) for i in b] for b in loader.batch_sampler]
     indices = [i for b in batches for i in b]
     results: list[Detections] = []
+    batch: TestBatch
     for batch_indices, batch in zip(batches, loader, strict=False):
-        failed: dict[int, str] = batch.pop("failed", None) or {}
+        failed = batch.pop("failed", None) or {}
         detections: list[Detections] = []
         metas: list[ImgMeta | None] = []
         if len(failed) < len(batch_indices):
@@ -74,8 +77,7 @@ def inference(
                 Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
                 for d in out
             ]
-            views = batch["img_metas"]
-            metas = list(views[0] if views and isinstance(views[0], list) else views)
+            metas = list(_first_view(batch["img_metas"]))
         for pos in sorted(failed):
             detections.insert(pos, _empty())
             metas.insert(pos, None)
@@ -90,7 +92,7 @@ def inference(
             f"The model returned {len(results)} detection lists for {len(indices)} images; "
             "a test forward must return one Detections per image."
         )
-    ordered: list[Detections | None] = [None] * len(loader.dataset)  # type: ignore[arg-type]
+    ordered: list[Detections | None] = [None] * len(dataset_of(loader))
     for shard_indices, shard_results in all_gather_objects((indices, results)):
         for index, detections in zip(shard_indices, shard_results, strict=True):
             if ordered[index] is None:  # padding repeats images: keep the first copy
@@ -101,4 +103,12 @@ def inference(
             f"No rank produced detections for {len(missing)} images (first: index {missing[0]}); "
             "the evaluation sampler must cover the whole dataset."
         )
-    return ordered  # type: ignore[return-value]
+    return [d for d in ordered if d is not None]  # all present: checked just above
+
+
+def _first_view(img_metas: list[ImgMeta] | list[list[ImgMeta]]) -> list[ImgMeta]:
+    """Each image's metadata (of the first view, under test-time augmentation)."""
+    first = img_metas[0] if img_metas else None
+    if isinstance(first, list):
+        return first
+    return [m for m in img_metas if not isinstance(m, list)]  # all of them: one view

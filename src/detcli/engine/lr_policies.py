@@ -98,7 +98,7 @@ class PolyPolicy(_Policy):
         self.power, self.min_lr = power, min_lr
 
     def _lr(self, base_lr: float, progress: int, max_progress: int) -> float:
-        coeff = (1 - progress / max_progress) ** self.power
+        coeff = float((1 - progress / max_progress) ** self.power)  # float ** float is Any
         return (base_lr - self.min_lr) * coeff + self.min_lr
 
 

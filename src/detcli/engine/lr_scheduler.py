@@ -38,9 +38,9 @@ class RuleScheduler(torch.optim.lr_scheduler.LRScheduler):
         self.progress = progress
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:  # type: ignore[override]
+    def get_lr(self) -> list[float | torch.Tensor]:
         """LR of each group at iteration `self.last_epoch` (torch's name for the step count)."""
-        return [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
+        return [self.lr_at(float(base), self.last_epoch) for base in self.base_lrs]
 
     def lr_at(self, base_lr: float, it: int) -> float:
         """The LR a group with `base_lr` gets at iteration `it`."""

@@ -131,10 +131,8 @@ class OptimWrapper:
         Returns tensors to log (`grad_norm`, `loss_scale`: only on iterations that step).
         """
         loss = loss / self._loss_factor()
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
+        # torch.autograd.backward is Tensor.backward's typed spelling.
+        torch.autograd.backward(self.scaler.scale(loss) if self.scaler is not None else loss)
         self._inner_count += 1
         if not self.should_update():
             return {}

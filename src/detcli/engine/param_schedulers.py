@@ -35,20 +35,18 @@ class Progress:
         return math.ceil(self.max_iters / self.iters_per_epoch)
 
 
+@dataclass(kw_only=True)
 class ParamScheduler:
-    """Base of the `param_scheduler` rules: maps an iteration to a step in [begin, end)."""
+    """Base of the `param_scheduler` rules: maps an iteration to a step in [begin, end).
 
-    def __init__(
-        self,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        self.by_epoch = by_epoch
-        self.begin = begin
-        self.end = end
-        self.convert_to_iter_based = convert_to_iter_based
+    A dataclass, so each rule declares only its own arguments and inherits these four as
+    keyword-only fields: the constructor signature (what `check` reads) still lists them all.
+    """
+
+    by_epoch: bool = True
+    begin: int = 0
+    end: int | None = None
+    convert_to_iter_based: bool = False
 
     def factor(self, base_lr: float, it: int, progress: Progress) -> float:
         """The LR multiplier at global iteration `it` (0-based) for a group whose lr is base_lr."""
@@ -72,20 +70,12 @@ class ParamScheduler:
 
 
 @SCHEDULERS.register()
+@dataclass
 class LinearLR(ParamScheduler):
     """LR factor going linearly from start_factor to end_factor over [begin, end)."""
 
-    def __init__(
-        self,
-        start_factor: float = 1.0 / 3,
-        end_factor: float = 1.0,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
-        self.start_factor, self.end_factor = start_factor, end_factor
+    start_factor: float = 1.0 / 3
+    end_factor: float = 1.0
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
         total = max(span - 1, 1)
@@ -93,18 +83,26 @@ class LinearLR(ParamScheduler):
 
 
 @SCHEDULERS.register()
+@dataclass(init=False)
 class ConstantLR(ParamScheduler):
     """LR x factor for the first (end - begin - 1) steps, then the base LR."""
 
+    constant: float
+
+    # mmengine's key `factor` would shadow the rule's `factor` method as a field, so this one
+    # rule spells its constructor out.
     def __init__(
         self,
         factor: float = 1.0 / 3,
+        *,
         by_epoch: bool = True,
         begin: int = 0,
         end: int | None = None,
         convert_to_iter_based: bool = False,
     ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
+        super().__init__(
+            by_epoch=by_epoch, begin=begin, end=end, convert_to_iter_based=convert_to_iter_based
+        )
         self.constant = factor
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
@@ -112,20 +110,15 @@ class ConstantLR(ParamScheduler):
 
 
 @SCHEDULERS.register()
+@dataclass
 class MultiStepLR(ParamScheduler):
     """LR x gamma at each milestone (steps counted from `begin`)."""
 
-    def __init__(
-        self,
-        milestones: list[int],
-        gamma: float = 0.1,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
-        self.milestones, self.gamma = sorted(milestones), gamma
+    milestones: list[int]
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.milestones = sorted(self.milestones)
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
         passed = bisect.bisect_right([m * unit for m in self.milestones], t)
@@ -133,60 +126,36 @@ class MultiStepLR(ParamScheduler):
 
 
 @SCHEDULERS.register()
+@dataclass
 class StepLR(ParamScheduler):
     """LR x gamma every `step_size` steps."""
 
-    def __init__(
-        self,
-        step_size: int,
-        gamma: float = 0.1,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
-        self.step_size, self.gamma = step_size, gamma
+    step_size: int
+    gamma: float = 0.1
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
         return float(self.gamma ** (t // (self.step_size * unit)))
 
 
 @SCHEDULERS.register()
+@dataclass
 class ExponentialLR(ParamScheduler):
     """LR x gamma**step."""
 
-    def __init__(
-        self,
-        gamma: float,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
-        self.gamma = gamma
+    gamma: float
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
         return float(self.gamma ** (t / unit))
 
 
 @SCHEDULERS.register()
+@dataclass
 class CosineAnnealingLR(ParamScheduler):
     """Half a cosine from the base LR down to eta_min (or base x eta_min_ratio) over T_max steps."""
 
-    def __init__(
-        self,
-        T_max: int | None = None,  # mmengine's config key, capital T included
-        eta_min: float | None = None,
-        eta_min_ratio: float | None = None,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
-        self.T_max, self.eta_min, self.eta_min_ratio = T_max, eta_min, eta_min_ratio
+    T_max: int | None = None  # mmengine's config key, capital T included
+    eta_min: float | None = None
+    eta_min_ratio: float | None = None
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
         t_max = self.T_max * unit if self.T_max is not None else span
@@ -197,22 +166,15 @@ class CosineAnnealingLR(ParamScheduler):
 
 
 @SCHEDULERS.register()
+@dataclass
 class PolyLR(ParamScheduler):
     """LR decaying polynomially to eta_min: (1 - t / (end - begin - 1)) ** power."""
 
-    def __init__(
-        self,
-        eta_min: float = 0.0,
-        power: float = 1.0,
-        by_epoch: bool = True,
-        begin: int = 0,
-        end: int | None = None,
-        convert_to_iter_based: bool = False,
-    ):
-        super().__init__(by_epoch, begin, end, convert_to_iter_based)
-        self.eta_min, self.power = eta_min, power
+    eta_min: float = 0.0
+    power: float = 1.0
 
     def _factor(self, base_lr: float, t: int, span: int, unit: int) -> float:
         total = max(span - 1, 1)
         floor = self.eta_min / base_lr if base_lr else 0.0
-        return floor + (1 - floor) * (1 - min(t, total) / total) ** self.power
+        decay = float((1 - min(t, total) / total) ** self.power)  # float ** float is Any
+        return floor + (1 - floor) * decay

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from detcli import __version__
 from detcli.config import ConfigDict
-from detcli.engine.batches import parse_losses, skip_batches, to_device
+from detcli.engine.batches import dataset_of, parse_losses, skip_batches, to_device
 from detcli.engine.checkpoint import (
     is_numbered,
     link_latest,
@@ -36,11 +36,12 @@ from detcli.engine.checkpoint import (
     weights_of,
 )
 from detcli.engine.dist import DistInfo, any_across_ranks, broadcast_buffers
-from detcli.engine.hooks.base import Hook, priority_value
+from detcli.engine.hooks.base import Hook, HookEvent, priority_value
 from detcli.engine.lr_scheduler import RuleScheduler
 from detcli.engine.optim_wrapper import OptimWrapper
 from detcli.engine.run_log import RunLog
 from detcli.errors import CheckpointError, TrainingError
+from detcli.structures import Batch, Detections, LossDict, Sample
 
 
 class TrainingInterrupted(TrainingError):
@@ -66,7 +67,7 @@ class Runner:
         model: nn.Module,
         optim_wrapper: OptimWrapper,
         scheduler: RuleScheduler,
-        train_loader: DataLoader,  # type: ignore[type-arg]
+        train_loader: DataLoader[Sample],
         work_dir: Path,
         cfg: ConfigDict,
         device: torch.device,
@@ -75,7 +76,7 @@ class Runner:
         by_epoch: bool,
         max_iters: int,
         max_time: float | None = None,
-        val_loader: DataLoader | None = None,  # type: ignore[type-arg]
+        val_loader: DataLoader[Any] | None = None,
         seed: int | None = None,
     ):
         self.model = model  # what trains: DDP-wrapped when distributed
@@ -96,7 +97,7 @@ class Runner:
         self.epoch = self.iter = self.inner_iter = 0
         self.log_vars: dict[str, float] = {}  # this iteration's numbers, for logger hooks
         self.metrics: dict[str, float] = {}  # the latest evaluation
-        self.val_outputs: list[Any] | None = None  # its detections per val image, for hooks
+        self.val_outputs: list[Detections] | None = None  # its detections per val image
         self.last_checkpoint: Path | None = None
         # Numbered checkpoints (epoch_N.pth / iter_N.pth) this run wrote, oldest first: the only
         # files retention (`max_keep_ckpts`) may delete. Kept across resume in the checkpoint.
@@ -133,7 +134,7 @@ class Runner:
         self._hooks.append((value, len(self._hooks), hook))
         self._hooks.sort(key=lambda t: (t[0], t[1]))
 
-    def call_hook(self, event: str, *args: Any) -> None:
+    def call_hook(self, event: HookEvent, *args: object) -> None:
         """Call `event` on every hook, in priority order."""
         for _, _, hook in self._hooks:
             getattr(hook, event)(self, *args)
@@ -198,7 +199,7 @@ class Runner:
             f"{path} (continue with --resume auto once the cause is fixed)."
         )
 
-    def _epoch_iterator(self) -> Iterator[Any]:
+    def _epoch_iterator(self) -> Iterator[Batch]:
         """This epoch's batches; after a mid-epoch resume, the rest of the same order."""
         generator = self.train_loader.generator
         after = None
@@ -218,12 +219,12 @@ class Runner:
             set_rng_state(after, generator)
         return batches
 
-    def _train_iter(self, batch: Any) -> None:
+    def _train_iter(self, batch: Batch) -> None:
         self.log_vars = {}
         self.call_hook("before_train_iter")
         batch = to_device(batch, self.device)
         with self.optim_wrapper.optim_context(self.model):
-            losses = self.model(**batch)
+            losses: LossDict = self.model(**batch)
         loss, names, values = parse_losses(losses)
         numbers = values.tolist()
         bad = [f"{n}={v}" for n, v in zip(names, numbers, strict=True) if not math.isfinite(v)]
@@ -278,7 +279,7 @@ class Runner:
         """Everything needed to continue exactly from here (tensors and plain values only)."""
         generator = self.train_loader.generator
         state = self.optim_wrapper.state_dict()
-        dataset = self.train_loader.dataset
+        dataset = dataset_of(self.train_loader)
         return {
             "meta": {
                 "epoch": self.epoch,

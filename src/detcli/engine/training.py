@@ -179,8 +179,9 @@ def _train(
                 )
 
             model = build_model(settings.model)
-            if hasattr(model, "init_weights"):
-                model.init_weights()  # pretrained backbone weights named by init_cfg
+            init_weights = getattr(model, "init_weights", None)
+            if callable(init_weights):
+                init_weights()  # every part's init_cfg: pretrained backbone weights, fills
             model.to(device)
             _on_main(info, lambda: check_free_space(wd, model))
             load_from = load_from if load_from is not None else env.load_from
@@ -190,7 +191,8 @@ def _train(
             if env.sync_bn and info.distributed:
                 if device_type != "cuda":
                     raise ConfigError("sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU kernel).")
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                # convert_sync_batchnorm carries no annotations.
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
 
             if settings.optim is None:
                 raise ConfigError(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from detcli.evaluation.coco_metric import CocoScores
-from detcli.structures import Detections
+from detcli.structures import CocoGroundTruth, Detections
 
 AREAS = ("all", "small", "medium", "large")  # COCOeval's areaRng order
 
@@ -45,7 +45,7 @@ def _mean_valid(p: np.ndarray) -> float:
 
 
 def class_table(
-    dataset: Any, detections: Sequence[Detections], scores: CocoScores
+    dataset: CocoGroundTruth, detections: Sequence[Detections], scores: CocoScores
 ) -> list[ClassRow]:
     """One row per class of `dataset`, from `score_detections`' precision array."""
     precision = scores.precision  # (T, R, K, A, M)

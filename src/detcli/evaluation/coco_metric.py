@@ -19,13 +19,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypedDict
 
 import numpy as np
 
 from detcli.errors import DataError
 from detcli.registry import METRICS
-from detcli.structures import Detections
+from detcli.structures import CocoGroundTruth, Detections
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 STAT_NAMES = (
     "mAP",
@@ -44,7 +47,24 @@ STAT_NAMES = (
 Backend = Literal["auto", "faster_coco_eval", "pycocotools"]
 
 
-def detections_to_array(dataset: Any, detections: Sequence[Detections]) -> np.ndarray:
+class DetectionMetric(Protocol):
+    """A METRICS entry: scores one detection list per image (dataset order) on a dataset."""
+
+    def __call__(
+        self, dataset: CocoGroundTruth, detections: Sequence[Detections]
+    ) -> dict[str, float]: ...
+
+
+class ScoreOptions(TypedDict, total=False):
+    """`score_detections`' keyword arguments, for the functions that pass them on."""
+
+    classwise: bool
+    iou_thrs: Sequence[float] | None
+    max_dets: Sequence[int]
+    backend: Backend
+
+
+def detections_to_array(dataset: CocoGroundTruth, detections: Sequence[Detections]) -> np.ndarray:
     """(N, 7) float64 rows `[image_id, x, y, w, h, score, category_id]` for every detection."""
     if len(detections) != len(dataset.img_ids):
         raise DataError(
@@ -79,37 +99,11 @@ class CocoScores:
 
 
 def evaluate_detections(
-    dataset: Any,
-    detections: Sequence[Detections],
-    *,
-    classwise: bool = True,
-    iou_thrs: Sequence[float] | None = None,
-    max_dets: Sequence[int] = (1, 10, 100),
-    backend: Backend = "auto",
+    dataset: CocoGroundTruth, detections: Sequence[Detections], **options: Unpack[ScoreOptions]
 ) -> dict[str, float]:
-    """COCO bbox metrics of `detections` (one per image, dataset order) on `dataset`."""
-    return score_detections(
-        dataset,
-        detections,
-        classwise=classwise,
-        iou_thrs=iou_thrs,
-        max_dets=max_dets,
-        backend=backend,
-    ).metrics
-
-
-def score_detections(
-    dataset: Any,
-    detections: Sequence[Detections],
-    *,
-    classwise: bool = True,
-    iou_thrs: Sequence[float] | None = None,
-    max_dets: Sequence[int] = (1, 10, 100),
-    backend: Backend = "auto",
-) -> CocoScores:
-    """`evaluate_detections` plus the precision array (per-class tables and PR curves use it)."""
-    with _no_gc():
-        return _score(dataset, detections, classwise, iou_thrs, max_dets, backend)
+    """COCO bbox metrics of `detections` (one per image, dataset order) on `dataset`; the
+    options are `score_detections`'."""
+    return score_detections(dataset, detections, **options).metrics
 
 
 @contextlib.contextmanager
@@ -125,14 +119,17 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _score(
-    dataset: Any,
+@_no_gc()
+def score_detections(
+    dataset: CocoGroundTruth,
     detections: Sequence[Detections],
-    classwise: bool,
-    iou_thrs: Sequence[float] | None,
-    max_dets: Sequence[int],
-    backend: Backend,
+    *,
+    classwise: bool = True,
+    iou_thrs: Sequence[float] | None = None,
+    max_dets: Sequence[int] = (1, 10, 100),
+    backend: Backend = "auto",
 ) -> CocoScores:
+    """`evaluate_detections` plus the precision array (per-class tables and PR curves use it)."""
     results = detections_to_array(dataset, detections)
     coco_eval = _coco_eval(dataset, results, backend)
     params = coco_eval.params
@@ -183,7 +180,7 @@ def _ids_from_one(gt: dict[str, Any]) -> dict[str, Any] | None:
     return dict(gt, annotations=[dict(a, id=k) for k, a in enumerate(anns, 1)])
 
 
-def _coco_eval(dataset: Any, results: np.ndarray, backend: Backend) -> Any:
+def _coco_eval(dataset: CocoGroundTruth, results: np.ndarray, backend: Backend) -> Any:
     renumbered = _ids_from_one(dataset.coco.dataset)
     if backend in ("auto", "faster_coco_eval"):
         try:
@@ -292,7 +289,9 @@ class CocoMetric:
         self.format_only = format_only
         self.outfile_prefix = outfile_prefix
 
-    def __call__(self, dataset: Any, detections: Sequence[Detections]) -> dict[str, float]:
+    def __call__(
+        self, dataset: CocoGroundTruth, detections: Sequence[Detections]
+    ) -> dict[str, float]:
         """The metrics of `detections` (one per image, dataset order) on `dataset`."""
         self._check_ann_file(dataset)
         if self.outfile_prefix:
@@ -312,7 +311,7 @@ class CocoMetric:
             backend=self.backend,
         )
 
-    def _check_ann_file(self, dataset: Any) -> None:
+    def _check_ann_file(self, dataset: CocoGroundTruth) -> None:
         own = getattr(dataset, "ann_file", None)
         if self.ann_file is None or own is None:
             return

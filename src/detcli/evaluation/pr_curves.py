@@ -33,7 +33,8 @@ def pr_curve(scores: CocoScores, label: int, iou: float | None) -> np.ndarray | 
         p = p[rows]
     if (p <= -1).all():
         return None
-    return np.where(p > -1, p, 0.0).mean(axis=0)
+    curve: np.ndarray = np.where(p > -1, p, 0.0).mean(axis=0)
+    return curve
 
 
 def plot_pr_curves(scores: CocoScores, classes: Sequence[str], out_dir: Path) -> list[Path]:

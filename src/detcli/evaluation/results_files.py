@@ -25,7 +25,7 @@ import numpy as np
 from detcli.data.coco_json import index_of
 from detcli.errors import DataError
 from detcli.evaluation.coco_metric import detections_to_array
-from detcli.structures import Detections
+from detcli.structures import CocoGroundTruth, Detections
 
 CSV_HEADER = ("PredictionString", "image_id")
 # How far a results box may reach past its image before the file is taken for another
@@ -34,7 +34,9 @@ OUTSIDE_TOLERANCE_PX = 2.0
 OUTSIDE_TOLERANCE_FRACTION = 0.02
 
 
-def coco_results(dataset: Any, detections: Sequence[Detections]) -> list[dict[str, Any]]:
+def coco_results(
+    dataset: CocoGroundTruth, detections: Sequence[Detections]
+) -> list[dict[str, Any]]:
     """COCO results dicts (original category ids, xywh boxes) for one Detections per image."""
     rows = detections_to_array(dataset, detections)
     ids = rows[:, 0].astype(np.int64).tolist()
@@ -57,7 +59,9 @@ def _atomic_write(path: Path, text: str) -> Path:
     return path
 
 
-def write_results_json(path: Path, dataset: Any, detections: Sequence[Detections]) -> Path:
+def write_results_json(
+    path: Path, dataset: CocoGroundTruth, detections: Sequence[Detections]
+) -> Path:
     """The COCO results json of `detections` (one per image, dataset order)."""
     return _atomic_write(path, json.dumps(coco_results(dataset, detections)))
 
@@ -74,7 +78,9 @@ def prediction_string(det: Detections) -> str:
     return out.getvalue().strip()
 
 
-def write_prediction_csv(path: Path, dataset: Any, detections: Sequence[Detections]) -> Path:
+def write_prediction_csv(
+    path: Path, dataset: CocoGroundTruth, detections: Sequence[Detections]
+) -> Path:
     """The competition CSV: `PredictionString,image_id` with one row per image (file_name)."""
     if len(detections) != len(dataset):
         raise DataError(
@@ -90,7 +96,7 @@ def write_prediction_csv(path: Path, dataset: Any, detections: Sequence[Detectio
 
 
 def write_results(
-    path: Path, dataset: Any, detections: Sequence[Detections], fmt: str = "json"
+    path: Path, dataset: CocoGroundTruth, detections: Sequence[Detections], fmt: str = "json"
 ) -> Path:
     """`write_results_json` or `write_prediction_csv` by `fmt` ("json" | "csv")."""
     if fmt == "csv":
@@ -143,7 +149,7 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial.jsonl")
 
 
-def load_results_json(path: Path, dataset: Any) -> list[Detections]:
+def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
     """A COCO results json read back as one Detections per dataset image (dataset order).
 
     Every image id and category id must belong to `dataset`: a file made for another
@@ -210,7 +216,7 @@ def load_results_json(path: Path, dataset: Any) -> list[Detections]:
 
 
 def _refuse_boxes_outside(
-    path: Path, ann: str, dataset: Any, index: np.ndarray, boxes: np.ndarray
+    path: Path, ann: str, dataset: CocoGroundTruth, index: np.ndarray, boxes: np.ndarray
 ) -> None:
     """A results file whose ids overlap another dataset's still betrays itself: detectors clip
     their boxes to the image, so boxes reaching well beyond their image were predicted on

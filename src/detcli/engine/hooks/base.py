@@ -8,7 +8,7 @@ resume returns it from `state_dict()` (tensors and plain values only).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from detcli.errors import ConfigError
 
@@ -27,7 +27,7 @@ PRIORITIES = {
     "LOWEST": 100,
 }
 
-EVENTS = (
+HookEvent = Literal[
     "before_run",
     "before_train_epoch",
     "before_train_iter",
@@ -38,7 +38,8 @@ EVENTS = (
     "before_save_checkpoint",
     "after_load_checkpoint",
     "after_run",
-)
+]
+EVENTS: tuple[HookEvent, ...] = get_args(HookEvent)  # the points the runner calls hooks at
 
 
 def priority_value(priority: int | str) -> int:

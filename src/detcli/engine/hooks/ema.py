@@ -22,6 +22,9 @@ from detcli.registry import HOOKS
 if TYPE_CHECKING:
     from detcli.engine.runner import Runner
 
+# What AveragedModel hands its `multi_avg_fn`: the averaged and the current parameters.
+TensorList = list[torch.Tensor] | tuple[torch.Tensor, ...]
+
 
 @HOOKS.register()
 class EMAHook(Hook):
@@ -50,7 +53,7 @@ class EMAHook(Hook):
     def _ensure(self, runner: Runner) -> AveragedModel:
         if self.ema is None:
 
-            def lerp(ema: list[torch.Tensor], current: list[torch.Tensor], n: Any) -> None:
+            def lerp(ema: TensorList, current: TensorList, n: torch.Tensor | int) -> None:
                 torch._foreach_lerp_(ema, current, self._momentum(int(n)))
 
             self.ema = AveragedModel(runner.raw_model, multi_avg_fn=lerp, use_buffers=False)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from detcli.engine.batches import dataset_of
 from detcli.engine.dist import broadcast_buffers
 from detcli.engine.hooks.base import Hook
 from detcli.engine.hooks.best import BestCheckpoint
@@ -22,6 +23,8 @@ from detcli.registry import HOOKS, METRICS, MetricCfg
 
 if TYPE_CHECKING:
     from detcli.engine.runner import Runner
+    from detcli.evaluation.coco_metric import DetectionMetric
+    from detcli.structures import CocoGroundTruth
 
 
 @HOOKS.register()
@@ -55,7 +58,7 @@ class EvalHook(Hook):
         default = {"type": "CocoMetric", "metric": metric, "classwise": classwise}
         cfgs = metric_cfg if isinstance(metric_cfg, list) else [metric_cfg or default]
         self.metric_cfgs = list(cfgs)
-        self.metrics: list[Any] = []
+        self.metrics: list[DetectionMetric] = []
         self.best = BestCheckpoint(save_best, rule, "evaluation.save_best") if save_best else None
 
     def before_run(self, runner: Runner) -> None:
@@ -101,9 +104,11 @@ class EvalHook(Hook):
             runner.val_outputs = detections
         finally:
             runner.model.train()
+        # COCO metrics score against the val dataset's own annotations (a CocoDataset).
+        dataset = cast("CocoGroundTruth", runner.val_loader.dataset)
         metrics: dict[str, float] = {}
         for metric in self.metrics:
-            metrics.update(metric(runner.val_loader.dataset, detections))
+            metrics.update(metric(dataset, detections))
         runner.metrics = metrics
         self._report(runner, metrics)
         if self.best is not None:
@@ -115,8 +120,9 @@ class EvalHook(Hook):
         when = f"epoch {runner.epoch}" if self.by_epoch else f"iter {runner.iter}"
         main = {k: v for k, v in metrics.items() if "/" not in k}
         per_class = {k: v for k, v in metrics.items() if "/" in k}
+        images = len(dataset_of(runner.val_loader)) if runner.val_loader is not None else 0
         runner.log.info(
-            f"Evaluation ({when}, {len(runner.val_loader.dataset)} images): "  # type: ignore[union-attr, arg-type]
+            f"Evaluation ({when}, {images} images): "
             + ", ".join(f"{k}: {v:.4f}" for k, v in main.items())
         )
         if per_class:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -27,7 +28,8 @@ from detcli.errors import ConfigError
 from detcli.registry import HOOKS
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
+    from torch.utils.tensorboard import SummaryWriter
 
     from detcli.engine.runner import Runner
 
@@ -99,30 +101,23 @@ class LogWindow:
         self._recent, self._sums, self._latest = {}, {}, {}
 
 
+@dataclass(eq=False)
 class LoggerHook(Hook):
     """Base: records each numeric log var per iteration, summarises at every `interval`-th one.
 
     `window_size` (None, N, 'epoch' or 'global') says what a line's values average; see
-    LogWindow.
+    LogWindow. A dataclass, so a subclass declares only the arguments it adds.
     """
 
     priority = "VERY_LOW"
 
-    def __init__(
-        self,
-        interval: int = 10,
-        ignore_last: bool = False,
-        by_epoch: bool | None = None,
-        window_size: WindowSize = None,
-    ):
-        self.interval = interval
-        self.ignore_last = ignore_last
-        self.by_epoch = by_epoch
-        self.window = LogWindow(window_size)
+    interval: int = 10
+    ignore_last: bool = False
+    by_epoch: bool | None = None
+    window_size: WindowSize = None
 
-    @property
-    def window_size(self) -> WindowSize:
-        return self.window.window_size
+    def __post_init__(self) -> None:
+        self.window = LogWindow(self.window_size)
 
     def before_run(self, runner: Runner) -> None:
         if self.by_epoch is None:
@@ -147,19 +142,14 @@ class LoggerHook(Hook):
 
 
 @HOOKS.register()
+@dataclass(eq=False)
 class TextLoggerHook(LoggerHook):
     """Console lines (and a progress bar on a terminal), `train.log` and `log.jsonl`."""
 
-    def __init__(
-        self,
-        interval: int = 10,
-        ignore_last: bool = False,
-        by_epoch: bool | None = None,
-        window_size: WindowSize = None,
-    ):
-        super().__init__(interval, ignore_last, by_epoch, window_size)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self._progress: Progress | None = None
-        self._task: Any = None
+        self._task: TaskID | None = None
         self._t0 = time.monotonic()
 
     def before_run(self, runner: Runner) -> None:
@@ -182,7 +172,7 @@ class TextLoggerHook(LoggerHook):
             )
 
     def after_train_iter(self, runner: Runner) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(
                 self._task, completed=runner.iter, total=runner.max_iters,
                 description=self._where(runner),
@@ -225,23 +215,18 @@ class TextLoggerHook(LoggerHook):
 
 
 @HOOKS.register()
+@dataclass(eq=False)
 class TensorboardLoggerHook(LoggerHook):
     """TensorBoard event files (`<work_dir>/tf_logs` unless `log_dir` says otherwise)."""
 
-    def __init__(
-        self,
-        interval: int = 10,
-        ignore_last: bool = False,
-        by_epoch: bool | None = None,
-        log_dir: str | None = None,
-        window_size: WindowSize = None,
-    ):
-        super().__init__(interval, ignore_last, by_epoch, window_size)
-        self.log_dir = log_dir
-        self._writer: Any = None
+    log_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._writer: SummaryWriter | None = None
 
     @property
-    def writer(self) -> Any:
+    def writer(self) -> SummaryWriter | None:
         """The run's SummaryWriter (None off rank 0 or outside a run), for other hooks' images."""
         return self._writer
 
@@ -253,17 +238,16 @@ class TensorboardLoggerHook(LoggerHook):
             self._writer = SummaryWriter(self.log_dir or str(runner.work_dir / "tf_logs"))
 
     def write(self, runner: Runner, means: dict[str, float]) -> None:
-        if self._writer is None:
-            return
-        for key, value in means.items():
-            self._writer.add_scalar(f"train/{key}", value, runner.iter)
-        self._writer.flush()
+        self._scalars("train", means, runner.iter)
 
     def after_val(self, runner: Runner, metrics: dict[str, float]) -> None:
+        self._scalars("val", metrics, runner.iter)
+
+    def _scalars(self, group: str, values: Mapping[str, float], step: int) -> None:
         if self._writer is None:
             return
-        for key, value in metrics.items():
-            self._writer.add_scalar(f"val/{key}", value, runner.iter)
+        for key, value in values.items():
+            self._writer.add_scalar(f"{group}/{key}", value, step)
         self._writer.flush()
 
     def after_run(self, runner: Runner) -> None:
@@ -274,7 +258,8 @@ class TensorboardLoggerHook(LoggerHook):
 
 def _memory_mb() -> int:
     """Peak memory in MB: CUDA allocations on a GPU, the process's resident set on a CPU."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # torch.cuda.is_initialized carries no annotations.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         return int(torch.cuda.max_memory_allocated() / 2**20)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak / 2**20 if sys.platform == "darwin" else peak / 2**10)  # bytes vs KiB
