@@ -101,6 +101,14 @@ def test_fine_tuning_takes_class_rows_by_name(tmp_path):
     assert fitted.report.complete  # rebuilt rows have the model's shape
 
 
+# The heads' widths left out: they follow the neck's out_channels.
+HEADS_FROM_NECK = [
+    "model.rpn_head.in_channels=null",
+    "model.roi_head.bbox_roi_extractor.out_channels=null",
+    "model.roi_head.bbox_head.in_channels=null",
+]
+
+
 def test_another_backbone_is_refused_and_other_neck_widths_fine_tune(tmp_path):
     r50 = build_model(
         load_config(
@@ -109,6 +117,7 @@ def test_another_backbone_is_refused_and_other_neck_widths_fine_tune(tmp_path):
                 "model.backbone.depth=50",
                 "model.neck.in_channels=[256,512,1024,2048]",
                 "model.neck.out_channels=32",
+                *HEADS_FROM_NECK,
             ],
         ).model.to_dict()
     )
@@ -118,7 +127,9 @@ def test_another_backbone_is_refused_and_other_neck_widths_fine_tune(tmp_path):
     assert "is for another network: none of its neck tensors fits" in message
     assert "shape mismatch  backbone.body.layer1.0.conv1.weight" in message
 
-    narrow = build_model(load_config(SHAPES, ["model.neck.out_channels=32"]).model.to_dict())
+    narrow = build_model(
+        load_config(SHAPES, ["model.neck.out_channels=32", *HEADS_FROM_NECK]).model.to_dict()
+    )
     fitted = fit_checkpoint(
         _model(), {"state_dict": narrow.state_dict()}, tmp_path / "n.pth", fine_tune=True
     )
