@@ -106,3 +106,16 @@ def test_the_readme_python_api_example_trains_and_predicts():
     assert all(torch.isfinite(v) for v in losses.values())
     losses["loss_cls"].backward()
     assert len(detections) == 2 and detections[0].boxes.shape[1] == 4
+
+
+def test_train_cfg_debug_is_a_note_and_train_cfg_sections_are_still_checked(write):
+    body = """
+model:
+  train_cfg:
+    rpn: {debug: true}
+    rcnn: {assigner: {pos_iou_thresh: 0.5}}
+"""
+    path = write("exp.yaml", f"_base_: {TINY_MODEL}\n{body}")
+    found = {p.where: p for p in check_config(resolve_config(path))}
+    assert found["model.train_cfg.rpn.debug"].note
+    assert "pos_iou_thr" in found["model.train_cfg.rcnn.assigner.pos_iou_thresh"].message

@@ -75,6 +75,7 @@ class _Checker:
                 path = place.path if index is None else (*place.path, index)
                 self._component(path, item, place.kind, place.builder_keys)
         parts_ok = not any(p.path[:1] == ("model",) for p in self.problems)
+        self._train_cfg_notes()
         self._num_classes(settings)
         datasets = [loader.dataset_path for loader in settings.loaders.values()]
         self._paths(self.cfg, (), skip=datasets)
@@ -164,6 +165,21 @@ class _Checker:
                     path,
                     f"{name} needs argument {arg.name!r} ({describe(arg.annotation)}), "
                     "which is not set.",
+                )
+
+    def _train_cfg_notes(self) -> None:
+        """`train_cfg.{rpn,rcnn}.debug`: mmdet's switch, accepted and said to do nothing."""
+        model = self.cfg.get("model")
+        train = model.get("train_cfg") if isinstance(model, dict) else None
+        if not isinstance(train, dict):
+            return
+        for section in ("rpn", "rcnn"):
+            stage = train.get(section)
+            if isinstance(stage, dict) and stage.get("debug"):
+                self.report(
+                    ("model", "train_cfg", section, "debug"),
+                    "accepted, no effect in detcli: mmdet's debug switch saves nothing extra here.",
+                    note=True,
                 )
 
     def _left_by_merge(self, path: ConfigPath, key: str) -> str:
