@@ -150,7 +150,7 @@ class DetDataPreprocessor(nn.Module):
             x = F.pad(x, (0, out_w - width, 0, out_h - height), value=self.pad_value)
         channels = int(x.shape[1])
         metas: list[ImgMeta] = [
-            {  # type: ignore[typeddict-item]
+            {
                 **meta,
                 "pad_shape": (-(-h // d) * d, -(-w // d) * d, channels),
                 "batch_input_shape": (out_h, out_w),

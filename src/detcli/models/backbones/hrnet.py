@@ -7,7 +7,7 @@ channels for W32), i.e. timm's `feature_location=''`, not its widened classifica
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from timm.models import hrnet as timm_hrnet
 from torch import nn
@@ -33,8 +33,12 @@ def _spec(stage: Mapping[str, Any]) -> dict[str, Any]:
 
 def hrnet_variants() -> dict[str, dict[str, dict[str, Any]]]:
     """timm HRNet name -> its stage spec (mmdet spelling)."""
+    # timm's configs mix `stem_width` (an int) with the stage dicts, so entries read as `object`.
     return {
-        name: {s: _spec(cfg[s]) for s in ("stage1", "stage2", "stage3", "stage4")}
+        name: {
+            s: _spec(cast(Mapping[str, Any], cfg[s]))
+            for s in ("stage1", "stage2", "stage3", "stage4")
+        }
         for name, cfg in timm_hrnet.cfg_cls.items()
     }
 
@@ -114,11 +118,11 @@ class HRNet(TimmFeatures):
 
     def stage_modules(self) -> list[list[nn.Module]]:
         """Stem, then stage 1 (layer1) and stages 2-4 with the transition that feeds each."""
-        b = self.body
-        return [
-            [b.conv1, b.bn1, b.conv2, b.bn2],
-            [b.layer1],
-            [b.transition1, b.stage2],
-            [b.transition2, b.stage3],
-            [b.transition3, b.stage4],
+        stages = [
+            ["conv1", "bn1", "conv2", "bn2"],
+            ["layer1"],
+            ["transition1", "stage2"],
+            ["transition2", "stage3"],
+            ["transition3", "stage4"],
         ]
+        return [[self.body.get_submodule(name) for name in stage] for stage in stages]

@@ -6,10 +6,11 @@ any timm model: stage k is the modules up to timm feature level k (level 0 is th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import timm
+from timm.models import FeatureInfo
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -41,22 +42,25 @@ class TimmFeatures(Backbone):
         self.create_kwargs = dict(create_kwargs or {})
         if timm_out_indices is not None:
             self.create_kwargs["out_indices"] = tuple(timm_out_indices)
-        self.body = self._create()
+        self.body: nn.Module = self._create()
         if _fixed_input_size(self.body):
             # Transformers (Swin, ViT) are built for one image size; detection images vary.
             self.create_kwargs = {**_any_size_kwargs(self.body), **self.create_kwargs}
             self.body = self._create()
         # Swin-style models give channels-last maps; necks and heads take NCHW.
         self.channels_last = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")
-        self.out_channels: list[int] = list(self.body.feature_info.channels())
-        self.strides: list[int] = list(self.body.feature_info.reduction())
+        feature_info = _feature_info(self.body)
+        self.out_channels: list[int] = list(feature_info.channels())
+        self.strides: list[int] = list(feature_info.reduction())
         self.norm_eval = norm_eval
         self.frozen_stages = frozen_stages
         read_init_cfg(self.init_cfg, f"{where}.init_cfg")  # a mistake fails here, not later
         self._apply_norm_cfg(dict(norm_cfg) if norm_cfg is not None else {"type": "BN"})
         if with_cp:
             try:
-                self.body.set_grad_checkpointing(True)
+                # A method of timm's feature nets; nn.Module.__getattr__ would type it a Tensor.
+                enable = cast("Callable[[bool], None]", self.body.set_grad_checkpointing)
+                enable(True)
             except (AssertionError, AttributeError, NotImplementedError):
                 raise ModelError(
                     f"{where}: timm's {timm_name!r} has no gradient checkpointing; "
@@ -100,7 +104,7 @@ class TimmFeatures(Backbone):
         """
         names = dict(self.body.named_modules())
         ends = []
-        for info in self.body.feature_info.info:
+        for info in _feature_info(self.body).info:
             for candidate in (info["module"], info["module"].replace(".", "_")):
                 if candidate in names:
                     ends.append(candidate)
@@ -129,7 +133,8 @@ class TimmFeatures(Backbone):
                 "(pretrained weights are BatchNorm weights)."
             )
         if kind == "SyncBN":
-            self.body = nn.SyncBatchNorm.convert_sync_batchnorm(self.body)
+            # torch leaves convert_sync_batchnorm unannotated.
+            self.body = nn.SyncBatchNorm.convert_sync_batchnorm(self.body)  # type: ignore[no-untyped-call]
         for m in self.body.modules():
             if isinstance(m, _BatchNorm):
                 if "eps" in norm_cfg:
@@ -145,6 +150,14 @@ class TimmFeatures(Backbone):
         if self.channels_last:
             features = [f.permute(0, 3, 1, 2).contiguous() for f in features]
         return features
+
+
+def _feature_info(body: nn.Module) -> FeatureInfo:
+    """The levels a timm `features_only` net outputs (its `feature_info`)."""
+    info = body.feature_info
+    # Every timm feature net sets a FeatureInfo; the check narrows nn.Module's attribute type.
+    assert isinstance(info, FeatureInfo), f"timm feature net without FeatureInfo: {type(body)}"
+    return info
 
 
 def _fixed_input_size(body: nn.Module) -> bool:

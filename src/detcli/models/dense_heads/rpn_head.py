@@ -110,7 +110,8 @@ class RPNHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # always: every conv here is built with a bias
+                    nn.init.zeros_(m.bias)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Per level: scores (B, A * C, H, W) and deltas (B, A * 4, H, W)."""

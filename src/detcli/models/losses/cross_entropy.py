@@ -17,6 +17,9 @@ from detcli.registry import MODELS
 class CrossEntropyLoss(nn.Module):
     """Cross-entropy on class logits; labels equal to the class count mean background."""
 
+    # A buffer (follows .to(device)); declared so it reads as a tensor, not nn.Module.__getattr__.
+    class_weight: Tensor | None
+
     def __init__(
         self,
         use_sigmoid: bool = False,

@@ -81,4 +81,6 @@ class GIoULoss(RegressionLoss):
         self.eps = eps
 
     def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
-        return generalized_box_iou_loss(pred, target, reduction="none", eps=self.eps)
+        # torchvision ships no types: its results are Any
+        loss: Tensor = generalized_box_iou_loss(pred, target, reduction="none", eps=self.eps)
+        return loss

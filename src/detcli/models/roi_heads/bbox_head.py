@@ -96,16 +96,15 @@ class Shared2FCBBoxHead(nn.Module):
         self._built = True
         fc_out = self.fc_out_channels
         cls_out = self.num_classes if self.use_sigmoid else self.num_classes + 1
-        self.shared_fcs = nn.ModuleList(
-            [
-                nn.Linear(in_channels * roi_feat_size * roi_feat_size, fc_out),
-                nn.Linear(fc_out, fc_out),
-            ]
-        )
+        shared_fcs = [
+            nn.Linear(in_channels * roi_feat_size * roi_feat_size, fc_out),
+            nn.Linear(fc_out, fc_out),
+        ]
+        self.shared_fcs = nn.ModuleList(shared_fcs)
         self.relu = nn.ReLU(inplace=True)
         self.fc_cls = nn.Linear(fc_out, cls_out)
         self.fc_reg = nn.Linear(fc_out, 4 if self.reg_class_agnostic else 4 * self.num_classes)
-        for fc in self.shared_fcs:
+        for fc in shared_fcs:
             nn.init.xavier_uniform_(fc.weight)
             nn.init.zeros_(fc.bias)
         nn.init.normal_(self.fc_cls.weight, std=0.01)

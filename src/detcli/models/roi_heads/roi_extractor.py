@@ -42,7 +42,7 @@ class RoIAlign(nn.Module):
 
     def pool(self, feat: Tensor, rois: Tensor, spatial_scale: float) -> Tensor:
         """`forward` on a map whose pixels are `1 / spatial_scale` image pixels."""
-        return roi_align(
+        pooled: Tensor = roi_align(  # torchvision ships no types: its results are Any
             feat,
             rois.to(feat.dtype),
             self.output_size,
@@ -50,6 +50,7 @@ class RoIAlign(nn.Module):
             self.sampling_ratio,
             self.aligned,
         )
+        return pooled
 
 
 @MODELS.register()
@@ -67,7 +68,8 @@ class RoIPool(nn.Module):
 
     def pool(self, feat: Tensor, rois: Tensor, spatial_scale: float) -> Tensor:
         """`forward` on a map whose pixels are `1 / spatial_scale` image pixels."""
-        return roi_pool(feat, rois.to(feat.dtype), self.output_size, spatial_scale)
+        pooled: Tensor = roi_pool(feat, rois.to(feat.dtype), self.output_size, spatial_scale)
+        return pooled
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -163,7 +165,13 @@ class SingleRoIExtractor(nn.Module):
         order = torch.argsort(levels, stable=True)
         counts = torch.bincount(levels, minlength=self.num_inputs).tolist()
         out = feats[0].new_empty((rois.shape[0], self.out_channels, *self.output_size))
-        parts = zip(scales, feats, order.split(counts), rois[order].split(counts), strict=False)
+        parts = zip(
+            scales,
+            feats,
+            torch.split(order, counts),
+            torch.split(rois[order], counts),
+            strict=False,
+        )
         for scale, feat, inds, part in parts:
             if inds.numel():  # every row is written once: no zero fill, no concatenation
                 out.index_copy_(0, inds, self.roi_layer.pool(feat, part, scale).to(out.dtype))

@@ -59,7 +59,8 @@ class StandardRoIHead(nn.Module):
 
     def _bbox_forward(self, feats: Sequence[Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:
         pooled = self.bbox_roi_extractor(feats[: self.bbox_roi_extractor.num_inputs], rois)
-        return self.bbox_head(pooled)
+        scores_and_deltas: tuple[Tensor, Tensor] = self.bbox_head(pooled)
+        return scores_and_deltas
 
     def loss(
         self,

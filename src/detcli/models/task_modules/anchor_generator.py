@@ -155,7 +155,7 @@ class AnchorGenerator:
         only see the zeros collate added and get no anchors.
         """
         counts = [h * w * self.num_base_anchors for h, w in featmap_sizes]
-        return list(self.flat_valid_flags(featmap_sizes, pad_shapes).split(counts, dim=1))
+        return list(torch.split(self.flat_valid_flags(featmap_sizes, pad_shapes), counts, dim=1))
 
     def flat_valid_flags(
         self, featmap_sizes: Sequence[tuple[int, int]], pad_shapes: Tensor
@@ -168,7 +168,7 @@ class AnchorGenerator:
             last_key, last_pad, last_flags = self._valid_cache
             if last_key == key and last_pad is pad_shapes:
                 return last_flags
-        cell_y, cell_x, stride_y, stride_x = self._cells(key, pad_shapes.device)
+        cell_y, cell_x, stride_y, stride_x = self._cells(key, pad_shapes.device).unbind(0)
         pad = pad_shapes.float()
         # A cell index below ceil(pad / stride) lies inside; one comparison for every level.
         flags = (cell_y < torch.ceil(pad[:, 0:1] / stride_y)) & (

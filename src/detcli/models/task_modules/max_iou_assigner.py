@@ -86,17 +86,10 @@ class MaxIoUAssigner:
         device = bboxes.device
         on_cpu = self.gpu_assign_thr > 0 and gt_bboxes.shape[1] > self.gpu_assign_thr
         if on_cpu:  # many GTs: the (G, N) IoU matrix may not fit in GPU memory
-            bboxes, valid, gt_bboxes, gt_valid, gt_labels, gt_bboxes_ignore, ignore_valid = (
+            bboxes, gt_bboxes = bboxes.cpu(), gt_bboxes.cpu()
+            valid, gt_valid, gt_labels, gt_bboxes_ignore, ignore_valid = (
                 None if t is None else t.cpu()
-                for t in (
-                    bboxes,
-                    valid,
-                    gt_bboxes,
-                    gt_valid,
-                    gt_labels,
-                    gt_bboxes_ignore,
-                    ignore_valid,
-                )
+                for t in (valid, gt_valid, gt_labels, gt_bboxes_ignore, ignore_valid)
             )
         overlaps = bbox_overlaps(gt_bboxes.float(), bboxes.float())  # (B, G, N)
         # Padding rows and columns score -1: below every threshold and every real IoU.
