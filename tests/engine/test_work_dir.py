@@ -70,12 +70,13 @@ def test_retention_deletes_only_this_runs_checkpoints_iter_ones_too(tiny_config,
 def test_one_run_per_work_dir_and_a_killed_runs_lock_and_temp_files_are_stale(
     tiny_config, tmp_path
 ):
-    config = tiny_config("runner: {max_epochs: 200}\nevaluation: null\n")
+    # Far more epochs than it can run before it is killed, however slow the second run starts.
+    config = tiny_config("runner: {max_epochs: 100000}\nevaluation: null\n")
     work = tmp_path / "w"
     first = detcli_process("train", str(config), "--work-dir", str(work), "--device", "cpu")
     assert first.stdout is not None
     for line in first.stdout:  # wait until it trains
-        if "Epoch [1/200]" in line:
+        if "Epoch [1/100000]" in line:
             break
     second = run_process("train", str(config), "--work-dir", str(work), "--device", "cpu")
     assert second.code == 2 and f"in use by another detcli run (pid {first.pid}" in second.err
