@@ -1,5 +1,5 @@
-"""Detectors (MODELS registry): FasterRCNN."""
+"""Detectors (MODELS registry): FasterRCNN, CascadeRCNN."""
 
-from detcli.models.detectors.two_stage import FasterRCNN, TwoStageDetector
+from detcli.models.detectors.two_stage import CascadeRCNN, FasterRCNN, TwoStageDetector
 
-__all__ = ["FasterRCNN", "TwoStageDetector"]
+__all__ = ["CascadeRCNN", "FasterRCNN", "TwoStageDetector"]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from detcli.errors import ModelError
 from detcli.models.meta import img_hw
 from detcli.models.rescale import boxes_to_input, boxes_to_original
 from detcli.models.task_modules.nms import batch_nms, multiclass_nms
@@ -53,6 +54,11 @@ def aug_test(
     model: Any, imgs: Sequence[Tensor], img_metas: Sequence[Sequence[ImgMeta]]
 ) -> list[Detections]:
     """Detections per image from several views (`imgs[v]`: view v of the batch), original pixels."""
+    if getattr(model.roi_head, "num_stages", None) is not None:
+        raise ModelError(
+            "test-time augmentation merges one box head's outputs; a cascade's stages are not "
+            "merged yet. Evaluate this model without --tta."
+        )
     views = []
     for img, metas in zip(imgs, img_metas, strict=True):
         hw = img_hw(metas, (int(img.shape[-2]), int(img.shape[-1])), img.device)

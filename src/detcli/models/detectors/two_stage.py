@@ -13,6 +13,7 @@ from detcli.models.data_preprocessor import DetDataPreprocessor
 from detcli.models.dense_heads.rpn_head import RPNHead
 from detcli.models.detectors.tta import aug_test
 from detcli.models.meta import img_hw, pad_hw
+from detcli.models.roi_heads.cascade_roi_head import CascadeRoIHead
 from detcli.models.roi_heads.standard_roi_head import StandardRoIHead
 from detcli.models.run_cfgs import ProposalCfg
 from detcli.models.shapes import FeatureMaps, Wiring
@@ -36,7 +37,7 @@ class TwoStageDetector(nn.Module):
         backbone: Model[nn.Module],
         neck: Model[nn.Module] | None = None,
         rpn_head: Model[RPNHead],
-        roi_head: Model[StandardRoIHead],
+        roi_head: Model[StandardRoIHead | CascadeRoIHead],
         train_proposals: ProposalCfg | None = None,
         data_preprocessor: Model[DetDataPreprocessor] | None = None,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
@@ -121,7 +122,9 @@ class TwoStageDetector(nn.Module):
             gt_bboxes_ignore,
         )
         proposals = self.rpn_head.proposals(scores, deltas, sizes, self.proposal_cfg)
-        losses.update(self.roi_head.loss(feats, proposals, gt_bboxes, gt_labels, gt_bboxes_ignore))
+        losses.update(
+            self.roi_head.loss(feats, proposals, gt_bboxes, gt_labels, gt_bboxes_ignore, sizes)
+        )
         return losses
 
     def simple_test(
@@ -154,6 +157,11 @@ class TwoStageDetector(nn.Module):
 @MODELS.register()
 class FasterRCNN(TwoStageDetector):
     """Faster R-CNN: RPN + StandardRoIHead (mmdet config keys)."""
+
+
+@MODELS.register()
+class CascadeRCNN(TwoStageDetector):
+    """Cascade R-CNN: RPN + CascadeRoIHead (mmdet config keys)."""
 
 
 def wire_parts(backbone: nn.Module, parts: Sequence[tuple[str, nn.Module | None]]) -> None:

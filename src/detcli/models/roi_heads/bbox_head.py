@@ -216,3 +216,13 @@ class Shared2FCBBoxHead(nn.Module):
         boxes = self.bbox_coder.decode(rois[:, 1:], bbox_pred, max_shape=max_hw)
         per_box = 1 if self.reg_class_agnostic else self.num_classes
         return boxes.reshape(rois.shape[0], per_box, 4), scores
+
+    def regress(self, boxes: Tensor, labels: Tensor, bbox_pred: Tensor, max_hw: Tensor) -> Tensor:
+        """`boxes` (K, 4) moved by their `labels`' deltas (agnostic: the one set), clipped to
+        `max_hw` (K, 2): how a cascade stage refines the RoIs of the next (mmdet's
+        `regress_by_class`)."""
+        if not self.reg_class_agnostic:
+            per_class = bbox_pred.reshape(bbox_pred.shape[0], -1, 4)
+            bbox_pred = per_class.gather(1, labels[:, None, None].expand(-1, 1, 4)).squeeze(1)
+        refined: Tensor = self.bbox_coder.decode(boxes, bbox_pred, max_shape=max_hw)
+        return refined

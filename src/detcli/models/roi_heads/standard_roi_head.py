@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
 from detcli.models.shapes import FeatureMaps, Wiring
 from detcli.models.task_modules.nms import multiclass_nms
 from detcli.models.task_modules.padding import pad_boxes, pad_labels
-from detcli.models.task_modules.random_sampler import with_gt_as_candidates
+from detcli.models.task_modules.random_sampler import BatchSample, with_gt_as_candidates
 from detcli.registry import MODELS, Model
 from detcli.structures import Detections, ImgMeta
 
@@ -69,40 +70,24 @@ class StandardRoIHead(nn.Module):
         gt_bboxes: Sequence[Tensor],
         gt_labels: Sequence[Tensor],
         gt_bboxes_ignore: Sequence[Tensor] | None = None,
+        img_hw: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """`loss_cls`, `loss_bbox`, `acc` on proposals sampled against the GT of each image."""
+        """`loss_cls`, `loss_bbox`, `acc` on proposals sampled against the GT of each image.
+
+        (`img_hw`, each image's size, is for heads that regress the proposals: cascades.)
+        """
         if self.train_cfg is None:
             raise ModelError(
                 "StandardRoIHead cannot train without model.train_cfg.rcnn (assigner, sampler)."
             )
-        cfg = self.train_cfg
-        # The whole batch in one assign and one sample call, over proposals padded to a
-        # common count: per-image loops cost ops and host waits per image.
+        gt = GroundTruth.pad(gt_bboxes, gt_labels, gt_bboxes_ignore)
         props, props_valid = pad_boxes(proposals)
-        gt, gt_valid = pad_boxes(gt_bboxes)
-        labels = pad_labels(gt_labels)
-        ignore, ignore_valid = (
-            (None, None) if gt_bboxes_ignore is None else pad_boxes(gt_bboxes_ignore)
-        )
-        assigned = cfg.assigner.assign_batch(
-            props, props_valid, gt, gt_valid, labels, ignore, ignore_valid
-        )
-        cands, gt_inds, cand_labels = props, assigned.gt_inds, assigned.labels
-        if cfg.sampler.add_gt_as_proposals:
-            cands, gt_inds, cand_labels = with_gt_as_candidates(
-                cands, gt_inds, cand_labels, gt, gt_valid, labels
-            )
-        s = cfg.sampler.sample_batch(gt_inds)
-        boxes = cands.gather(1, s.inds[..., None].expand(-1, -1, 4))  # (B, S, 4)
-        num_imgs, num_slots = s.inds.shape
-        img_ids = torch.arange(num_imgs, device=boxes.device, dtype=boxes.dtype)
-        rois = torch.cat([img_ids[:, None, None].expand(-1, num_slots, 1), boxes], 2)
-        rois = rois.flatten(0, 1)
-        cls_score, bbox_pred = self._bbox_forward(feats, rois)
+        sampled = sample_rois(props, props_valid, gt, self.train_cfg)
+        cls_score, bbox_pred = self._bbox_forward(feats, sampled.rois)
         targets = self.bbox_head.get_targets(
-            boxes, gt, gt_inds.gather(1, s.inds), cand_labels.gather(1, s.inds), s, cfg
+            sampled.boxes, gt.boxes, sampled.gt_inds, sampled.labels, sampled.s, self.train_cfg
         )
-        return self.bbox_head.loss(cls_score, bbox_pred, rois, targets)
+        return self.bbox_head.loss(cls_score, bbox_pred, sampled.rois, targets)
 
     @torch.no_grad()
     def predict(
@@ -119,25 +104,113 @@ class StandardRoIHead(nn.Module):
         With `rescale` the boxes are in original image pixels (flip undone, resize undone,
         clipped); without, in the pixels of the network input.
         """
-        cfg = cfg or self.test_cfg
         rois = rois_from(proposals)
         cls_score, bbox_pred = self._bbox_forward(feats, rois)
-        img_ids = rois[:, 0].long()
-        boxes, scores = self.bbox_head.predict_boxes(rois, cls_score, bbox_pred, img_hw[img_ids])
-        if cfg.min_bbox_size > 0:  # in network-input pixels, before rescaling (torchvision)
-            wh = boxes[..., 2:] - boxes[..., :2]
-            small = (wh < cfg.min_bbox_size).any(-1)
-            scores = scores.masked_fill(small, 0)
-        if rescale:
-            boxes = boxes_to_original(boxes, img_ids, img_metas)
-        per_image = multiclass_nms(
-            boxes,
-            scores,
-            img_ids,
-            len(proposals),
-            cfg.score_thr,
-            cfg.nms.iou_threshold,
-            cfg.max_per_img,
-            cfg.nms.class_agnostic,
+        return detections(
+            self.bbox_head, rois, cls_score, bbox_pred, img_hw, img_metas, len(proposals),
+            cfg or self.test_cfg, rescale,
+        )  # fmt: skip
+
+
+@dataclass
+class GroundTruth:
+    """A batch's GT padded to one tensor each: boxes (B, G, 4), labels (B, G), ignore regions."""
+
+    boxes: Tensor
+    valid: Tensor
+    labels: Tensor
+    ignore: Tensor | None
+    ignore_valid: Tensor | None
+
+    @classmethod
+    def pad(
+        cls,
+        gt_bboxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        gt_bboxes_ignore: Sequence[Tensor] | None,
+    ) -> GroundTruth:
+        boxes, valid = pad_boxes(gt_bboxes)
+        ignore, ignore_valid = (
+            (None, None) if gt_bboxes_ignore is None else pad_boxes(gt_bboxes_ignore)
         )
-        return [Detections(b.float(), s.float(), lab.long()) for b, s, lab in per_image]
+        return cls(boxes, valid, pad_labels(gt_labels), ignore, ignore_valid)
+
+
+@dataclass
+class SampledRoIs:
+    """The RoIs one stage trains on, B images x S slots (`BatchSample`), with their assignment."""
+
+    boxes: Tensor  # (B, S, 4)
+    rois: Tensor  # (B * S, 5): image index, box
+    s: BatchSample
+    gt_inds: Tensor  # (B, S): matched GT + 1, 0 negative
+    labels: Tensor  # (B, S): the matched GT's class
+    is_gt: Tensor  # (B, S): the slot holds a GT box added as a proposal
+
+
+def sample_rois(
+    props: Tensor, props_valid: Tensor, gt: GroundTruth, cfg: StageTrainCfg
+) -> SampledRoIs:
+    """Assign the padded proposals (B, N, 4) to the GT and sample them, the whole batch at once.
+
+    One assign and one sample call over proposals padded to a common count: per-image loops
+    cost ops and host waits per image.
+    """
+    assigned = cfg.assigner.assign_batch(
+        props, props_valid, gt.boxes, gt.valid, gt.labels, gt.ignore, gt.ignore_valid
+    )
+    cands, gt_inds, cand_labels = props, assigned.gt_inds, assigned.labels
+    num_gt_cands = 0
+    if cfg.sampler.add_gt_as_proposals:
+        cands, gt_inds, cand_labels = with_gt_as_candidates(
+            cands, gt_inds, cand_labels, gt.boxes, gt.valid, gt.labels
+        )
+        num_gt_cands = gt.boxes.shape[1]
+    s = cfg.sampler.sample_batch(gt_inds)
+    boxes = cands.gather(1, s.inds[..., None].expand(-1, -1, 4))  # (B, S, 4)
+    num_imgs, num_slots = s.inds.shape
+    img_ids = torch.arange(num_imgs, device=boxes.device, dtype=boxes.dtype)
+    rois = torch.cat([img_ids[:, None, None].expand(-1, num_slots, 1), boxes], 2).flatten(0, 1)
+    return SampledRoIs(
+        boxes,
+        rois,
+        s,
+        gt_inds.gather(1, s.inds),
+        cand_labels.gather(1, s.inds),
+        s.inds < num_gt_cands,
+    )
+
+
+def detections(
+    head: Shared2FCBBoxHead,
+    rois: Tensor,
+    cls_score: Tensor,
+    bbox_pred: Tensor,
+    img_hw: Tensor,
+    img_metas: Sequence[ImgMeta],
+    num_imgs: int,
+    cfg: RCNNTestCfg,
+    rescale: bool = True,
+) -> list[Detections]:
+    """Detections per image from a box head's outputs for `rois`: score threshold, per-class
+    NMS, batched over images. With `rescale` the boxes are in original image pixels (flip
+    undone, resize undone, clipped); without, in the pixels of the network input."""
+    img_ids = rois[:, 0].long()
+    boxes, scores = head.predict_boxes(rois, cls_score, bbox_pred, img_hw[img_ids])
+    if cfg.min_bbox_size > 0:  # in network-input pixels, before rescaling (torchvision)
+        wh = boxes[..., 2:] - boxes[..., :2]
+        small = (wh < cfg.min_bbox_size).any(-1)
+        scores = scores.masked_fill(small, 0)
+    if rescale:
+        boxes = boxes_to_original(boxes, img_ids, img_metas)
+    per_image = multiclass_nms(
+        boxes,
+        scores,
+        img_ids,
+        num_imgs,
+        cfg.score_thr,
+        cfg.nms.iou_threshold,
+        cfg.max_per_img,
+        cfg.nms.class_agnostic,
+    )
+    return [Detections(b.float(), s.float(), lab.long()) for b, s, lab in per_image]

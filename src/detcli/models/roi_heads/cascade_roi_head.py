@@ -1,0 +1,202 @@
+"""CascadeRoIHead: box heads in sequence, each trained on the RoIs the one before refined.
+
+Cascade R-CNN (Cai & Vasconcelos, 2018) as MMDetection builds it: stage i samples its RoIs
+with its own assigner (rising IoU thresholds), its losses are weighted by
+`stage_loss_weights[i]` and named `s{i}.loss_cls`, ...; the boxes it regresses become the next
+stage's proposals (without the GT boxes added as proposals). At test time every stage scores
+the RoIs of the last, their class scores are averaged over stages, and the last stage's boxes
+are the detections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from detcli.errors import ModelError
+from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
+from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor
+from detcli.models.roi_heads.standard_roi_head import (
+    GroundTruth,
+    SampledRoIs,
+    detections,
+    rois_from,
+    sample_rois,
+)
+from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
+from detcli.models.shapes import FeatureMaps, Wiring
+from detcli.models.task_modules.padding import pad_boxes
+from detcli.registry import MODELS, Model
+from detcli.structures import Detections, ImgMeta
+
+
+@MODELS.register()
+class CascadeRoIHead(nn.Module):
+    """mmdet's CascadeRoIHead (boxes): `num_stages` box heads, one `train_cfg.rcnn` per stage.
+
+    `bbox_roi_extractor` is one extractor shared by every stage (it has no weights), or one per
+    stage; `bbox_head` is one head per stage (mmdet's configs regress class-agnostically, with
+    finer `target_stds` at each stage).
+    """
+
+    def __init__(
+        self,
+        num_stages: int,
+        stage_loss_weights: Sequence[float],
+        bbox_roi_extractor: Model[SingleRoIExtractor] | list[Model[SingleRoIExtractor]],
+        bbox_head: list[Model[Shared2FCBBoxHead]],
+        train_cfg: Sequence[StageTrainCfg] | None = None,
+        test_cfg: RCNNTestCfg | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ):
+        super().__init__()
+        where = "model.roi_head"
+        extractors = bbox_roi_extractor if isinstance(bbox_roi_extractor, list) else None
+        _per_stage(num_stages, stage_loss_weights, f"{where}.stage_loss_weights")
+        _per_stage(num_stages, bbox_head, f"{where}.bbox_head")
+        if extractors is not None:
+            _per_stage(num_stages, extractors, f"{where}.bbox_roi_extractor")
+        if train_cfg is not None:
+            _per_stage(num_stages, train_cfg, "model.train_cfg.rcnn")
+        classes = {head.num_classes for head in bbox_head}
+        if len(classes) > 1:
+            raise ModelError(
+                f"{where}.bbox_head: the stages' num_classes differ ({[h.num_classes for h in bbox_head]}); "
+                "every stage classifies the same classes."
+            )
+        self.num_stages = num_stages
+        self.stage_loss_weights = [float(w) for w in stage_loss_weights]
+        self.bbox_roi_extractor = nn.ModuleList(extractors or [bbox_roi_extractor] * num_stages)
+        self.bbox_head = nn.ModuleList(bbox_head)
+        self.train_cfg = list(train_cfg) if train_cfg is not None else None
+        self.test_cfg = test_cfg or RCNNTestCfg()
+        self.init_cfg = init_cfg
+
+    @property
+    def num_classes(self) -> int:
+        """The number of object classes the box heads score."""
+        return int(self.bbox_head[-1].num_classes)
+
+    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
+        """Wire every stage's extractor from the maps it pools, and its box head from it."""
+        wired: dict[int, Any] = {}  # a shared extractor is wired once
+        for i, (extractor, head) in enumerate(
+            zip(self.bbox_roi_extractor, self.bbox_head, strict=True)
+        ):
+            if id(extractor) not in wired:
+                at = (
+                    ("bbox_roi_extractor",)
+                    if len(set(map(id, self.bbox_roi_extractor))) == 1
+                    else ("bbox_roi_extractor", i)
+                )
+                wired[id(extractor)] = extractor.wire(inputs, wiring.child(*at))
+            head.wire(wired[id(extractor)], wiring.child("bbox_head", i))
+
+    def _bbox_forward(
+        self, stage: int, feats: Sequence[Tensor], rois: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        extractor = self.bbox_roi_extractor[stage]
+        scores_and_deltas: tuple[Tensor, Tensor] = self.bbox_head[stage](
+            extractor(feats[: extractor.num_inputs], rois)
+        )
+        return scores_and_deltas
+
+    def loss(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[Tensor],
+        gt_bboxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        gt_bboxes_ignore: Sequence[Tensor] | None = None,
+        img_hw: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """`s{i}.loss_cls`, `s{i}.loss_bbox` (weighted by stage) and `s{i}.acc` for each stage."""
+        if self.train_cfg is None:
+            raise ModelError(
+                "CascadeRoIHead cannot train without model.train_cfg.rcnn (one assigner and "
+                "sampler per stage)."
+            )
+        gt = GroundTruth.pad(gt_bboxes, gt_labels, gt_bboxes_ignore)
+        props, valid = pad_boxes(proposals)
+        losses: dict[str, Tensor] = {}
+        for stage, (cfg, weight) in enumerate(
+            zip(self.train_cfg, self.stage_loss_weights, strict=True)
+        ):
+            head = self.bbox_head[stage]
+            sampled = sample_rois(props, valid, gt, cfg)
+            cls_score, bbox_pred = self._bbox_forward(stage, feats, sampled.rois)
+            targets = head.get_targets(
+                sampled.boxes, gt.boxes, sampled.gt_inds, sampled.labels, sampled.s, cfg
+            )
+            for name, value in head.loss(cls_score, bbox_pred, sampled.rois, targets).items():
+                losses[f"s{stage}.{name}"] = value * weight if "loss" in name else value
+            if stage < self.num_stages - 1:
+                props, valid = self._refine(
+                    head, sampled, targets.labels, cls_score, bbox_pred, img_hw
+                )
+        return losses
+
+    @torch.no_grad()
+    def _refine(
+        self,
+        head: Shared2FCBBoxHead,
+        sampled: SampledRoIs,
+        labels: Tensor,
+        cls_score: Tensor,
+        bbox_pred: Tensor,
+        img_hw: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        """The next stage's proposals: this stage's sampled RoIs regressed, GT boxes left out.
+
+        A positive moves by its class's deltas, a negative by those of its best-scored class.
+        """
+        num_imgs, num_slots = sampled.s.inds.shape
+        labels = torch.where(
+            labels == head.num_classes, cls_score[:, : head.num_classes].argmax(1), labels
+        )
+        max_hw = None if img_hw is None else img_hw.repeat_interleave(num_slots, 0)
+        boxes = head.regress(sampled.rois[:, 1:], labels, bbox_pred, max_hw)
+        valid = sampled.s.valid & ~sampled.is_gt
+        return boxes.reshape(num_imgs, num_slots, 4), valid
+
+    @torch.no_grad()
+    def predict(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[Tensor],
+        img_hw: Tensor,
+        img_metas: Sequence[ImgMeta],
+        rescale: bool = True,
+        cfg: RCNNTestCfg | None = None,
+    ) -> list[Detections]:
+        """Detections of the last stage, with class scores averaged over the stages."""
+        rois = rois_from(proposals)
+        max_hw = img_hw[rois[:, 0].long()]
+        scores: list[Tensor] = []
+        for stage in range(self.num_stages):
+            cls_score, bbox_pred = self._bbox_forward(stage, feats, rois)
+            scores.append(cls_score)
+            if stage < self.num_stages - 1:
+                head = self.bbox_head[stage]
+                labels = cls_score[:, : head.num_classes].argmax(1)
+                rois = torch.cat(
+                    [rois[:, :1], head.regress(rois[:, 1:], labels, bbox_pred, max_hw)], 1
+                )
+        mean_score = torch.stack(scores).mean(0)
+        return detections(
+            self.bbox_head[-1], rois, mean_score, bbox_pred, img_hw, img_metas, len(proposals),
+            cfg or self.test_cfg, rescale,
+        )  # fmt: skip
+
+
+def _per_stage(num_stages: int, values: Sequence[Any], where: str) -> None:
+    if num_stages < 1:
+        raise ModelError(f"model.roi_head.num_stages must be at least 1, got {num_stages}.")
+    if len(values) != num_stages:
+        raise ModelError(
+            f"{where} has {len(values)} entries but model.roi_head.num_stages is {num_stages}; "
+            "give one per stage."
+        )
