@@ -6,8 +6,7 @@ use, so `detcli.data.synthetic` (and the CLI that writes synthetic sets) never i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from detcli.lazy import lazy_attributes
 
 _LAZY = {
     "build_dataset": "detcli.data.builder",
@@ -25,11 +24,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'detcli.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
