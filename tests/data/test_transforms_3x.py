@@ -13,8 +13,8 @@ from data_helpers import marker, write_image
 from data_helpers import transform_results as results
 
 import detcli.data.transforms as T
+from detcli.data.builder import build_pipeline
 from detcli.data.transforms import (
-    Compose,
     LoadAnnotations,
     LoadImageFromFile,
     PackDetInputs,
@@ -28,6 +28,7 @@ from detcli.data.transforms import (
 )
 from detcli.data.transforms.photometric import hsv_to_rgb, rgb_to_hsv
 from detcli.errors import DataError
+from detcli.registry import TRANSFORMS
 
 
 def test_resize_scale_keep_ratio_matches_2x_img_scale():
@@ -188,7 +189,7 @@ def test_photo_metric_distortion_changes_pixels_not_boxes_and_stays_in_range():
 def test_pad_3x_size_is_w_h_in_a_3x_pipeline_and_pad_val_dict():
     two = Pad(size=[40, 100])(results())  # 2.x: (h, w)
     assert two["img"].shape == (3, 40, 100)
-    pipeline = Compose(
+    pipeline = build_pipeline(
         [
             {"type": "Pad", "size": [100, 40], "pad_val": {"img": [1, 2, 3]}},
             {"type": "PackDetInputs"},
@@ -229,8 +230,10 @@ def test_test_time_aug_views_are_the_product_of_the_lists(tmp_path):
     start = LoadImageFromFile(backend_args=None)(
         {"img_info": {"filename": "a.png", "id": 1}, "img_prefix": str(tmp_path), "img_id": 1}
     )
-    tta = T.TestTimeAug(
-        transforms=[
+    tta = TRANSFORMS.build(
+        {
+            "type": "TestTimeAug",
+            "transforms": [
             [
                 {"type": "Resize", "scale": [64, 32], "keep_ratio": True},
                 {"type": "Resize", "scale": [128, 64], "keep_ratio": True},
@@ -244,7 +247,9 @@ def test_test_time_aug_views_are_the_product_of_the_lists(tmp_path):
                 }
             ],
         ]
+        }
     )  # fmt: skip
+    assert isinstance(tta, T.TestTimeAug)  # built bottom-up: the inner steps came built
     out = tta(start)
     assert len(out["img"]) == len(out["img_metas"]) == 4
     views = [(m["img_shape"][:2], m["flip"], m["flip_direction"]) for m in out["img_metas"]]
@@ -257,7 +262,7 @@ def test_test_time_aug_views_are_the_product_of_the_lists(tmp_path):
     assert torch.equal(out["img"][0], out["img"][1].flip(-1))
     assert start["img"].dtype == torch.uint8 and "flip" not in start
     with pytest.raises(DataError, match="PackDetInputs"):
-        T.TestTimeAug(transforms=[[{"type": "Resize", "scale": [8, 8]}]])(dict(start))
+        T.TestTimeAug(transforms=[[Resize(scale=[8, 8])]])(dict(start))
 
 
 def test_loading_accepts_3x_arguments_and_refuses_masks():
