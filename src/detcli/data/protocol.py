@@ -36,8 +36,10 @@ class DetectionDataset(Protocol):
         ...
 
 
+@runtime_checkable
 class CocoStyleDataset(DetectionDataset, Protocol):
-    """A dataset of one COCO annotation file: what evaluation and result files read."""
+    """A dataset of one COCO annotation file: what evaluation, result files and `detcli
+    dataset stats` read (CocoDataset; a plugin's dataset with these members works too)."""
 
     @property
     def ann_file(self) -> str: ...
@@ -69,6 +71,10 @@ class CocoStyleDataset(DetectionDataset, Protocol):
         """(len, 2) width and height of each image."""
         ...
 
+    def image_class_matrix(self) -> BoolMatrix:
+        """(len, num_classes) bool: does image i hold a (non-crowd) box of class c."""
+        ...
+
 
 def checked_dataset(value: object, where: str) -> DetectionDataset:
     """`value` if it is a dataset; otherwise a DataError naming the argument `where`."""
@@ -83,6 +89,17 @@ def checked_dataset(value: object, where: str) -> DetectionDataset:
     raise DataError(
         f"{where} must be a dataset (with CLASSES, len() and indexing); got "
         f"{type(value).__name__} {_short(value)}."
+    )
+
+
+def checked_coco_style(value: object, where: str) -> CocoStyleDataset:
+    """`value` if it is a dataset of one COCO file; otherwise a DataError naming `where`."""
+    if isinstance(value, CocoStyleDataset):
+        return value
+    raise DataError(
+        f"{where} is a {type(value).__name__}, but this needs a dataset of one COCO annotation "
+        "file (CocoDataset): its image and category ids, boxes and COCO object. Use a "
+        "CocoDataset there (for a ConcatDataset, one part at a time)."
     )
 
 
