@@ -53,8 +53,7 @@ def _build(
     config: Path, sets: list[str] | None, split: Split, every_image: bool = False
 ) -> DetectionDataset:
     """The split's dataset; `every_image`: training filters off (eval splits keep all anyway)."""
-    from detcli.data import build_dataset
-    from detcli.data.builder import without_filtering
+    from detcli.data.builder import build_dataset, without_filtering
 
     _, dataset_cfg = _dataset_cfg(config, sets, split)
     load_plugins_reporting_failures()

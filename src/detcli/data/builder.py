@@ -160,7 +160,8 @@ def build_dataloader(
     generator = torch.Generator()
     generator.manual_seed(base_seed + rank)
     return DataLoader(
-        dataset,
+        # torch types this as its Dataset class; what it uses is len() and indexing
+        dataset,  # type: ignore[arg-type]
         batch_size=1 if batch_sampler is not None else batch,
         sampler=sampler,
         batch_sampler=batch_sampler,
@@ -179,5 +180,6 @@ def build_dataloader(
 def set_epoch(loader: DataLoader, epoch: int) -> None:  # type: ignore[type-arg]
     """Re-seed the loader's sampler (or batch sampler) for `epoch`."""
     for sampler in (loader.sampler, loader.batch_sampler):
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+        reseed = getattr(sampler, "set_epoch", None)
+        if reseed is not None:
+            reseed(epoch)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from torch.utils.data import Dataset
 
+from detcli.config.paths import join_root
 from detcli.data.classes import read_palette, select_classes
 from detcli.data.coco_args import (
     FILTER_AUTO,
@@ -30,7 +31,6 @@ from detcli.data.coco_json import (
     annotation_arrays,
     drop_malformed,
     index_of,
-    join_root,
     read_coco_json,
 )
 from detcli.data.protocol import BoolMatrix, ClassIndex

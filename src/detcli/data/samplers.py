@@ -47,7 +47,8 @@ def grouped_batches(flags: np.ndarray, batch_size: int, g: torch.Generator) -> n
     if not batches:
         return np.zeros((0, batch_size), np.int64)
     stacked = np.concatenate(batches)
-    return stacked[torch.randperm(len(stacked), generator=g).numpy()]
+    shuffled: np.ndarray = stacked[torch.randperm(len(stacked), generator=g).numpy()]
+    return shuffled
 
 
 class _Seeded(Sampler[int]):

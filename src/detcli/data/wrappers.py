@@ -6,11 +6,11 @@ nested `{type: ...}` first), so a wrapper is usable from Python without any conf
 
 from __future__ import annotations
 
+import bisect
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from torch.utils.data import ConcatDataset as _TorchConcat
 from torch.utils.data import Dataset as _TorchDataset
 
 from detcli.data.protocol import (
@@ -26,7 +26,7 @@ from detcli.registry import DATASETS, Dataset
 
 
 @DATASETS.register()
-class ConcatDataset(ClassIndex, _TorchConcat):  # type: ignore[type-arg]
+class ConcatDataset(ClassIndex, _TorchDataset):  # type: ignore[type-arg]
     """Several datasets with the same classes, one after another."""
 
     NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
@@ -53,10 +53,24 @@ class ConcatDataset(ClassIndex, _TorchConcat):  # type: ignore[type-arg]
                 f"({' vs '.join(str(list(c)) for c in classes)}); set the same `classes` on each "
                 f"(or `ignore_keys: [classes]` to keep the first part's class names, as mmengine)."
             )
-        super().__init__(built)
+        # torch's ConcatDataset indexes the same way; kept here so the parts stay typed as
+        # detection datasets (`datasets`, `cumulative_sizes` keep torch's names).
+        self.datasets = built
+        self.cumulative_sizes: list[int] = np.cumsum([len(d) for d in built]).tolist()
         self.CLASSES: tuple[str, ...] = tuple(built[0].CLASSES)
         self.separate_eval = separate_eval
         self.flag = np.concatenate([aspect_groups(d) for d in built])
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx: int) -> Any:
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"ConcatDataset index {idx} out of range for {len(self)} samples")
+        idx %= len(self)
+        part = bisect.bisect_right(self.cumulative_sizes, idx)
+        start = self.cumulative_sizes[part - 1] if part else 0
+        return self.datasets[part][idx - start]
 
     def image_class_matrix(self) -> BoolMatrix:
         """Incidence matrix of every part, stacked."""
@@ -105,7 +119,10 @@ def repeat_factors(
     with np.errstate(divide="ignore"):
         class_factor = np.maximum(1.0, np.sqrt(oversample_thr / freq))
     class_factor[freq == 0] = 1.0
-    return np.where(matrix, class_factor[None, :], 1.0).max(axis=1, initial=1.0)
+    factors: npt.NDArray[np.float64] = np.where(matrix, class_factor[None, :], 1.0).max(
+        axis=1, initial=1.0
+    )
+    return factors
 
 
 @DATASETS.register()

@@ -81,7 +81,8 @@ def checkpoint_classes(checkpoint: dict[str, Any]) -> list[str] | None:
     `meta.dataset_meta.classes` (mmdet 3.x), if recorded."""
     from detcli.models.checkpoint_import.mmdet import mmdet_classes
 
-    return mmdet_classes(checkpoint)
+    classes: list[str] | None = mmdet_classes(checkpoint)
+    return classes
 
 
 def _class_name_error(

@@ -199,7 +199,8 @@ def _write_png(
     from detcli.visualization import write_drawn
 
     img = load_image(str(pred.file))
-    return write_drawn(path, img, pred.detections, classes, palette, score_thr)
+    written: Path = write_drawn(path, img, pred.detections, classes, palette, score_thr)
+    return written
 
 
 def _palette(settings: RunSettings, num_classes: int) -> list[tuple[int, int, int]] | None:

@@ -40,7 +40,8 @@ def draw(
         boxes = torch.cat([boxes.float(), ignore.float()])
         names += ["crowd"] * len(ignore)
         tints += [CROWD_COLOUR] * len(ignore)
-    return draw_boxes(img, boxes, names, tints, caption)
+    drawn: torch.Tensor = draw_boxes(img, boxes, names, tints, caption)
+    return drawn
 
 
 def denormalize(img: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
