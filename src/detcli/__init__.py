@@ -11,12 +11,12 @@ from detcli.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "train": "detcli.engine.training",
-    "evaluate": "detcli.inference.evaluate",
-    "predict": "detcli.inference.predict",
-}
-
-__all__ = ["DetcliError", "__version__", "evaluate", "predict", "train"]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+__getattr__, __dir__, _lazy = lazy_attributes(
+    __name__,
+    {
+        "detcli.engine.training": ["train"],
+        "detcli.inference.evaluate": ["evaluate"],
+        "detcli.inference.predict": ["predict"],
+    },
+)
+__all__ = ["DetcliError", "__version__", *_lazy]

@@ -2,28 +2,29 @@
 
 `import detcli` (and `detcli.data`, `detcli.engine`, `detcli.inference`) must stay cheap: the
 CLI's `--help`, `print-config` and the synthetic-data writer never import torch. A package
-names its public attributes and where they live; the first access imports that module.
+names the modules its public attributes live in; the first access imports that module.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
 def lazy_attributes(
-    package: str, where: Mapping[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`__getattr__` and `__dir__` for `package`, whose attribute `name` lives in `where[name]`.
+    package: str, modules: Mapping[str, Sequence[str]]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """`__getattr__`, `__dir__` and `__all__` for `package`, whose public names live in
+    `modules` (module -> the names it defines).
 
-    Use as `__getattr__, __dir__ = lazy_attributes(__name__, {"train": "pkg.training"})`.
+    Use as `__getattr__, __dir__, __all__ = lazy_attributes(__name__, {"pkg.mod": ["f"]})`.
     """
-    table = dict(where)
+    where = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        module = table.get(name)
+        module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
@@ -31,6 +32,6 @@ def lazy_attributes(
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *table})
+        return sorted({*vars(sys.modules[package]), *where})
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(where)

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from detcli.lazy import lazy_attributes
 
-_LAZY = {
-    "build_dataset": "detcli.data.builder",
-    "build_dataloader": "detcli.data.builder",
-    "set_epoch": "detcli.data.builder",
-    "collate": "detcli.data.collate",
-    "CocoDataset": "detcli.data.coco",
-    "ConcatDataset": "detcli.data.wrappers",
-    "RepeatDataset": "detcli.data.wrappers",
-    "ClassBalancedDataset": "detcli.data.wrappers",
-    "MultiImageMixDataset": "detcli.data.mix_dataset",
-    "Compose": "detcli.data.transforms",
-    "write_shapes_coco": "detcli.data.synthetic",
-}
-
-__all__ = sorted(_LAZY)
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_attributes(
+    __name__,
+    {
+        "detcli.data.builder": ["build_dataset", "build_pipeline", "build_dataloader", "set_epoch"],
+        "detcli.data.collate": ["collate"],
+        "detcli.data.coco": ["CocoDataset"],
+        "detcli.data.wrappers": ["ConcatDataset", "RepeatDataset", "ClassBalancedDataset"],
+        "detcli.data.mix_dataset": ["MultiImageMixDataset"],
+        "detcli.data.protocol": ["DetectionDataset", "CocoStyleDataset"],
+        "detcli.data.transforms": ["Compose"],
+        "detcli.data.synthetic": ["write_shapes_coco"],
+    },
+)
