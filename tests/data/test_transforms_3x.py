@@ -15,6 +15,7 @@ from data_helpers import transform_results as results
 import detcli.data.transforms as T
 from detcli.data.builder import build_pipeline
 from detcli.data.transforms import (
+    Compose,
     LoadAnnotations,
     LoadImageFromFile,
     PackDetInputs,
@@ -27,7 +28,7 @@ from detcli.data.transforms import (
     Resize,
 )
 from detcli.data.transforms.photometric import hsv_to_rgb, rgb_to_hsv
-from detcli.errors import DataError
+from detcli.errors import DataError, RegistryError
 from detcli.registry import TRANSFORMS
 
 
@@ -94,6 +95,26 @@ def test_random_choice_resize_picks_only_given_scales():
     assert seen == {(32, 64), (64, 128)}
     out = rc(results())
     assert out["scale_idx"] in (0, 1)
+
+
+def test_random_resize_type_is_a_detcli_resize_by_name_or_any_resize_class():
+    class HalfResize(Resize):  # a user's resize: halves whatever scale it is given
+        def __call__(self, results):
+            self.scale = (self.scale[0] // 2, self.scale[1] // 2)
+            return super().__call__(results)
+
+    by_class = RandomChoiceResize(scales=[[128, 64]], resize_type=HalfResize, keep_ratio=True)
+    assert by_class(results())["img_shape"][:2] == (32, 64)
+    with pytest.raises(DataError, match=r"RandomResize\.resize_type: 'Resize2'.*Did you mean"):
+        RandomResize(scale=[[64, 32], [128, 48]], resize_type="Resize2")
+
+
+def test_compose_takes_built_steps_and_names_a_config_left_unbuilt():
+    steps = [Resize(scale=[64, 32], keep_ratio=True), {"type": "PackDetInputs"}]
+    with pytest.raises(DataError, match=r"pipeline step 1 is \{'type': 'PackDetInputs'\}"):
+        Compose(steps)
+    with pytest.raises(RegistryError, match=r"'PackDetInput'. Did you mean 'PackDetInputs'"):
+        build_pipeline([{"type": "Resize", "scale": [64, 32]}, {"type": "PackDetInput"}])
 
 
 @pytest.mark.parametrize(
