@@ -185,8 +185,9 @@ def test_tiny_conv_net_reports_what_it_returns_and_freezes_stages(example):
 
 def _shapes_dataset(shapes: ShapesCoco, *extra):
     from detcli.data.coco import CocoDataset
+    from detcli.data.transforms import LoadAnnotations, LoadImageFromFile
 
-    loaders = [{"type": "LoadImageFromFile"}, {"type": "LoadAnnotations", "with_bbox": True}]
+    loaders = [LoadImageFromFile(), LoadAnnotations(with_bbox=True)]
     return CocoDataset(
         str(shapes.train_ann),
         [*loaders, *extra],

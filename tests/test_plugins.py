@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import run_detcli
+import pytest
+
+from conftest import REPO, run_detcli
+from detcli.plugins import BUILTIN_ENTRY_POINT, PLUGIN_GROUP, load_plugins
 
 
 def test_plugins_lists_version_and_registered_names(plugin_env):
@@ -13,9 +16,10 @@ def test_plugins_lists_version_and_registered_names(plugin_env):
     assert "MODELS: ToyBackbone, ToyDetector, ToyHead, ToyNeck" in result.out
     assert "HOOKS: ToyHook" in result.out  # registered by decorator at import: still the plugin's
     assert "TRANSFORMS: ToyFlip" in result.out and "DATASETS: ToyDataset, ToyRepeat" in result.out
-    assert (
-        "OPTIMIZERS: " in result.out and "SGD" in result.out
-    )  # detcli's own, through the same hook
+    # detcli's own types, through the same hook, are summed up apart from the plugins
+    builtin = next(line for line in result.out.splitlines() if "built-in types" in line)
+    assert builtin.startswith("detcli 0.1.0") and "OPTIMIZERS" in builtin
+    assert not any(line.startswith("│ detcli ") for line in result.out.splitlines())
 
 
 def test_plugin_types_are_usable_by_check_and_types(plugin_env, write, tmp_path):
@@ -124,10 +128,24 @@ def test_plugins_calling_sys_exit_or_replacing_builtins_are_reported(plugin_env,
 def test_autoload_can_be_disabled(plugin_env):
     env = {**plugin_env("detcli-toy"), "DETCLI_DISABLE_PLUGIN_AUTOLOAD": "1"}
     result = run_detcli("plugins", env=env)
-    assert result.code == 0 and "detcli-toy" not in result.out and "SGD" in result.out
+    assert result.code == 0 and "detcli-toy" not in result.out
+    assert "built-in types" in result.out and "DETCLI_DISABLE_PLUGIN_AUTOLOAD is set" in result.out
 
 
 def test_hook_calls_can_be_traced(plugin_env):
     env = {**plugin_env("detcli-toy"), "DETCLI_TRACE_PLUGINS": "1"}
     result = run_detcli("plugins", env=env)
     assert result.code == 0 and "detcli_register" in result.err
+
+
+def test_builtins_register_through_detclis_own_entry_point():
+    """pyproject declares it; `load_plugins` loads it first (from the installed metadata, or
+    the same entry point written in plugins.py when a source tree runs uninstalled)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["entry-points"][PLUGIN_GROUP]
+    assert declared == {BUILTIN_ENTRY_POINT.name: BUILTIN_ENTRY_POINT.value}
+    builtin = load_plugins()[0]
+    assert builtin.builtin and builtin.ok and builtin.value == "detcli.builtin_components"
+    assert "FPN" in builtin.registered["MODELS"] and "SGD" in builtin.registered["OPTIMIZERS"]
+    assert "CocoDataset" in builtin.registered["DATASETS"]

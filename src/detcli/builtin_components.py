@@ -1,4 +1,5 @@
-"""detcli's own components, registered through the same hook third-party plugins use."""
+"""detcli's own components, registered as third-party plugins are: through the `detcli.plugins`
+entry point `detcli` (pyproject.toml) and the `detcli_register` hook."""
 
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
 """Plugins: pip packages that add components through pluggy hooks.
 
 A plugin declares an entry point in group `detcli.plugins` pointing at a module (or object)
-with `@hookimpl def detcli_register(registries)`. detcli's own components come in through
-the same hook (`detcli.builtin_components`), so the plugin API is complete because the core
-uses it.
+with `@hookimpl def detcli_register(registries)`. detcli's own components come in the same
+way: its entry point `detcli = detcli.builtin_components` (pyproject.toml), loaded first, so
+the plugin API is complete because the core uses it.
 
-Environment:
+Plugins are loaded at the entry points only (the CLI's commands, `detcli.train`, `evaluate`,
+`predict`); library code below them (data, models, engine) never loads them itself.
+
+Environment (detcli's own components load whatever they say):
   DETCLI_DISABLE_PLUGIN_AUTOLOAD=1   load no third-party plugins
   DETCLI_DISABLE_PLUGINS=a,b         skip the plugins with these entry-point names
   DETCLI_TRACE_PLUGINS=1             print every hook call (pluggy's tracing) to stderr
@@ -27,6 +30,11 @@ from detcli.errors import RegistryError
 from detcli.registry import BUILTIN_SOURCE, REGISTRIES, Registries, registering_as
 
 PLUGIN_GROUP = "detcli.plugins"
+# detcli's own entry point, as pyproject.toml declares it. A source tree on PYTHONPATH without
+# an install (or over an older one) has no such metadata; this copy then loads the same module.
+BUILTIN_ENTRY_POINT = metadata.EntryPoint(
+    name=BUILTIN_SOURCE, value="detcli.builtin_components", group=PLUGIN_GROUP
+)
 
 hookspec = pluggy.HookspecMarker("detcli")
 hookimpl = pluggy.HookimplMarker("detcli")
@@ -57,6 +65,11 @@ class PluginInfo:
     def ok(self) -> bool:
         return self.error is None and not self.disabled
 
+    @property
+    def builtin(self) -> bool:
+        """detcli's own components, not a third-party plugin."""
+        return self.name == BUILTIN_SOURCE
+
 
 @dataclass
 class _State:
@@ -78,37 +91,68 @@ def load_plugins() -> list[PluginInfo]:
         manager.enable_tracing()
     _state.manager = manager
 
-    from detcli import __version__, builtin_components
+    from detcli import __version__
 
-    builtin = PluginInfo(BUILTIN_SOURCE, builtin_components.__name__, "detcli", __version__)
+    own, third_party = _entry_points()
+    builtin = PluginInfo(BUILTIN_SOURCE, own.value, "detcli", __version__)
     _state.plugins = [builtin]
-    _register(manager, builtin, builtin_components)
+    _register(manager, builtin, own.load())
     if builtin.error:  # our own components failing is a bug, not a user problem: surface it
         raise RuntimeError(f"detcli's built-in components failed to register: {builtin.error}")
 
-    if os.environ.get("DETCLI_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in ("", "0", "false"):
+    if autoload_disabled():
         return _state.plugins
     disabled = {
         n.strip() for n in os.environ.get("DETCLI_DISABLE_PLUGINS", "").split(",") if n.strip()
     }
-    for ep in sorted(metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
-        dist = getattr(ep, "dist", None)
-        info = PluginInfo(
-            ep.name, ep.value, dist.name if dist else None, dist.version if dist else None
-        )
-        _state.plugins.append(info)
-        if ep.name in disabled:
-            info.disabled = True
-            continue
-        with registering_as(ep.name):  # decorators run at import time count for the plugin
-            try:
-                plugin = ep.load()
-            except (Exception, SystemExit) as exc:  # sys.exit() in a plugin must not end detcli
-                info.error = _describe(exc)
-                _forget(info)
-                continue
-        _register(manager, info, plugin)
+    for ep in third_party:
+        _state.plugins.append(_load_third_party(manager, ep, disabled))
     return _state.plugins
+
+
+def _load_third_party(
+    manager: pluggy.PluginManager, ep: metadata.EntryPoint, disabled: set[str]
+) -> PluginInfo:
+    """Import one plugin's entry point and register its components; failures are recorded."""
+    dist = getattr(ep, "dist", None)
+    info = PluginInfo(
+        ep.name, ep.value, dist.name if dist else None, dist.version if dist else None
+    )
+    if ep.name in disabled:
+        info.disabled = True
+        return info
+    if ep.name == BUILTIN_SOURCE:
+        info.error = (
+            f"its entry point is named {BUILTIN_SOURCE!r}, the name of detcli's own components; "
+            f'rename it in the package\'s [project.entry-points."{PLUGIN_GROUP}"].'
+        )
+        return info
+    with registering_as(ep.name):  # decorators run at import time count for the plugin
+        try:
+            plugin = ep.load()
+        except (Exception, SystemExit) as exc:  # sys.exit() in a plugin must not end detcli
+            info.error = _describe(exc)
+            _forget(info)
+            return info
+    _register(manager, info, plugin)
+    return info
+
+
+def _entry_points() -> tuple[metadata.EntryPoint, list[metadata.EntryPoint]]:
+    """detcli's own entry point, and the third-party ones sorted by name."""
+    found = sorted(metadata.entry_points(group=PLUGIN_GROUP), key=lambda e: e.name)
+    own = [ep for ep in found if ep.name == BUILTIN_SOURCE and _distribution(ep) == "detcli"]
+    return (own[0] if own else BUILTIN_ENTRY_POINT), [ep for ep in found if ep not in own]
+
+
+def _distribution(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else str(dist.name)
+
+
+def autoload_disabled() -> bool:
+    """True when DETCLI_DISABLE_PLUGIN_AUTOLOAD asks for detcli's own components only."""
+    return os.environ.get("DETCLI_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in ("", "0", "false")
 
 
 def loaded_plugins() -> list[PluginInfo]:

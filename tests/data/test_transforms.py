@@ -9,9 +9,9 @@ from data_helpers import MEAN, STD, TEST_PIPELINE, marker, write_image
 from data_helpers import transform_results as results
 from PIL import Image
 
+from detcli.data.builder import build_pipeline
 from detcli.data.transforms import (
     Collect,
-    Compose,
     LoadImageFromFile,
     MultiScaleFlipAug,
     Normalize,
@@ -21,6 +21,7 @@ from detcli.data.transforms import (
     Resize,
 )
 from detcli.errors import DataError
+from detcli.registry import TRANSFORMS
 
 
 def test_resize_keep_ratio_bounds_long_and_short_edge():
@@ -143,12 +144,16 @@ def test_multi_scale_flip_aug_makes_one_view_per_scale_and_flip(tmp_path):
     start = load(
         {"img_info": {"filename": "a.png", "id": 1}, "img_prefix": str(tmp_path), "img_id": 1}
     )
-    tta = MultiScaleFlipAug(
-        transforms=TEST_PIPELINE[1]["transforms"],
-        img_scale=[[64, 32], [128, 64]],
-        flip=True,
-        flip_direction=["horizontal", "vertical"],
+    tta = TRANSFORMS.build(
+        {
+            "type": "MultiScaleFlipAug",
+            "transforms": TEST_PIPELINE[1]["transforms"],
+            "img_scale": [[64, 32], [128, 64]],
+            "flip": True,
+            "flip_direction": ["horizontal", "vertical"],
+        }
     )
+    assert isinstance(tta, MultiScaleFlipAug)
     out = tta(start)
     assert set(out) == {"img", "img_metas"} and len(out["img"]) == 6
     views = [(m["img_shape"][:2], m["flip"], m["flip_direction"]) for m in out["img_metas"]]
@@ -161,7 +166,7 @@ def test_multi_scale_flip_aug_makes_one_view_per_scale_and_flip(tmp_path):
         ((64, 128), True, "vertical"),
     ]
     assert start["img"].dtype == torch.uint8  # views never modify the shared decoded image
-    single = Compose(TEST_PIPELINE)(
+    single = build_pipeline(TEST_PIPELINE)(
         {"img_info": {"filename": "a.png", "id": 1}, "img_prefix": str(tmp_path), "img_id": 1}
     )
     assert len(single["img"]) == 1 and single["img_metas"][0]["img_shape"] == (64, 128, 3)

@@ -13,6 +13,7 @@ from data_helpers import marker, write_image
 from data_helpers import transform_results as results
 
 import detcli.data.transforms as T
+from detcli.data.builder import build_pipeline
 from detcli.data.transforms import (
     Compose,
     LoadAnnotations,
@@ -27,7 +28,8 @@ from detcli.data.transforms import (
     Resize,
 )
 from detcli.data.transforms.photometric import hsv_to_rgb, rgb_to_hsv
-from detcli.errors import DataError
+from detcli.errors import DataError, RegistryError
+from detcli.registry import TRANSFORMS
 
 
 def test_resize_scale_keep_ratio_matches_2x_img_scale():
@@ -93,6 +95,26 @@ def test_random_choice_resize_picks_only_given_scales():
     assert seen == {(32, 64), (64, 128)}
     out = rc(results())
     assert out["scale_idx"] in (0, 1)
+
+
+def test_random_resize_type_is_a_detcli_resize_by_name_or_any_resize_class():
+    class HalfResize(Resize):  # a user's resize: halves whatever scale it is given
+        def __call__(self, results):
+            self.scale = (self.scale[0] // 2, self.scale[1] // 2)
+            return super().__call__(results)
+
+    by_class = RandomChoiceResize(scales=[[128, 64]], resize_type=HalfResize, keep_ratio=True)
+    assert by_class(results())["img_shape"][:2] == (32, 64)
+    with pytest.raises(DataError, match=r"RandomResize\.resize_type: 'Resize2'.*Did you mean"):
+        RandomResize(scale=[[64, 32], [128, 48]], resize_type="Resize2")
+
+
+def test_compose_takes_built_steps_and_names_a_config_left_unbuilt():
+    steps = [Resize(scale=[64, 32], keep_ratio=True), {"type": "PackDetInputs"}]
+    with pytest.raises(DataError, match=r"pipeline step 1 is \{'type': 'PackDetInputs'\}"):
+        Compose(steps)
+    with pytest.raises(RegistryError, match=r"'PackDetInput'. Did you mean 'PackDetInputs'"):
+        build_pipeline([{"type": "Resize", "scale": [64, 32]}, {"type": "PackDetInput"}])
 
 
 @pytest.mark.parametrize(
@@ -188,7 +210,7 @@ def test_photo_metric_distortion_changes_pixels_not_boxes_and_stays_in_range():
 def test_pad_3x_size_is_w_h_in_a_3x_pipeline_and_pad_val_dict():
     two = Pad(size=[40, 100])(results())  # 2.x: (h, w)
     assert two["img"].shape == (3, 40, 100)
-    pipeline = Compose(
+    pipeline = build_pipeline(
         [
             {"type": "Pad", "size": [100, 40], "pad_val": {"img": [1, 2, 3]}},
             {"type": "PackDetInputs"},
@@ -229,8 +251,10 @@ def test_test_time_aug_views_are_the_product_of_the_lists(tmp_path):
     start = LoadImageFromFile(backend_args=None)(
         {"img_info": {"filename": "a.png", "id": 1}, "img_prefix": str(tmp_path), "img_id": 1}
     )
-    tta = T.TestTimeAug(
-        transforms=[
+    tta = TRANSFORMS.build(
+        {
+            "type": "TestTimeAug",
+            "transforms": [
             [
                 {"type": "Resize", "scale": [64, 32], "keep_ratio": True},
                 {"type": "Resize", "scale": [128, 64], "keep_ratio": True},
@@ -244,7 +268,9 @@ def test_test_time_aug_views_are_the_product_of_the_lists(tmp_path):
                 }
             ],
         ]
+        }
     )  # fmt: skip
+    assert isinstance(tta, T.TestTimeAug)  # built bottom-up: the inner steps came built
     out = tta(start)
     assert len(out["img"]) == len(out["img_metas"]) == 4
     views = [(m["img_shape"][:2], m["flip"], m["flip_direction"]) for m in out["img_metas"]]
@@ -257,7 +283,7 @@ def test_test_time_aug_views_are_the_product_of_the_lists(tmp_path):
     assert torch.equal(out["img"][0], out["img"][1].flip(-1))
     assert start["img"].dtype == torch.uint8 and "flip" not in start
     with pytest.raises(DataError, match="PackDetInputs"):
-        T.TestTimeAug(transforms=[[{"type": "Resize", "scale": [8, 8]}]])(dict(start))
+        T.TestTimeAug(transforms=[[Resize(scale=[8, 8])]])(dict(start))
 
 
 def test_loading_accepts_3x_arguments_and_refuses_masks():

@@ -85,3 +85,38 @@ def test_test_mode_reaches_wrapped_datasets(imbalanced):
         {"type": "RepeatDataset", "times": 2, "dataset": coco_cfg(ann, prefix)}, test_mode=True
     )
     assert rep.dataset.test_mode is True
+
+
+def test_wrappers_take_built_datasets_from_python_without_any_config(imbalanced):
+    """Parts receive built parts: the Python API needs no registry and no config dicts."""
+    from detcli.data import ClassBalancedDataset, CocoDataset, ConcatDataset, RepeatDataset
+    from detcli.data.transforms import LoadAnnotations, LoadImageFromFile, PackDetInputs
+
+    ann, prefix = imbalanced
+    steps = [LoadImageFromFile(), LoadAnnotations(with_bbox=True), PackDetInputs()]
+    coco = CocoDataset(str(ann), steps, img_prefix=str(prefix))
+    rep = RepeatDataset(coco, times=2)
+    both = ConcatDataset([coco, rep])
+    assert len(both) == 24 and both[-1]["img_metas"]["img_id"] == 8
+    assert both[8]["img_metas"]["img_id"] == both[0]["img_metas"]["img_id"] == 1
+    balanced = ClassBalancedDataset(both, oversample_thr=0.5)
+    # one get_cat2imgs for all: each wrapper's index follows its own sample order
+    assert coco.get_cat2imgs()[2] == [2]
+    assert rep.get_cat2imgs()[2] == [2, 10] and both.get_cat2imgs()[2] == [2, 10, 18]
+    assert balanced.get_cat2imgs()[2] == [i for i, j in enumerate(balanced.repeat_indices)
+                                          if j in (2, 10, 18)]  # fmt: skip
+    from_config = build_dataset(
+        {"type": "RepeatDataset", "times": 2, "dataset": coco_cfg(ann, prefix)}
+    )
+    assert from_config.get_cat2imgs() == rep.get_cat2imgs()
+
+
+def test_a_wrapper_given_an_unbuilt_config_names_the_argument(imbalanced):
+    from detcli.data import RepeatDataset
+
+    ann, prefix = imbalanced
+    untyped = {k: v for k, v in coco_cfg(ann, prefix).items() if k != "type"}
+    with pytest.raises(DataError, match=r"RepeatDataset\.dataset is a dataset config .* `type`"):
+        build_dataset({"type": "RepeatDataset", "times": 2, "dataset": untyped})
+    with pytest.raises(DataError, match=r"RepeatDataset\.dataset must be a dataset"):
+        RepeatDataset("train.json", times=2)  # type: ignore[arg-type]

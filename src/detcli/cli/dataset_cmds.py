@@ -16,6 +16,7 @@ from detcli.cli.output import console, load_plugins_reporting_failures, output_d
 
 if TYPE_CHECKING:
     from detcli.data.inspect.lint import Problem
+    from detcli.data.protocol import DetectionDataset
 
 app = typer.Typer(
     name="dataset",
@@ -48,10 +49,11 @@ def _dataset_cfg(config: Path, sets: list[str] | None, split: Split) -> tuple[An
     return resolved.cfg, settings.loader(split.value).dataset
 
 
-def _build(config: Path, sets: list[str] | None, split: Split, every_image: bool = False) -> Any:
+def _build(
+    config: Path, sets: list[str] | None, split: Split, every_image: bool = False
+) -> DetectionDataset:
     """The split's dataset; `every_image`: training filters off (eval splits keep all anyway)."""
-    from detcli.data import build_dataset
-    from detcli.data.builder import without_filtering
+    from detcli.data.builder import build_dataset, without_filtering
 
     _, dataset_cfg = _dataset_cfg(config, sets, split)
     load_plugins_reporting_failures()

@@ -16,12 +16,30 @@ if TYPE_CHECKING:
 
 
 def plugins() -> None:
-    """List plugins with their versions and the types each registered."""
+    """List detcli's built-in types, then plugins with their versions and the types each added."""
+    from detcli.plugins import PLUGIN_GROUP, autoload_disabled
+
     infos = load_plugins_reporting_failures()
-    table = Table(title="detcli plugins", title_justify="left", show_lines=True)
+    for info in infos:
+        if info.builtin:
+            counts = ", ".join(f"{len(names)} {kind}" for kind, names in info.registered.items())
+            console.print(
+                f"detcli {escape(info.version or '')} built-in types: {counts} "
+                "(`detcli types KIND` lists them).",
+                soft_wrap=True,
+            )
+    others = [info for info in infos if not info.builtin]
+    if not others:
+        console.print(
+            "No plugins loaded: DETCLI_DISABLE_PLUGIN_AUTOLOAD is set."
+            if autoload_disabled()
+            else f"No plugins installed (packages with a `{PLUGIN_GROUP}` entry point)."
+        )
+        return
+    table = Table(title="plugins", title_justify="left", show_lines=True)
     for column in ("plugin", "package", "version", "status", "registered"):
         table.add_column(column, overflow="fold")
-    for info in infos:
+    for info in others:
         status = (
             "[green]ok[/]" if info.ok else "[dim]disabled[/]" if info.disabled else "[red]failed[/]"
         )

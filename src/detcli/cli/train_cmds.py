@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from detcli.cli.options import ConfigArg, DeviceOption, SetOption, ThreadsOption
-from detcli.cli.output import console, err_console
+from detcli.cli.output import console, err_console, load_plugins_reporting_failures
 
 
 def train(
@@ -89,6 +89,7 @@ def train(
     from detcli.engine.training import train as run_training
 
     cfg, settings = load_run_config(config, set_)
+    load_plugins_reporting_failures()
     work_dir = Path(work_dir or settings.env.work_dir or Path("work_dirs") / config.stem)
     try:
         result = run_training(

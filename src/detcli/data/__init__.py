@@ -6,30 +6,18 @@ use, so `detcli.data.synthetic` (and the CLI that writes synthetic sets) never i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from detcli.lazy import lazy_attributes
 
-_LAZY = {
-    "build_dataset": "detcli.data.builder",
-    "build_dataloader": "detcli.data.builder",
-    "set_epoch": "detcli.data.builder",
-    "collate": "detcli.data.collate",
-    "CocoDataset": "detcli.data.coco",
-    "ConcatDataset": "detcli.data.wrappers",
-    "RepeatDataset": "detcli.data.wrappers",
-    "ClassBalancedDataset": "detcli.data.wrappers",
-    "MultiImageMixDataset": "detcli.data.mix_dataset",
-    "Compose": "detcli.data.transforms",
-    "write_shapes_coco": "detcli.data.synthetic",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'detcli.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_attributes(
+    __name__,
+    {
+        "detcli.data.builder": ["build_dataset", "build_pipeline", "build_dataloader", "set_epoch"],
+        "detcli.data.collate": ["collate"],
+        "detcli.data.coco": ["CocoDataset"],
+        "detcli.data.wrappers": ["ConcatDataset", "RepeatDataset", "ClassBalancedDataset"],
+        "detcli.data.mix_dataset": ["MultiImageMixDataset"],
+        "detcli.data.protocol": ["DetectionDataset", "CocoStyleDataset"],
+        "detcli.data.transforms": ["Compose"],
+        "detcli.data.synthetic": ["write_shapes_coco"],
+    },
+)

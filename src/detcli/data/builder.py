@@ -1,10 +1,16 @@
-"""build_dataset, build_dataloader, set_epoch: a split's `LoaderSettings` to a DataLoader."""
+"""The config edge of data: dataset and pipeline configs to objects, `LoaderSettings` to a
+DataLoader (build_dataset, build_pipeline, build_dataloader, set_epoch).
+
+Datasets and transforms receive built parts, so this is where `DATASETS.build` and
+`TRANSFORMS.build` are called. Plugins' types must be registered before (the entry points
+load them: the CLI's commands, `detcli.train`, `evaluate`, `predict`).
+"""
 
 from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,8 +21,10 @@ import detcli.data.coco
 import detcli.data.mix_dataset
 import detcli.data.transforms
 import detcli.data.wrappers  # noqa: F401  (registers the datasets and transforms)
+from detcli.config.origins import format_path
 from detcli.config.settings import LoaderSettings
 from detcli.data.collate import collate, collate_skipping_failed
+from detcli.data.protocol import DetectionDataset, checked_dataset
 from detcli.data.samplers import (
     ClassAwareSampler,
     DistributedEvalSampler,
@@ -24,8 +32,9 @@ from detcli.data.samplers import (
     GroupSampler,
     InfiniteGroupBatchSampler,
 )
+from detcli.data.transforms import Compose
 from detcli.errors import DataError
-from detcli.registry import DATASETS
+from detcli.registry import DATASETS, TRANSFORMS
 
 
 def with_leaf_args(cfg: Mapping[str, Any], **args: Any) -> dict[str, Any]:
@@ -54,17 +63,25 @@ def without_filtering(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def build_dataset(cfg: Mapping[str, Any], *, test_mode: bool | None = None) -> Any:
-    """Build any DATASETS config (wrappers too); `test_mode` overrides every leaf's setting."""
-    from detcli.plugins import load_plugins
+def build_dataset(
+    cfg: Mapping[str, Any], *, test_mode: bool | None = None, where: str = ""
+) -> DetectionDataset:
+    """Build any DATASETS config (wrappers too); `test_mode` overrides every leaf's setting.
 
-    load_plugins()  # plugin datasets and transforms by name
+    `where` (e.g. `data.val`) names the config place in error messages.
+    """
     if not isinstance(cfg, Mapping) or "type" not in cfg:
-        raise DataError(f"A dataset config needs a `type` (e.g. CocoDataset); got {cfg!r}.")
+        place = f"{where}: " if where else ""
+        raise DataError(f"{place}A dataset config needs a `type` (e.g. CocoDataset); got {cfg!r}.")
     cfg = copy.deepcopy(dict(cfg))
     if test_mode is not None:
         cfg = with_leaf_args(cfg, test_mode=test_mode)
-    return DATASETS.build(cfg)
+    return checked_dataset(DATASETS.build(cfg, where=where), where or str(cfg["type"]))
+
+
+def build_pipeline(cfgs: Sequence[Mapping[str, Any]], *, where: str = "pipeline") -> Compose:
+    """A Compose of the transforms a pipeline config lists (`[{type: Resize, ...}, ...]`)."""
+    return Compose([TRANSFORMS.build(c, where=f"{where}.{i}") for i, c in enumerate(cfgs)])
 
 
 def _dist_info(distributed: bool) -> tuple[int, int]:
@@ -107,7 +124,11 @@ def build_dataloader(
     than train are built in test mode (all images, nothing filtered), as MMDetection does.
     """
     train = settings.split == "train"
-    dataset = build_dataset(settings.dataset, test_mode=None if train else True)
+    dataset = build_dataset(
+        settings.dataset,
+        test_mode=None if train else True,
+        where=format_path(settings.dataset_path),
+    )
     batch = int(batch_size or settings.batch_size)
     workers = int(settings.num_workers if num_workers is None else num_workers)
     kind = "infinite" if infinite else settings.sampler
@@ -139,7 +160,8 @@ def build_dataloader(
     generator = torch.Generator()
     generator.manual_seed(base_seed + rank)
     return DataLoader(
-        dataset,
+        # torch types this as its Dataset class; what it uses is len() and indexing
+        dataset,  # type: ignore[arg-type]
         batch_size=1 if batch_sampler is not None else batch,
         sampler=sampler,
         batch_sampler=batch_sampler,
@@ -158,5 +180,6 @@ def build_dataloader(
 def set_epoch(loader: DataLoader, epoch: int) -> None:  # type: ignore[type-arg]
     """Re-seed the loader's sampler (or batch sampler) for `epoch`."""
     for sampler in (loader.sampler, loader.batch_sampler):
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+        reseed = getattr(sampler, "set_epoch", None)
+        if reseed is not None:
+            reseed(epoch)

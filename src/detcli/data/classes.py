@@ -1,14 +1,18 @@
-"""Which categories of a COCO file a dataset uses, and in what label order."""
+"""Which categories of a COCO file a dataset uses, in what label order, and whether a model's
+class count fits them."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from detcli.errors import DataError
+from detcli.errors import DataError, ModelError
 from detcli.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from detcli.config.settings import RunSettings
 
 
 def read_class_names(classes: Sequence[str] | str | None) -> list[str] | None:
@@ -69,6 +73,34 @@ def select_classes(
             )
         cat_ids.append(found[0])
     return tuple(wanted), cat_ids
+
+
+# Where a two-stage config sets its class count: named in messages as the key to change.
+NUM_CLASSES_KEY = "model.roi_head.bbox_head.num_classes"
+
+
+def check_class_count(num_classes: int | None, classes: Sequence[str] | None, where: str) -> None:
+    """ModelError unless the model predicts as many classes as `classes` (of the dataset
+    `where`, e.g. `data.train`) names; nothing to check when either is unknown."""
+    if num_classes is None or classes is None or len(classes) == num_classes:
+        return
+    raise ModelError(
+        f"The model predicts {num_classes} classes ({NUM_CLASSES_KEY}) but {where} has "
+        f"{len(classes)}: {list(classes)}. Set num_classes to {len(classes)}, or `classes` to "
+        f"the {num_classes} you mean."
+    )
+
+
+def config_classes(settings: RunSettings) -> list[str] | None:
+    """The class names the config's test, else val, else train dataset lists inline
+    (`classes` in 2.x, `metainfo.classes` in 3.x); None when none does."""
+    for split in ("test", "val", "train"):
+        loader = settings.loaders.get(split)
+        dataset = (loader.dataset if loader is not None else None) or {}
+        given = dataset.get("classes") or (dataset.get("metainfo") or {}).get("classes")
+        if isinstance(given, (list, tuple)) and given:
+            return [str(c) for c in given]
+    return None
 
 
 Color = tuple[int, int, int]

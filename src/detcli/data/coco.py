@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from torch.utils.data import Dataset
 
+from detcli.config.paths import join_root
 from detcli.data.classes import read_palette, select_classes
 from detcli.data.coco_args import (
     FILTER_AUTO,
@@ -30,12 +31,13 @@ from detcli.data.coco_json import (
     annotation_arrays,
     drop_malformed,
     index_of,
-    join_root,
     read_coco_json,
 )
+from detcli.data.protocol import BoolMatrix, ClassIndex
 from detcli.data.transforms import BadImageError, Compose
+from detcli.data.transforms.compose import TransformFn
 from detcli.errors import DataError
-from detcli.registry import DATASETS, TransformCfg
+from detcli.registry import DATASETS, Transform
 
 MAX_RETRIES = 50
 
@@ -45,7 +47,7 @@ class DataWarning(UserWarning):
 
 
 @DATASETS.register()
-class CocoDataset(Dataset):  # type: ignore[type-arg]
+class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
     """Images and boxes of a COCO json; `classes` restricts and orders the categories.
 
     Takes MMDetection 2.x arguments (img_prefix, classes, filter_empty_gt, min_size) and 3.x /
@@ -61,7 +63,7 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
     def __init__(
         self,
         ann_file: str,
-        pipeline: list[TransformCfg],
+        pipeline: list[Transform[TransformFn]],
         img_prefix: str | None = None,
         classes: Sequence[str] | str | None = None,
         data_root: str | None = None,
@@ -279,17 +281,12 @@ class CocoDataset(Dataset):  # type: ignore[type-arg]
         """(num_images, 2) width and height of each image, as the json gives them."""
         return np.stack([self._widths, self._heights], axis=1)
 
-    def image_class_matrix(self) -> np.ndarray:
+    def image_class_matrix(self) -> BoolMatrix:
         """(num_images, num_classes) bool: does image i hold a (non-crowd) box of class c."""
         matrix = np.zeros((len(self), len(self.CLASSES)), dtype=bool)
         img_of_box, _, labels, crowd = self.box_table()
         matrix[img_of_box[~crowd], labels[~crowd]] = True
         return matrix
-
-    def get_cat2imgs(self) -> dict[int, list[int]]:
-        """For each label, the indices of the images that contain it."""
-        matrix = self.image_class_matrix()
-        return {c: np.flatnonzero(matrix[:, c]).tolist() for c in range(len(self.CLASSES))}
 
     def results(self, idx: int) -> dict[str, Any]:
         """The results dict a pipeline starts from (image info, annotations, prefix)."""

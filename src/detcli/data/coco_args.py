@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from detcli.data.coco_json import join_root
+from detcli.config.paths import join_root
 from detcli.errors import DataError
 from detcli.suggest import did_you_mean
 

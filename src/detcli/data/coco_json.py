@@ -248,7 +248,8 @@ def malformed_boxes(boxes_xywh: np.ndarray, img_w: np.ndarray, img_h: np.ndarray
         absurd = (np.maximum(w, np.abs(x)) > ABSURD_BOX_FACTOR * img_w) | (
             np.maximum(h, np.abs(y)) > ABSURD_BOX_FACTOR * img_h
         )
-    return ~np.isfinite(boxes_xywh).all(axis=1) | absurd
+    bad: np.ndarray = ~np.isfinite(boxes_xywh).all(axis=1) | absurd
+    return bad
 
 
 def drop_malformed(data: dict[str, Any]) -> int:

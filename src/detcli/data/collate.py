@@ -38,7 +38,7 @@ def collate(samples: Sequence[Any]) -> Batch | AugBatch:
     if not samples:
         raise ValueError("collate: empty batch")
     if isinstance(samples[0]["img"], torch.Tensor):
-        return _per_image_batch(samples)  # type: ignore[return-value]
+        return _per_image_batch(samples)
     num_views = len(samples[0]["img"])
     views = [
         _per_image_batch([{"img": s["img"][v], "img_metas": s["img_metas"][v]} for s in samples])

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset as _TorchDataset
 
-from detcli.data.transforms.compose import Compose
-from detcli.data.wrappers import _build, image_class_matrix
+from detcli.data.protocol import (
+    BoolMatrix,
+    ClassIndex,
+    DetectionDataset,
+    aspect_groups,
+    checked_dataset,
+    image_class_matrix,
+)
+from detcli.data.transforms.compose import Compose, Results, TransformFn
 from detcli.errors import DataError
-from detcli.registry import DATASETS, DatasetCfg, TransformCfg
+from detcli.registry import DATASETS, Dataset, Transform
+
+
+@runtime_checkable
+class _MixStep(Protocol):
+    """A step that combines images (Mosaic, MixUp): it names the other images it needs."""
+
+    def get_indexes(self, dataset: DetectionDataset) -> int | Sequence[int]: ...
 
 
 @DATASETS.register()
-class MultiImageMixDataset(Dataset):  # type: ignore[type-arg]
+class MultiImageMixDataset(ClassIndex, _TorchDataset):  # type: ignore[type-arg]
     """Run `pipeline` on the wrapped dataset's samples, feeding Mosaic/MixUp their other images.
 
     The wrapped dataset's own pipeline holds the loading steps (LoadImageFromFile,
@@ -32,8 +45,8 @@ class MultiImageMixDataset(Dataset):  # type: ignore[type-arg]
 
     def __init__(
         self,
-        dataset: DatasetCfg,
-        pipeline: list[TransformCfg],
+        dataset: Dataset[DetectionDataset],
+        pipeline: list[Transform[TransformFn]],
         dynamic_scale: Sequence[int] | None = None,
         skip_type_keys: Sequence[str] | None = None,
         max_refetch: int = 15,
@@ -47,16 +60,15 @@ class MultiImageMixDataset(Dataset):  # type: ignore[type-arg]
             raise DataError(
                 f"MultiImageMixDataset: dynamic_scale is [w, h]; got {dynamic_scale!r}."
             )
-        self.dataset = _build(dataset)
+        self.dataset = checked_dataset(dataset, "MultiImageMixDataset.dataset")
         self.pipeline = Compose(pipeline)
-        self.pipeline_types = [
-            str(t["type"]) if isinstance(t, Mapping) else type(t).__name__ for t in pipeline
-        ]
+        # `skip_type_keys` names steps by type: a class's registered name (detcli's: its own).
+        self.pipeline_types = [type(t).__name__ for t in self.pipeline.transforms]
         self.dynamic_scale = tuple(int(v) for v in dynamic_scale) if dynamic_scale else None
         self._skip_type_keys = self._checked_skip(skip_type_keys)
         self.max_refetch = int(max_refetch)
         self.CLASSES: tuple[str, ...] = tuple(self.dataset.CLASSES)
-        self.flag = np.asarray(self.dataset.flag)
+        self.flag = aspect_groups(self.dataset)
 
     @staticmethod
     def _checked_skip(skip_type_keys: Sequence[str] | None) -> list[str] | None:
@@ -76,7 +88,7 @@ class MultiImageMixDataset(Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def _fetch_mix(self, transform: Any, kind: str) -> list[dict[str, Any]]:
+    def _fetch_mix(self, transform: _MixStep, kind: str) -> list[Results]:
         """The other images `transform` asks for, loaded through the wrapped dataset."""
         for _ in range(self.max_refetch):
             indexes = transform.get_indexes(self.dataset)
@@ -97,7 +109,7 @@ class MultiImageMixDataset(Dataset):  # type: ignore[type-arg]
         for transform, kind in zip(self.pipeline.transforms, self.pipeline_types, strict=True):
             if self._skip_type_keys is not None and kind in self._skip_type_keys:
                 continue
-            if hasattr(transform, "get_indexes"):
+            if isinstance(transform, _MixStep):
                 results["mix_results"] = self._fetch_mix(transform, kind)
             for _ in range(self.max_refetch):
                 # each try starts from the same input: a step may have changed it in place
@@ -113,14 +125,9 @@ class MultiImageMixDataset(Dataset):  # type: ignore[type-arg]
             results.pop("mix_results", None)
         return results
 
-    def image_class_matrix(self) -> np.ndarray:
+    def image_class_matrix(self) -> BoolMatrix:
         """The wrapped dataset's incidence matrix (each sample starts from its image)."""
         return image_class_matrix(self.dataset)
-
-    def get_cat2imgs(self) -> dict[int, list[int]]:
-        """For each label, the indices of the images that contain it."""
-        m = self.image_class_matrix()
-        return {c: np.flatnonzero(m[:, c]).tolist() for c in range(m.shape[1])}
 
     def __repr__(self) -> str:
         return f"MultiImageMixDataset({self.dataset!r}, {len(self.pipeline.transforms)} steps)"

@@ -7,13 +7,13 @@ permutation for an epoch and each takes its own share, so shards never overlap.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from detcli.data.wrappers import image_class_matrix
+from detcli.data.protocol import DetectionDataset, aspect_groups, image_class_matrix
 from detcli.errors import DataError
 
 T = TypeVar("T")
@@ -23,12 +23,6 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed + epoch)
     return g
-
-
-def _flags(dataset: Any, group: bool = True) -> np.ndarray:
-    """Aspect-ratio group of each image (all zeros when not grouping: a plain shuffle)."""
-    flag = getattr(dataset, "flag", None) if group else None
-    return np.zeros(len(dataset), np.int64) if flag is None else np.asarray(flag, np.int64)
 
 
 def _check_rank(num_replicas: int, rank: int) -> None:
@@ -53,7 +47,8 @@ def grouped_batches(flags: np.ndarray, batch_size: int, g: torch.Generator) -> n
     if not batches:
         return np.zeros((0, batch_size), np.int64)
     stacked = np.concatenate(batches)
-    return stacked[torch.randperm(len(stacked), generator=g).numpy()]
+    shuffled: np.ndarray = stacked[torch.randperm(len(stacked), generator=g).numpy()]
+    return shuffled
 
 
 class _Seeded(Sampler[int]):
@@ -74,10 +69,14 @@ class GroupSampler(_Seeded):
     """
 
     def __init__(
-        self, dataset: Any, samples_per_gpu: int = 1, seed: int | None = None, group: bool = True
+        self,
+        dataset: DetectionDataset,
+        samples_per_gpu: int = 1,
+        seed: int | None = None,
+        group: bool = True,
     ):
         super().__init__(seed)
-        self.flags = _flags(dataset, group)
+        self.flags = aspect_groups(dataset, group)
         self.samples_per_gpu = samples_per_gpu
         self.num_samples = sum(
             -(-int(n) // samples_per_gpu) * samples_per_gpu for n in np.bincount(self.flags) if n
@@ -98,7 +97,7 @@ class DistributedGroupSampler(_Seeded):
 
     def __init__(
         self,
-        dataset: Any,
+        dataset: DetectionDataset,
         samples_per_gpu: int = 1,
         num_replicas: int = 1,
         rank: int = 0,
@@ -107,7 +106,7 @@ class DistributedGroupSampler(_Seeded):
     ):
         super().__init__(seed)
         _check_rank(num_replicas, rank)
-        self.flags = _flags(dataset, group)
+        self.flags = aspect_groups(dataset, group)
         self.samples_per_gpu = samples_per_gpu
         self.num_replicas, self.rank = num_replicas, rank
         per_rank = samples_per_gpu * num_replicas
@@ -132,7 +131,7 @@ class DistributedEvalSampler(Sampler[int]):
     the first images; `unshard` drops it, as does keeping only the first `len(dataset)` results.
     """
 
-    def __init__(self, dataset: Any, num_replicas: int = 1, rank: int = 0):
+    def __init__(self, dataset: DetectionDataset, num_replicas: int = 1, rank: int = 0):
         _check_rank(num_replicas, rank)
         self.dataset_len = len(dataset)
         self.num_replicas, self.rank = num_replicas, rank
@@ -169,7 +168,7 @@ class InfiniteGroupBatchSampler(Sampler[list[int]]):
 
     def __init__(
         self,
-        dataset: Any,
+        dataset: DetectionDataset,
         batch_size: int = 1,
         num_replicas: int = 1,
         rank: int = 0,
@@ -178,7 +177,7 @@ class InfiniteGroupBatchSampler(Sampler[list[int]]):
         group: bool = True,
     ):
         _check_rank(num_replicas, rank)
-        self.flags = _flags(dataset) if group else np.zeros(len(dataset), np.int64)
+        self.flags = aspect_groups(dataset, group)
         self.size = len(dataset)
         self.batch_size, self.num_replicas, self.rank = batch_size, num_replicas, rank
         self.seed = 0 if seed is None else int(seed)
@@ -227,7 +226,7 @@ class ClassAwareSampler(_Seeded):
 
     def __init__(
         self,
-        dataset: Any,
+        dataset: DetectionDataset,
         samples_per_gpu: int = 1,
         num_replicas: int = 1,
         rank: int = 0,

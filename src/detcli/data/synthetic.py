@@ -14,6 +14,7 @@ import json
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,12 +79,13 @@ def write_shapes_coco(
     img_dir.mkdir(parents=True, exist_ok=True)
     # crc32, unlike hash(), is the same in every process: a split's images never change.
     rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for index in range(num_images):
         img_id = index + 1
         pixels, objects = _draw_image(rng, width, height, len(names))
         file_name = f"{index:06d}{_SUFFIX[image_format]}"
-        save_args = {"quality": 95} if image_format == "jpg" else {}
+        save_args: dict[str, Any] = {"quality": 95} if image_format == "jpg" else {}
         Image.fromarray(pixels).save(img_dir / file_name, **save_args)
         images.append({"id": img_id, "file_name": file_name, "width": width, "height": height})
         for label, (x1, y1, x2, y2) in objects:

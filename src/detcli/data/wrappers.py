@@ -1,47 +1,44 @@
-"""Dataset wrappers: ConcatDataset, RepeatDataset, ClassBalancedDataset (LVIS repeat factors)."""
+"""Dataset wrappers: ConcatDataset, RepeatDataset, ClassBalancedDataset (LVIS repeat factors).
+
+Each receives built datasets (`Dataset[...]` arguments: `Registry.build` builds a config's
+nested `{type: ...}` first), so a wrapper is usable from Python without any config.
+"""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any, ClassVar
 
 import numpy as np
-from torch.utils.data import ConcatDataset as _TorchConcat
-from torch.utils.data import Dataset
+import numpy.typing as npt
+from torch.utils.data import Dataset as _TorchDataset
 
+from detcli.data.protocol import (
+    BoolMatrix,
+    ClassIndex,
+    DetectionDataset,
+    aspect_groups,
+    checked_dataset,
+    image_class_matrix,
+)
 from detcli.errors import DataError
-from detcli.registry import DATASETS, DatasetCfg
-
-
-def _build(cfg: DatasetCfg | Dataset) -> Any:  # type: ignore[type-arg]
-    from detcli.data.builder import build_dataset
-
-    return cfg if isinstance(cfg, Dataset) else build_dataset(cfg)
-
-
-def image_class_matrix(dataset: Any) -> np.ndarray:
-    """(len(dataset), num_classes) bool incidence of classes in images, through any wrapper."""
-    if hasattr(dataset, "image_class_matrix"):
-        return np.asarray(dataset.image_class_matrix())
-    raise DataError(
-        f"{type(dataset).__name__} cannot say which classes each image holds, which class-aware "
-        f"sampling and ClassBalancedDataset need; wrap a CocoDataset instead."
-    )
+from detcli.registry import DATASETS, Dataset
 
 
 @DATASETS.register()
-class ConcatDataset(_TorchConcat):  # type: ignore[type-arg]
+class ConcatDataset(ClassIndex, _TorchDataset):  # type: ignore[type-arg]
     """Several datasets with the same classes, one after another."""
 
     NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
 
     def __init__(
         self,
-        datasets: list[DatasetCfg],
+        datasets: list[Dataset[DetectionDataset]],
         separate_eval: bool = True,
         lazy_init: bool = False,  # mmengine: defer building; detcli builds at once (no effect)
         ignore_keys: str | list[str] | None = None,
     ):
-        built = [_build(d) for d in datasets]
+        built = [checked_dataset(d, f"ConcatDataset.datasets.{i}") for i, d in enumerate(datasets)]
         if not built:
             raise DataError("ConcatDataset needs at least one dataset in `datasets`.")
         # mmengine compares the parts' metainfo except `ignore_keys`. detcli compares the classes
@@ -56,23 +53,32 @@ class ConcatDataset(_TorchConcat):  # type: ignore[type-arg]
                 f"({' vs '.join(str(list(c)) for c in classes)}); set the same `classes` on each "
                 f"(or `ignore_keys: [classes]` to keep the first part's class names, as mmengine)."
             )
-        super().__init__(built)
+        # torch's ConcatDataset indexes the same way; kept here so the parts stay typed as
+        # detection datasets (`datasets`, `cumulative_sizes` keep torch's names).
+        self.datasets = built
+        self.cumulative_sizes: list[int] = np.cumsum([len(d) for d in built]).tolist()
         self.CLASSES: tuple[str, ...] = tuple(built[0].CLASSES)
         self.separate_eval = separate_eval
-        self.flag = np.concatenate([np.asarray(d.flag) for d in built])
+        self.flag = np.concatenate([aspect_groups(d) for d in built])
 
-    def image_class_matrix(self) -> np.ndarray:
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx: int) -> Any:
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"ConcatDataset index {idx} out of range for {len(self)} samples")
+        idx %= len(self)
+        part = bisect.bisect_right(self.cumulative_sizes, idx)
+        start = self.cumulative_sizes[part - 1] if part else 0
+        return self.datasets[part][idx - start]
+
+    def image_class_matrix(self) -> BoolMatrix:
         """Incidence matrix of every part, stacked."""
         return np.concatenate([image_class_matrix(d) for d in self.datasets])
 
-    def get_cat2imgs(self) -> dict[int, list[int]]:
-        """For each label, the indices of the images that contain it."""
-        m = self.image_class_matrix()
-        return {c: np.flatnonzero(m[:, c]).tolist() for c in range(m.shape[1])}
-
 
 @DATASETS.register()
-class RepeatDataset(Dataset):  # type: ignore[type-arg]
+class RepeatDataset(ClassIndex, _TorchDataset):  # type: ignore[type-arg]
     """The dataset `times` times over: short epochs without a costly per-epoch restart.
 
     `lazy_init` (mmengine) is accepted and has no effect: the wrapped dataset is built at once.
@@ -80,14 +86,16 @@ class RepeatDataset(Dataset):  # type: ignore[type-arg]
 
     NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
 
-    def __init__(self, dataset: DatasetCfg, times: int, lazy_init: bool = False):
+    def __init__(
+        self, dataset: Dataset[DetectionDataset], times: int, lazy_init: bool = False
+    ) -> None:
         if times < 1:
             raise DataError(f"RepeatDataset: times must be at least 1, got {times}.")
-        self.dataset = _build(dataset)
+        self.dataset = checked_dataset(dataset, "RepeatDataset.dataset")
         self.times = times
         self.CLASSES: tuple[str, ...] = tuple(self.dataset.CLASSES)
         self._base_len = len(self.dataset)
-        self.flag = np.tile(np.asarray(self.dataset.flag), times)
+        self.flag = np.tile(aspect_groups(self.dataset), times)
 
     def __getitem__(self, idx: int) -> Any:
         return self.dataset[idx % self._base_len]
@@ -95,19 +103,14 @@ class RepeatDataset(Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return self.times * self._base_len
 
-    def image_class_matrix(self) -> np.ndarray:
+    def image_class_matrix(self) -> BoolMatrix:
         """The wrapped dataset's incidence matrix, repeated."""
         return np.tile(image_class_matrix(self.dataset), (self.times, 1))
 
-    def get_cat2imgs(self) -> dict[int, list[int]]:
-        """For each label, the indices of the images that contain it."""
-        m = self.image_class_matrix()
-        return {c: np.flatnonzero(m[:, c]).tolist() for c in range(m.shape[1])}
-
 
 def repeat_factors(
-    matrix: np.ndarray, oversample_thr: float, filter_empty_gt: bool = True
-) -> np.ndarray:
+    matrix: BoolMatrix, oversample_thr: float, filter_empty_gt: bool = True
+) -> npt.NDArray[np.float64]:
     """LVIS repeat factor per image: max over its classes of max(1, sqrt(thr / freq(class)))."""
     matrix = np.asarray(matrix, dtype=bool)
     if not filter_empty_gt:  # images without boxes count as one more class (as mmdet does)
@@ -116,23 +119,26 @@ def repeat_factors(
     with np.errstate(divide="ignore"):
         class_factor = np.maximum(1.0, np.sqrt(oversample_thr / freq))
     class_factor[freq == 0] = 1.0
-    return np.where(matrix, class_factor[None, :], 1.0).max(axis=1, initial=1.0)
+    factors: npt.NDArray[np.float64] = np.where(matrix, class_factor[None, :], 1.0).max(
+        axis=1, initial=1.0
+    )
+    return factors
 
 
 @DATASETS.register()
-class ClassBalancedDataset(Dataset):  # type: ignore[type-arg]
+class ClassBalancedDataset(ClassIndex, _TorchDataset):  # type: ignore[type-arg]
     """Repeat images with rare classes: image i appears ceil(r_i) times (LVIS, 2019)."""
 
     NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {"lazy_init": "datasets are built at once"}
 
     def __init__(
         self,
-        dataset: DatasetCfg,
+        dataset: Dataset[DetectionDataset],
         oversample_thr: float,
         filter_empty_gt: bool = True,  # 2.x only; mmengine's version behaves as True
         lazy_init: bool = False,  # mmengine: defer building; detcli builds at once (no effect)
     ):
-        self.dataset = _build(dataset)
+        self.dataset = checked_dataset(dataset, "ClassBalancedDataset.dataset")
         self.oversample_thr = oversample_thr
         self.CLASSES: tuple[str, ...] = tuple(self.dataset.CLASSES)
         self.repeat_factors = repeat_factors(
@@ -140,7 +146,7 @@ class ClassBalancedDataset(Dataset):  # type: ignore[type-arg]
         )
         counts = np.ceil(self.repeat_factors).astype(np.int64)
         self.repeat_indices = np.repeat(np.arange(len(self.dataset)), counts)
-        self.flag = np.asarray(self.dataset.flag)[self.repeat_indices]
+        self.flag = aspect_groups(self.dataset)[self.repeat_indices]
 
     def __getitem__(self, idx: int) -> Any:
         return self.dataset[int(self.repeat_indices[idx])]
@@ -148,17 +154,12 @@ class ClassBalancedDataset(Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return len(self.repeat_indices)
 
-    def image_class_matrix(self) -> np.ndarray:
+    def image_class_matrix(self) -> BoolMatrix:
         """The wrapped dataset's incidence matrix, one row per repeated index."""
         return image_class_matrix(self.dataset)[self.repeat_indices]
 
-    def get_cat2imgs(self) -> dict[int, list[int]]:
-        """For each label, the indices of the images that contain it."""
-        m = self.image_class_matrix()
-        return {c: np.flatnonzero(m[:, c]).tolist() for c in range(m.shape[1])}
 
-
-def leaf_datasets(dataset: Any) -> list[Any]:
+def leaf_datasets(dataset: DetectionDataset) -> list[DetectionDataset]:
     """The datasets a wrapper holds, unwrapped all the way down."""
     if hasattr(dataset, "datasets"):
         return [leaf for d in dataset.datasets for leaf in leaf_datasets(d)]
@@ -171,7 +172,6 @@ __all__ = [
     "ClassBalancedDataset",
     "ConcatDataset",
     "RepeatDataset",
-    "image_class_matrix",
     "leaf_datasets",
     "repeat_factors",
 ]

@@ -19,16 +19,23 @@ if TYPE_CHECKING:
     from detcli.engine.runner import Runner
 
 
-def resolve_device(requested: str | None) -> str:
-    """`cpu` or `cuda` (the default when a GPU is visible); asking for a missing GPU is an error."""
-    name = (requested or ("cuda" if torch.cuda.is_available() else "cpu")).split(":")[0]
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be cpu or cuda, got {requested!r}.")
-    if name == "cuda" and not torch.cuda.is_available():
+def resolve_device(requested: str | None) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N` as a torch device (default: cuda when a GPU is visible).
+
+    Anything else is a ConfigError; asking for a GPU torch cannot see is a TrainingError.
+    """
+    name = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device: torch.device | None = torch.device(name)
+    except RuntimeError:  # not a device string torch knows
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {requested!r}.")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError(
             "device cuda was asked for, but torch sees no CUDA GPU here; use --device cpu."
         )
-    return name
+    return torch.device("cpu") if device.type == "cpu" else device
 
 
 def set_random_seed(seed: int, deterministic: bool = False) -> None:

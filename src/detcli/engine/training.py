@@ -75,7 +75,7 @@ def train(
     moves it aside (see engine/work_dir.py)."""
     cfg, name, origins = _as_config(cfg)
     settings = read_run_settings(cfg, origins)
-    device_type = resolve_device(device or settings.env.device)
+    device_type = resolve_device(device or settings.env.device).type
     backend = settings.env.dist_backend
     joined_here = not torch.distributed.is_initialized()
     info = dist_utils.init_distributed(device_type, backend)

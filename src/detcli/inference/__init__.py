@@ -5,29 +5,19 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from detcli.lazy import lazy_attributes
 
-_LAZY = {
-    "evaluate": "detcli.inference.evaluate",
-    "evaluate_results": "detcli.inference.evaluate",
-    "EvalResult": "detcli.inference.evaluate",
-    "EvaluationInterrupted": "detcli.inference.evaluate",
-    "predict": "detcli.inference.predict",
-    "PredictResult": "detcli.inference.predict",
-    "ImagePrediction": "detcli.inference.predict",
-    "load_detector": "detcli.inference.model_loading",
-    "Precision": "detcli.inference.model_loading",
-    "collect_images": "detcli.inference.inputs",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'detcli.inference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_attributes(
+    __name__,
+    {
+        "detcli.inference.evaluate": [
+            "evaluate",
+            "evaluate_results",
+            "EvalResult",
+            "EvaluationInterrupted",
+        ],
+        "detcli.inference.predict": ["predict", "PredictResult", "ImagePrediction"],
+        "detcli.inference.model_loading": ["load_detector", "Precision"],
+        "detcli.inference.inputs": ["collect_images"],
+    },
+)

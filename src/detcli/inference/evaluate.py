@@ -19,16 +19,19 @@ from typing import Any, Literal
 
 from detcli.config import format_path
 from detcli.config.settings import read_run_settings
+from detcli.data.protocol import CocoStyleDataset, checked_coco_style
 from detcli.engine.inference_loop import BatchResults, inference
+from detcli.engine.setup import resolve_device
 from detcli.engine.threads import configure_threads
 from detcli.errors import DataError, DetcliError
 from detcli.evaluation.class_table import ClassRow, class_table
 from detcli.evaluation.coco_metric import score_detections
 from detcli.evaluation.pr_curves import plot_pr_curves
 from detcli.evaluation.results_files import PartialResults, load_results_json, write_results
-from detcli.inference.model_loading import Precision, load_detector, prepare, resolve_device
+from detcli.inference.model_loading import Precision, load_detector, prepare
 from detcli.inference.session import as_config
 from detcli.inference.tta import MergeMethod, ViewMerger, merge_settings, tta_dataset_cfg
+from detcli.plugins import load_plugins
 from detcli.structures import Detections
 
 ResultsFormat = Literal["json", "csv"]
@@ -89,6 +92,7 @@ def evaluate(
     `threads`: torch CPU threads, as `detcli.train`'s (None leaves torch's setting)."""
     from detcli.data import build_dataloader
 
+    load_plugins()  # an entry point: the config may name plugins' types
     cfg = as_config(cfg)
     settings = read_run_settings(cfg)
     loader_settings = settings.loader(split)
@@ -102,12 +106,10 @@ def evaluate(
     num_workers = loader_settings.num_workers if workers is None else workers
     configure_threads(threads, settings.env.threads, workers=num_workers)
     loader = build_dataloader(loader_settings, batch_size=batch_size, num_workers=workers)
-    dataset = loader.dataset
+    dataset = checked_coco_style(loader.dataset, format_path(loader_settings.dataset_path))
     if not format_only:
         _require_annotations(dataset, split)
-    model, _ = load_detector(
-        settings, checkpoint, device=dev, dataset_classes=getattr(dataset, "CLASSES", None)
-    )
+    model, _ = load_detector(settings, checkpoint, device=dev, dataset_classes=dataset.CLASSES)
     runner = prepare(model, precision)
     if tta and tta_merge != "mean":
         iou, max_dets = merge_settings(settings.model, tta_merge)
@@ -176,8 +178,13 @@ def evaluate_results(
     """Score an existing COCO results json on `data.<split>` (its ids must be that dataset's)."""
     from detcli.data import build_dataset
 
+    load_plugins()  # an entry point: the config may name plugins' types
     cfg = as_config(cfg)
-    dataset = build_dataset(read_run_settings(cfg).loader(split).dataset, test_mode=True)
+    loader_settings = read_run_settings(cfg).loader(split)
+    where = format_path(loader_settings.dataset_path)
+    dataset = checked_coco_style(
+        build_dataset(loader_settings.dataset, test_mode=True, where=where), where
+    )
     _require_annotations(dataset, split)
     detections = load_results_json(Path(results_file), dataset)
     result = EvalResult(split, len(dataset), detections, results_file=Path(results_file))
@@ -185,17 +192,20 @@ def evaluate_results(
     return result
 
 
-def _require_annotations(dataset: Any, split: str) -> None:
-    coco = getattr(dataset, "coco", None)
+def _require_annotations(dataset: CocoStyleDataset, split: str) -> None:
+    coco = dataset.coco
     if coco is not None and not coco.dataset.get("annotations"):
         raise DataError(
-            f"data.{split} ({getattr(dataset, 'ann_file', '?')}) has no annotations to score "
+            f"data.{split} ({dataset.ann_file}) has no annotations to score "
             "against; pass --format-only to write the results file without scoring."
         )
 
 
 def _score(
-    result: EvalResult, dataset: Any, plot_dir: str | Path | None, metrics_file: Any
+    result: EvalResult,
+    dataset: CocoStyleDataset,
+    plot_dir: str | Path | None,
+    metrics_file: str | Path | None,
 ) -> None:
     scores = score_detections(dataset, result.detections)
     result.metrics = scores.metrics

@@ -55,8 +55,9 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = Fals
 
 
 def _meta(data: dict[str, Any], source: Path, half: bool) -> dict[str, Any]:
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    kept = {k: meta[k] for k in ("CLASSES", "dataset_meta", "config") if k in meta}
+    raw = data.get("meta")
+    meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    kept: dict[str, Any] = {k: meta[k] for k in ("CLASSES", "dataset_meta", "config") if k in meta}
     return {
         **kept,
         "detcli_version": __version__,

@@ -17,6 +17,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 from detcli.config.settings import RunSettings
+from detcli.data.builder import build_pipeline
 from detcli.data.collate import collate_skipping_failed
 from detcli.data.transforms import BadImageError, Compose
 from detcli.errors import ConfigError, DataError
@@ -66,13 +67,14 @@ def _folder_images(folder: Path) -> list[Path]:
     )
 
 
-def predict_pipeline(settings: RunSettings) -> list[dict[str, Any]]:
-    """The config's test pipeline (test split, else val) without its annotation steps."""
+def predict_pipeline(settings: RunSettings) -> Compose:
+    """The config's test pipeline (test split, else val), built, without its annotation steps."""
     for split in ("test", "val"):
         loader = settings.loaders.get(split)
         pipeline = _leaf_pipeline(loader.dataset if loader is not None else None)
         if pipeline:
-            return [_without_gt(step) for step in pipeline if _keeps(step)]
+            steps = [_without_gt(step) for step in pipeline if _keeps(step)]
+            return build_pipeline(steps, where=f"data.{split} pipeline")
     raise ConfigError(
         "predict needs a test pipeline: data.test.pipeline or test_dataloader.dataset.pipeline "
         "(or the val split's) in the config, starting with LoadImageFromFile."
@@ -109,9 +111,9 @@ def _without_gt(step: Any) -> Any:
 class ImageFiles(Dataset):  # type: ignore[type-arg]
     """Image files through a test pipeline; an unreadable one yields `{"failed": message}`."""
 
-    def __init__(self, files: Sequence[Path], pipeline: Sequence[Any]):
+    def __init__(self, files: Sequence[Path], pipeline: Compose):
         self.files = [Path(f) for f in files]
-        self.pipeline = Compose(list(pipeline))
+        self.pipeline = pipeline
 
     def __len__(self) -> int:
         return len(self.files)
@@ -145,9 +147,6 @@ def image_loader(
     files: Sequence[Path], settings: RunSettings, batch_size: int, workers: int
 ) -> DataLoader:  # type: ignore[type-arg]
     """A loader over `files` with the config's test pipeline, in the order given."""
-    from detcli.plugins import load_plugins
-
-    load_plugins()  # plugin transforms by name
     dataset = ImageFiles(files, predict_pipeline(settings))
     return DataLoader(
         dataset,

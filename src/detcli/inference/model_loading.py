@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 from detcli.config.settings import RunSettings
+from detcli.data.classes import NUM_CLASSES_KEY, check_class_count, config_classes
 from detcli.engine.checkpoint import (
     fit_checkpoint,
     load_checkpoint,
     weights_of,
 )
-from detcli.errors import CheckpointError, ConfigError, ModelError
+from detcli.errors import CheckpointError, ConfigError
 
-NUM_CLASSES_KEY = "model.roi_head.bbox_head.num_classes"
 SHOWN = 8  # keys listed per kind in a "does not fit" message
 
 
@@ -76,34 +76,13 @@ class ChannelsLast(nn.Module):
         return self.model(img=img, img_metas=img_metas, return_loss=return_loss)
 
 
-def resolve_device(requested: str | None) -> torch.device:
-    """`cpu`, `cuda` or `cuda:N` (default: cuda when a GPU is visible)."""
-    from detcli.engine.setup import resolve_device as device_type
-
-    name = device_type(requested)
-    if requested and ":" in requested and name == "cuda":
-        return torch.device(requested)
-    return torch.device(name)
-
-
 def checkpoint_classes(checkpoint: dict[str, Any]) -> list[str] | None:
     """Class names a checkpoint was trained with: `meta.CLASSES` (detcli, mmdet 2.x) or
     `meta.dataset_meta.classes` (mmdet 3.x), if recorded."""
     from detcli.models.checkpoint_import.mmdet import mmdet_classes
 
-    return mmdet_classes(checkpoint)
-
-
-def config_classes(settings: RunSettings) -> list[str] | None:
-    """The class names a config gives its test/val/train dataset (`classes`, metainfo)."""
-    for split in ("test", "val", "train"):
-        if split not in settings.loaders:
-            continue
-        dataset = settings.loaders[split].dataset or {}
-        given = dataset.get("classes") or (dataset.get("metainfo") or {}).get("classes")
-        if given:
-            return [str(c) for c in given] if not isinstance(given, str) else None
-    return None
+    classes: list[str] | None = mmdet_classes(checkpoint)
+    return classes
 
 
 def _class_name_error(
@@ -155,14 +134,12 @@ def load_detector(
     or does not fit the model; ModelError when the config's classes and model disagree.
     """
     from detcli.model_config import build_model
-    from detcli.plugins import load_plugins
 
     path = Path(checkpoint)
     data = load_checkpoint(path)
-    load_plugins()
     model = build_model(settings.model)
     num_classes = getattr(model, "num_classes", None)
-    _check_dataset_classes(num_classes, dataset_classes)
+    check_class_count(num_classes, dataset_classes, "the config's dataset")
     fitted = fit_checkpoint(model, data, path)
     trained = fitted.classes
     wanted = list(dataset_classes) if dataset_classes is not None else config_classes(settings)
@@ -196,17 +173,6 @@ def load_detector(
         meta["CLASSES"] = list(trained)  # mmdet 3.x / torchvision names, where predict reads them
     meta["checkpoint_format"] = fitted.source
     return model, meta
-
-
-def _check_dataset_classes(num_classes: int | None, classes: Sequence[str] | None) -> None:
-    """The config's head and its dataset must agree on the number of classes."""
-    if num_classes is None or classes is None or len(classes) == num_classes:
-        return
-    raise ModelError(
-        f"The config's model predicts {num_classes} classes ({NUM_CLASSES_KEY}) but its "
-        f"dataset has {len(classes)}: {list(classes)}. Set num_classes to {len(classes)}, "
-        f"or `classes` to the {num_classes} you mean."
-    )
 
 
 def _classifier_rows(model: nn.Module, data: dict[str, Any]) -> tuple[str, int, int] | None:

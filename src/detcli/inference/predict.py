@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from detcli.config.settings import RunSettings, read_run_settings
+from detcli.data.classes import config_classes
 from detcli.engine.inference_loop import BatchResults, inference
+from detcli.engine.setup import resolve_device
 from detcli.engine.threads import configure_threads
 from detcli.inference.inputs import collect_images, image_loader
 from detcli.inference.model_loading import (
@@ -24,9 +26,9 @@ from detcli.inference.model_loading import (
     checkpoint_classes,
     load_detector,
     prepare,
-    resolve_device,
 )
 from detcli.inference.session import as_config
+from detcli.plugins import load_plugins
 from detcli.structures import Detections
 
 
@@ -75,6 +77,7 @@ def predict(
     """Run the config's model with the checkpoint's weights over images; see module doc.
 
     `threads`: torch CPU threads, as `detcli.train`'s (None leaves torch's setting)."""
+    load_plugins()  # an entry point: the config may name plugins' types
     settings = read_run_settings(as_config(cfg))
     configure_threads(threads, settings.env.threads, workers=workers)
     files = collect_images(inputs)
@@ -138,14 +141,7 @@ def predict(
 
 def _class_names(settings: RunSettings, meta: dict[str, Any], num_classes: int | None) -> list[str]:
     """Class names: the checkpoint's, else the config's `classes`, else class_0, class_1, ..."""
-    names = checkpoint_classes({"meta": meta})
-    if names is None:
-        for split in ("test", "val", "train"):
-            dataset = settings.loaders[split].dataset if split in settings.loaders else {}
-            given = dataset.get("classes") or (dataset.get("metainfo") or {}).get("classes")
-            if isinstance(given, (list, tuple)) and given:
-                names = [str(c) for c in given]
-                break
+    names = checkpoint_classes({"meta": meta}) or config_classes(settings)
     if names is None or (num_classes is not None and len(names) != num_classes):
         names = [f"class_{k}" for k in range(num_classes or 0)]
     return names
@@ -203,7 +199,8 @@ def _write_png(
     from detcli.visualization import write_drawn
 
     img = load_image(str(pred.file))
-    return write_drawn(path, img, pred.detections, classes, palette, score_thr)
+    written: Path = write_drawn(path, img, pred.detections, classes, palette, score_thr)
+    return written
 
 
 def _palette(settings: RunSettings, num_classes: int) -> list[tuple[int, int, int]] | None:

@@ -159,7 +159,8 @@ class ViewMerger(nn.Module):
 
     def forward(self, img: Any, img_metas: Any, return_loss: bool = False) -> list[Detections]:
         if isinstance(img, Tensor):
-            return self.model(img=img, img_metas=img_metas, return_loss=False)
+            single: list[Detections] = self.model(img=img, img_metas=img_metas, return_loss=False)
+            return single
         per_view = [
             self.model(img=v, img_metas=m, return_loss=False)
             for v, m in zip(img, img_metas, strict=True)

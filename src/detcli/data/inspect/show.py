@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torchvision.io import write_png
 
+from detcli.data.protocol import DetectionDataset
 from detcli.data.transforms.loading import load_image
 from detcli.visualization import class_colours, draw_boxes
 
@@ -39,7 +40,8 @@ def draw(
         boxes = torch.cat([boxes.float(), ignore.float()])
         names += ["crowd"] * len(ignore)
         tints += [CROWD_COLOUR] * len(ignore)
-    return draw_boxes(img, boxes, names, tints, caption)
+    drawn: torch.Tensor = draw_boxes(img, boxes, names, tints, caption)
+    return drawn
 
 
 def denormalize(img: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
@@ -54,7 +56,7 @@ def denormalize(img: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
 
 
 def show_samples(
-    dataset: Any, out_dir: Path, num: int = 16, after_pipeline: bool = False
+    dataset: DetectionDataset, out_dir: Path, num: int = 16, after_pipeline: bool = False
 ) -> list[Path]:
     """Write up to `num` PNGs (the dataset's first images) with their boxes; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,7 @@ def _locate(dataset: Any, idx: int) -> tuple[Any, int]:
     return dataset, idx
 
 
-def _raw(dataset: Any, idx: int) -> _Drawn:
+def _raw(dataset: DetectionDataset, idx: int) -> _Drawn:
     leaf, j = _locate(dataset, idx)
     results = leaf.results(j)
     info = results["img_info"]
@@ -102,7 +104,7 @@ def _raw(dataset: Any, idx: int) -> _Drawn:
     )
 
 
-def _after_pipeline(dataset: Any, idx: int) -> _Drawn:
+def _after_pipeline(dataset: DetectionDataset, idx: int) -> _Drawn:
     sample = dataset[idx]
     img, meta = sample["img"], sample["img_metas"]
     if isinstance(img, list):  # test-time views: show the first

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from detcli.data.protocol import DetectionDataset, checked_coco_style
 from detcli.data.wrappers import leaf_datasets
 
 SMALL, MEDIUM = 32**2, 96**2  # COCO's area limits for small / medium / large objects
@@ -48,9 +48,9 @@ class DatasetStats:
         return dict(zip(("min", "p5", "median", "p95", "max"), q.round(3).tolist(), strict=True))
 
 
-def dataset_stats(dataset: Any) -> DatasetStats:
+def dataset_stats(dataset: DetectionDataset) -> DatasetStats:
     """Statistics of a dataset (of every leaf of a wrapper, each image counted once)."""
-    leaves = leaf_datasets(dataset)
+    leaves = [checked_coco_style(leaf, "dataset stats") for leaf in leaf_datasets(dataset)]
     boxes, labels, counts, sizes = [], [], [], []
     num_crowd = 0
     for leaf in leaves:

@@ -39,7 +39,8 @@ def _image_tensor(img: Any) -> torch.Tensor:
         img = torch.from_numpy(
             np.ascontiguousarray(img.transpose(2, 0, 1) if img.ndim == 3 else img[None])
         )
-    return img.to(torch.float32).contiguous()
+    tensor: torch.Tensor = img.to(torch.float32).contiguous()
+    return tensor
 
 
 def _gt_tensor(key: str, value: Any) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -35,12 +35,11 @@ def rescale_size(width: int, height: int, scale: Scale) -> tuple[int, int]:
 def _as_scales(img_scale: Sequence[int] | Sequence[Sequence[int]] | None) -> list[Scale]:
     if img_scale is None:
         return []
-    if len(img_scale) == 2 and all(isinstance(v, (int, float)) for v in img_scale):
-        scales = [(int(img_scale[0]), int(img_scale[1]))]
-    else:
-        scales = [tuple(int(v) for v in s) for s in img_scale]  # type: ignore[union-attr,misc]
-    if not scales or any(len(s) != 2 for s in scales):
+    raw: list[Any] = list(img_scale)
+    pairs = [raw] if len(raw) == 2 and all(isinstance(v, (int, float)) for v in raw) else raw
+    if not pairs or any(not isinstance(p, Sequence) or len(p) != 2 for p in pairs):
         raise DataError(f"img_scale must be [w, h] or a list of [w, h]; got {img_scale!r}.")
+    scales = [(int(w), int(h)) for w, h in pairs]
     if any(v <= 0 for s in scales for v in s):
         raise DataError(f"Resize: a scale must be positive [w, h] pixels; got {img_scale!r}.")
     return scales
@@ -115,9 +114,7 @@ class Resize:
         self.bbox_clip_border = True if clip is None else clip
         self.interpolation = InterpolationMode(interpolation)
         self.scale: Scale | None = None
-        if isinstance(scale, int) and not isinstance(scale, bool):
-            self.scale = (scale, scale)
-        elif scale is not None:
+        if isinstance(scale, Sequence):
             pair = _as_scales(scale)
             if len(pair) != 1:
                 raise DataError(
@@ -125,6 +122,8 @@ class Resize:
                     f"several scales use RandomChoiceResize (or RandomResize for a range)."
                 )
             self.scale = pair[0]
+        elif scale is not None:  # one number: a square
+            self.scale = (int(scale), int(scale))
         self.scale_factor = _pair(scale_factor, "scale_factor") if scale_factor else None
         self.backend = backend
 
@@ -214,7 +213,7 @@ class RandomFlip:
         ratio = prob if prob is not None else flip_ratio
         name = "prob" if prob is not None else "flip_ratio"
         directions = [direction] if isinstance(direction, str) else list(direction)
-        if isinstance(ratio, (list, tuple)):
+        if isinstance(ratio, Sequence):
             if len(ratio) != len(directions) or sum(ratio) > 1:
                 raise DataError(
                     f"RandomFlip: a list {name} needs one probability per direction, "

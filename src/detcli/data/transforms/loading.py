@@ -176,7 +176,9 @@ def load_image(
         # GRAY then expand keeps 3 channels for a colour-blind model; RGB also turns grayscale
         # and palette files into 3 channels.
         mode = ImageReadMode.GRAY if grayscale else ImageReadMode.RGB
-        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode, True)
+        img: torch.Tensor = decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode, True
+        )
     except (RuntimeError, ValueError) as exc:
         # torchvision prefixes its message with the C++ function and source line: drop them.
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -46,13 +46,18 @@ def _resize(img: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if (height, width) == (int(img.shape[-2]), int(img.shape[-1])):
         return img
     # antialias: the mosaic shrinks images by up to the data's size over img_scale
-    return F.resize_image(img, [height, width], InterpolationMode.BILINEAR, antialias=True)
+    resized: torch.Tensor = F.resize_image(
+        img, [height, width], InterpolationMode.BILINEAR, antialias=True
+    )
+    return resized
 
 
-def _concat_fields(results: Results, parts: list[Results], boxes: list[torch.Tensor]) -> None:
+def _concat_fields(
+    results: Results, parts: list[Results], boxes: list[dict[str, torch.Tensor]]
+) -> None:
     """Set every box field (and its labels) of `results` to the parts' rows, in order."""
     for key in box_fields(results):
-        rows = [b[key] for b in boxes]  # type: ignore[index]
+        rows = [b[key] for b in boxes]
         results[key] = torch.cat(rows).reshape(-1, 4) if rows else results[key]
         labels = LABELS_OF.get(key)
         if labels in results:

@@ -1,21 +1,37 @@
 """RandomResize and RandomChoiceResize (mmcv 2.x): draw a scale, then resize with it.
 
-Each wraps a resize transform (`resize_type`, default Resize) built with `resize_kwargs`
+Each wraps a resize transform (`resize_type`, default Resize) made with `resize_kwargs`
 (keep_ratio, clip_object_border, interpolation, ...) and sets its `scale` before each call,
 as mmcv 2.x does. The inner Resize is spelled the 3.x way, so keep_ratio defaults to false.
+
+`resize_type` is a class, or the name of one of detcli's resizes (what a config writes): the
+transform makes its own inner resize, so it is chosen here rather than built by a registry.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from detcli.data.transforms.compose import Results
+from detcli.data.transforms.geometric import Resize
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
+from detcli.suggest import did_you_mean
 
 Scale = tuple[int, int]
+
+
+class ResizeStep(Protocol):
+    """A resize whose target `scale` ([w, h]) can be set before each call."""
+
+    scale: Any
+
+    def __call__(self, results: Results) -> Results: ...
+
+
+RESIZE_TYPES: dict[str, Callable[..., ResizeStep]] = {"Resize": Resize}
 
 
 def _is_pair(value: Any) -> bool:
@@ -26,7 +42,9 @@ def _is_pair(value: Any) -> bool:
     )
 
 
-def _build_resize(owner: str, resize_type: str, resize_kwargs: dict[str, Any]) -> Any:
+def _make_resize(
+    owner: str, resize_type: str | Callable[..., ResizeStep], resize_kwargs: dict[str, Any]
+) -> ResizeStep:
     """The wrapped resize transform, with a placeholder scale (set before every call)."""
     for key in ("scale", "img_scale"):
         if key in resize_kwargs:
@@ -34,7 +52,15 @@ def _build_resize(owner: str, resize_type: str, resize_kwargs: dict[str, Any]) -
                 f"{owner}: `{key}` belongs to {owner} itself, not to its resize arguments; "
                 f"remove it from there (the drawn scale is handed to {resize_type})."
             )
-    return TRANSFORMS.build({"type": resize_type, "scale": 0, **resize_kwargs})
+    if isinstance(resize_type, str):
+        if resize_type not in RESIZE_TYPES:
+            raise DataError(
+                f"{owner}.resize_type: {resize_type!r} is not a resize transform of detcli's "
+                f"({', '.join(RESIZE_TYPES)}).{did_you_mean(resize_type, RESIZE_TYPES)} "
+                f"From Python, pass another resize class itself (resize_type=MyResize)."
+            )
+        resize_type = RESIZE_TYPES[resize_type]
+    return resize_type(scale=0, **resize_kwargs)
 
 
 @TRANSFORMS.register()
@@ -49,7 +75,7 @@ class RandomResize:
         self,
         scale: Sequence[int] | Sequence[Sequence[int]],
         ratio_range: Sequence[float] | None = None,
-        resize_type: str = "Resize",
+        resize_type: str | Callable[..., ResizeStep] = "Resize",
         **resize_kwargs: Any,
     ):
         if _is_pair(scale):
@@ -67,7 +93,7 @@ class RandomResize:
             )
         self.scale = scale
         self.ratio_range = tuple(ratio_range) if ratio_range is not None else None
-        self.resize = _build_resize("RandomResize", resize_type, dict(resize_kwargs))
+        self.resize = _make_resize("RandomResize", resize_type, dict(resize_kwargs))
 
     def _random_scale(self) -> Scale:
         scale: Any = self.scale
@@ -93,14 +119,14 @@ class RandomChoiceResize:
     def __init__(
         self,
         scales: Sequence[Sequence[int]] | Sequence[int],
-        resize_type: str = "Resize",
+        resize_type: str | Callable[..., ResizeStep] = "Resize",
         **resize_kwargs: Any,
     ):
         options = [scales] if _is_pair(scales) else list(scales)
         if not options or not all(_is_pair(s) for s in options):
             raise DataError(f"RandomChoiceResize: scales must be a list of [w, h]; got {scales!r}.")
         self.scales: list[Scale] = [(int(s[0]), int(s[1])) for s in options]  # type: ignore[index]
-        self.resize = _build_resize("RandomChoiceResize", resize_type, dict(resize_kwargs))
+        self.resize = _make_resize("RandomChoiceResize", resize_type, dict(resize_kwargs))
 
     def __call__(self, results: Results) -> Results:
         idx = random.randrange(len(self.scales))

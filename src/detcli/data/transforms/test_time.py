@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from detcli.data.transforms.compose import Compose, Results
+from detcli.data.transforms.compose import Compose, Results, TransformFn
 from detcli.data.transforms.geometric import Direction, _as_scales
 from detcli.errors import DataError
-from detcli.registry import TRANSFORMS, TransformCfg
+from detcli.registry import TRANSFORMS, Transform
 
 
 @TRANSFORMS.register()
@@ -18,7 +18,7 @@ class MultiScaleFlipAug:
 
     def __init__(
         self,
-        transforms: list[TransformCfg],
+        transforms: list[Transform[TransformFn]],
         img_scale: Sequence[int] | Sequence[Sequence[int]] | None = None,
         flip: bool = False,
         flip_direction: Direction | Sequence[Direction] = "horizontal",
@@ -65,18 +65,14 @@ class TestTimeAug:
     packed key as a list, one entry per view), the structure MultiScaleFlipAug produces.
     """
 
-    def __init__(self, transforms: list[list[TransformCfg]]):
+    def __init__(self, transforms: list[list[Transform[TransformFn]]]):
         if not transforms or not all(isinstance(g, (list, tuple)) and g for g in transforms):
             raise DataError(
                 "TestTimeAug: transforms must be a list of non-empty lists of transforms, e.g. "
                 "[[Resize ...], [RandomFlip prob 1.0, RandomFlip prob 0.0], [PackDetInputs]]."
             )
-        groups = [
-            [TRANSFORMS.build(t) if isinstance(t, Mapping) else t for t in group]
-            for group in transforms
-        ]
         self.subroutines = [
-            Compose(list(combo), spelling="3.x") for combo in itertools.product(*groups)
+            Compose(list(combo), spelling="3.x") for combo in itertools.product(*transforms)
         ]
 
     def __call__(self, results: Results) -> dict[str, list[Any]]:

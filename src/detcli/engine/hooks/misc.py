@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from detcli.data.classes import check_class_count
 from detcli.engine.hooks.base import Hook
-from detcli.errors import ModelError
 from detcli.registry import HOOKS
 
 if TYPE_CHECKING:
@@ -81,12 +81,7 @@ class NumClassCheckHook(Hook):
             return
         for split, loader in (("train", runner.train_loader), ("val", runner.val_loader)):
             classes = getattr(getattr(loader, "dataset", None), "CLASSES", None)
-            if classes is not None and len(classes) != num_classes:
-                raise ModelError(
-                    f"The model predicts {num_classes} classes (model.roi_head.bbox_head."
-                    f"num_classes) but data.{split} has {len(classes)}: {list(classes)}. Set "
-                    f"num_classes to {len(classes)}, or `classes` to the {num_classes} you mean."
-                )
+            check_class_count(num_classes, classes, f"data.{split}")
 
 
 @HOOKS.register()
