@@ -1,4 +1,4 @@
-"""RoI heads (MODELS registry): RoI feature extractors, box heads, StandardRoIHead, CascadeRoIHead."""
+"""RoI heads (MODELS registry): RoI feature extractors, box heads, standard and cascade heads."""
 
 from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
 from detcli.models.roi_heads.cascade_roi_head import CascadeRoIHead

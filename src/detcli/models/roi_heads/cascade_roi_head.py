@@ -61,11 +61,11 @@ class CascadeRoIHead(nn.Module):
             _per_stage(num_stages, extractors, f"{where}.bbox_roi_extractor")
         if train_cfg is not None:
             _per_stage(num_stages, train_cfg, "model.train_cfg.rcnn")
-        classes = {head.num_classes for head in bbox_head}
-        if len(classes) > 1:
+        classes = [head.num_classes for head in bbox_head]
+        if len(set(classes)) > 1:
             raise ModelError(
-                f"{where}.bbox_head: the stages' num_classes differ ({[h.num_classes for h in bbox_head]}); "
-                "every stage classifies the same classes."
+                f"{where}.bbox_head: the stages' num_classes differ ({classes}); every stage "
+                "classifies the same classes."
             )
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
