@@ -59,8 +59,9 @@ def route_run_cfgs(cfg_model: Mapping[str, Any], models: Registry = MODELS) -> d
     """`cfg_model` with its `train_cfg` / `test_cfg` handed, typed, to the heads that use them.
 
     A two-stage detector (`rpn_head` and `roi_head`): `train_cfg.rpn` and `test_cfg.rpn` go to
-    the RPN head, `train_cfg.rcnn` and `test_cfg.rcnn` to the RoI head, `train_cfg.rpn_proposal`
-    to the detector (`train_proposals`). Another detector (a plugin's) gets them as they are.
+    the RPN head, `train_cfg.rcnn` (a list for a cascade, one per stage) and `test_cfg.rcnn` to
+    the RoI head, `train_cfg.rpn_proposal` to the detector (`train_proposals`). Another detector
+    (a plugin's) gets them as they are.
     """
     from detcli.models.run_cfgs import ProposalCfg, RCNNTestCfg, read_cfg
 
@@ -76,7 +77,13 @@ def route_run_cfgs(cfg_model: Mapping[str, Any], models: Registry = MODELS) -> d
     if "rpn" in train:
         rpn["train_cfg"] = stage_train_cfg(train["rpn"], "model.train_cfg.rpn", models)
     if "rcnn" in train:
-        roi["train_cfg"] = stage_train_cfg(train["rcnn"], "model.train_cfg.rcnn", models)
+        where = "model.train_cfg.rcnn"
+        rcnn = train["rcnn"]
+        roi["train_cfg"] = (  # a cascade: one per stage
+            [stage_train_cfg(c, f"{where}.{i}", models) for i, c in enumerate(rcnn)]
+            if isinstance(rcnn, list)
+            else stage_train_cfg(rcnn, where, models)
+        )
     if "rpn_proposal" in train:
         where = "model.train_cfg.rpn_proposal"
         cfg["train_proposals"] = read_cfg(ProposalCfg, train["rpn_proposal"], where)

@@ -20,10 +20,16 @@ from detcli.models.backbones import (
 from detcli.models.backbones.base import Backbone
 from detcli.models.data_preprocessor import DetDataPreprocessor
 from detcli.models.dense_heads import RPNHead
-from detcli.models.detectors import FasterRCNN, TwoStageDetector
+from detcli.models.detectors import CascadeRCNN, FasterRCNN, TwoStageDetector
 from detcli.models.losses import CrossEntropyLoss, L1Loss, SmoothL1Loss
 from detcli.models.necks import FPN, HRFPN
-from detcli.models.roi_heads import RoIAlign, Shared2FCBBoxHead, SingleRoIExtractor, StandardRoIHead
+from detcli.models.roi_heads import (
+    CascadeRoIHead,
+    RoIAlign,
+    Shared2FCBBoxHead,
+    SingleRoIExtractor,
+    StandardRoIHead,
+)
 from detcli.models.run_cfgs import NmsCfg, ProposalCfg, RCNNTestCfg, StageTrainCfg
 from detcli.models.shapes import FeatureMaps, RoIFeatures, WiringError
 from detcli.models.task_modules import (
@@ -38,6 +44,8 @@ __all__ = [
     "HRFPN",
     "AnchorGenerator",
     "Backbone",
+    "CascadeRCNN",
+    "CascadeRoIHead",
     "CrossEntropyLoss",
     "DeltaXYWHBBoxCoder",
     "DetDataPreprocessor",
