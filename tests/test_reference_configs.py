@@ -104,3 +104,21 @@ def test_mmdet3_configs_mean_what_their_2x_twins_mean():
         v3.loaders["train"].dataset["metainfo"]["classes"] == v2.loaders["train"].dataset["classes"]
     )
     assert v3.evaluation.outputs("test") == (True, "work_dirs/trash_test/results")
+
+
+def test_cascade_configs_in_both_spellings_build_the_same_model_and_run():
+    from detcli.config.settings import read_run_settings
+
+    v2 = read_run_settings(
+        load_config(REPO / "configs/cascade_rcnn/cascade_rcnn_r50_fpn_20e_coco.yaml")
+    )
+    v3 = read_run_settings(
+        load_config(REPO / "configs/mmdet3/cascade_rcnn/cascade-rcnn_r50_fpn_20e_coco.yaml")
+    )
+    model3 = dict(v3.model)
+    assert model3.pop("data_preprocessor")["pad_size_divisor"] == 32
+    assert model3 == v2.model
+    assert (
+        v2.model["roi_head"]["type"] == "CascadeRoIHead" and len(v2.model["train_cfg"]["rcnn"]) == 3
+    )
+    assert v3.loop.max_epochs == v2.loop.max_epochs == 20
