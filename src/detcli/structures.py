@@ -11,6 +11,10 @@ images empty `Detections`.
 
 Box convention everywhere: float32 `(N, 4)` tensors, `x1, y1, x2, y2` in pixels of the image
 they belong to (the transformed image in a batch, the original image in `Detections`).
+Instance masks (with `LoadAnnotations(with_mask=True)`): `gt_masks` holds one mask per row of
+`gt_bboxes`, as an `InstanceMasks` object (bitmaps, or polygons kept as polygons so a large set
+holds no full-image bitmaps); predicted masks are bool (K, H, W) in original image pixels, or
+COCO RLE once encoded for results files.
 Labels are int64 contiguous class indices `0..num_classes-1` in the order of `classes`.
 This module imports nothing heavy at run time, so the CLI can name these types cheaply.
 """
@@ -50,6 +54,7 @@ class Sample(TypedDict, total=False):
     gt_bboxes: torch.Tensor  # float32 (N, 4), xyxy in `img` pixels
     gt_labels: torch.Tensor  # int64 (N,)
     gt_bboxes_ignore: torch.Tensor  # float32 (M, 4): crowd regions, never targets
+    gt_masks: InstanceMasks  # one per row of gt_bboxes, in `img` pixels (with_mask=True)
 
 
 class AugSample(TypedDict):
@@ -67,6 +72,7 @@ class Batch(TypedDict, total=False):
     gt_bboxes: list[torch.Tensor]
     gt_labels: list[torch.Tensor]
     gt_bboxes_ignore: list[torch.Tensor]
+    gt_masks: list[InstanceMasks]  # per image, when the pipeline loads masks
     failed: dict[int, str]  # test time: position in the batch -> why that sample failed
 
 
@@ -89,6 +95,29 @@ LossDict: TypeAlias = "dict[str, torch.Tensor | list[torch.Tensor]]"
 feature level (summed). Keys starting with `loss` are trained on; the others are only logged."""
 
 
+class InstanceMasks(Protocol):
+    """The masks of an image's instances, in the pixels of the image they belong to.
+
+    Implemented by bitmaps and by polygons (`detcli.data.masks`); the mask head reads only
+    `crop_and_resize`, so either trains it.
+    """
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def width(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def crop_and_resize(
+        self, boxes: torch.Tensor, inds: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Float (P, h, w) in [0, 1]: mask `inds[p]` cut to box `boxes[p]` (xyxy, these pixels)
+        and resized to `size` (the mask head's targets), on `boxes`' device."""
+        ...
+
+
 @dataclass
 class Detections:
     """Predictions for one image, in original image pixels."""
@@ -96,13 +125,18 @@ class Detections:
     boxes: torch.Tensor  # float32 (K, 4) xyxy
     scores: torch.Tensor  # float32 (K,)
     labels: torch.Tensor  # int64 (K,)
+    masks: torch.Tensor | None = None  # bool (K, H, W) at the original size (a mask head's)
+    rles: list[dict[str, Any]] | None = None  # the masks as COCO RLE (`encode_masks()`)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device | str) -> Detections:
         """The same detections on another device."""
-        return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device))
+        masks = None if self.masks is None else self.masks.to(device)
+        return Detections(
+            self.boxes.to(device), self.scores.to(device), self.labels.to(device), masks, self.rles
+        )
 
 
 class DetectionDataset(Protocol):
