@@ -148,7 +148,7 @@ def test_cuda_gives_the_cpu_result_also_under_autocast():
         ({"mean": [1, 2], "std": [1, 2]}, "1 or 3 values"),
         ({"mean": MEAN, "std": [1, 0, 1]}, "non-zero"),
         ({"pad_size_divisor": 0}, "pad_size_divisor"),
-        ({"pad_mask": True}, "Mask R-CNN"),
+        ({"pad_mask": True, "mask_pad_value": 255}, "mask_pad_value"),
         ({"pad_seg": True}, "pad_seg"),
         ({"batch_augments": [{"type": "BatchSyncRandomResize"}]}, "batch_augments"),
     ],
@@ -205,5 +205,5 @@ model:
     typo = write("typo.yaml", f"_base_: {TINY_MODEL}\n{section}    bgr2rgb: true\n")
     found = {p.where: p.message for p in check_config(resolve_config(typo))}
     assert "bgr_to_rgb" in found["model.data_preprocessor.bgr2rgb"]
-    masks = write("masks.yaml", f"_base_: {TINY_MODEL}\n{section}    pad_mask: true\n")
-    assert "pad_mask" in " ".join(p.message for p in check_config(resolve_config(masks)))
+    masks = write("masks.yaml", f"_base_: {TINY_MODEL}\n{section}    mask_pad_value: 1\n")
+    assert "mask_pad_value" in " ".join(p.message for p in check_config(resolve_config(masks)))

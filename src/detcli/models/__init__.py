@@ -20,11 +20,12 @@ from detcli.models.backbones import (
 from detcli.models.backbones.base import Backbone
 from detcli.models.data_preprocessor import DetDataPreprocessor
 from detcli.models.dense_heads import RPNHead
-from detcli.models.detectors import CascadeRCNN, FasterRCNN, TwoStageDetector
+from detcli.models.detectors import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 from detcli.models.losses import CrossEntropyLoss, L1Loss, SmoothL1Loss
 from detcli.models.necks import FPN, HRFPN
 from detcli.models.roi_heads import (
     CascadeRoIHead,
+    FCNMaskHead,
     RoIAlign,
     Shared2FCBBoxHead,
     SingleRoIExtractor,
@@ -49,11 +50,13 @@ __all__ = [
     "CrossEntropyLoss",
     "DeltaXYWHBBoxCoder",
     "DetDataPreprocessor",
+    "FCNMaskHead",
     "FasterRCNN",
     "FeatureMaps",
     "HRNet",
     "L1Loss",
     "LoadReport",
+    "MaskRCNN",
     "MaxIoUAssigner",
     "NmsCfg",
     "ProposalCfg",

@@ -46,13 +46,15 @@ class DetDataPreprocessor(nn.Module):
     computes `(x - mean) / std` with a true division, torchvision's GeneralizedRCNNTransform
     order (255, with mean/std in 0-1 units), so its input tensor is matched bit for bit.
     `boxtype2tensor` and `non_blocking` are accepted and have no effect (boxes are always
-    tensors; the engine moves batches). `pad_mask`, `pad_seg` and `batch_augments` are refused.
+    tensors; the engine moves batches), and so is `pad_mask` (instance masks keep the image's
+pixels: the padding below and right of it holds no mask). A non-zero `mask_pad_value`,
+`pad_seg` and `batch_augments` are refused.
     """
 
     NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
         "boxtype2tensor": "detcli's boxes are tensors already",
         "non_blocking": "batches are moved to the device by the engine",
-        "mask_pad_value": "detcli has no masks yet",
+        "pad_mask": "instance masks keep the image's pixels; the padding holds no mask",
         "seg_pad_value": "detcli has no segmentation maps",
     }
 
@@ -74,7 +76,7 @@ class DetDataPreprocessor(nn.Module):
         input_scale: float | None = None,
     ):
         super().__init__()
-        _check_unsupported(pad_mask, pad_seg, batch_augments)
+        _check_unsupported(mask_pad_value, pad_seg, batch_augments)
         if bgr_to_rgb and rgb_to_bgr:
             raise ModelError(
                 f"{WHERE}: bgr_to_rgb and rgb_to_bgr are both true; set at most one (both swap "
@@ -167,11 +169,11 @@ class DetDataPreprocessor(nn.Module):
         )
 
 
-def _check_unsupported(pad_mask: bool, pad_seg: bool, batch_augments: Any) -> None:
-    if pad_mask:
+def _check_unsupported(mask_pad_value: int, pad_seg: bool, batch_augments: Any) -> None:
+    if mask_pad_value != 0:
         raise ModelError(
-            f"{WHERE}.pad_mask: instance masks are not supported yet (they come with Mask "
-            "R-CNN); set pad_mask: false for box-only detectors."
+            f"{WHERE}.mask_pad_value: the padding around a mask is background (0); "
+            f"{mask_pad_value} is not supported, remove mask_pad_value."
         )
     if pad_seg:
         raise ModelError(

@@ -69,3 +69,15 @@ def boxes_to_input(boxes: Tensor, img_ids: Tensor, img_metas: Sequence[ImgMeta])
     m = {k: v[img_ids] for k, v in _per_image(img_metas, boxes.device).items()}
     shape = (boxes.shape[0],) + (1,) * (boxes.dim() - 2)
     return _flip(boxes.float() * m["scale"].reshape(*shape, 4), m, shape)
+
+
+def masks_to_original(masks: Tensor, img_ids: Tensor, img_metas: Sequence[ImgMeta]) -> Tensor:
+    """Per-box masks (N, h, w) predicted in flipped inputs, mirrored back (the unflipped box's).
+
+    Resizing needs nothing here: a box's mask is stretched onto its box in whatever pixels.
+    """
+    if masks.numel() == 0:
+        return masks
+    m = {k: v[img_ids] for k, v in _per_image(img_metas, masks.device).items()}
+    masks = torch.where(m["hflip"][:, None, None], masks.flip(-1), masks)
+    return torch.where(m["vflip"][:, None, None], masks.flip(-2), masks)

@@ -52,6 +52,7 @@ class RCNNTestCfg:
     nms: NmsCfg = NmsCfg(iou_threshold=0.5)
     max_per_img: int = 100
     min_bbox_size: float = 0  # boxes narrower or lower than this are dropped (torchvision: 0.01)
+    mask_thr_binary: float = 0.5  # a mask head's pasted probability at least this is the object
 
 
 class Assigner(Protocol):
@@ -87,6 +88,8 @@ class StageTrainCfg:
         -1
     )  # RPN: anchors further outside the image are not trained; -1 keeps all
     pos_weight: float = -1  # weight of a positive in the classification loss; -1 means 1
+    mask_size: int | tuple[int, int] = 28  # RCNN with a mask head: side of its mask targets
+    soft_mask_target: bool = False  # keep the resized GT masks' fractions, not 0/1 targets
     debug: bool = False  # mmdet's; has no effect here (`detcli check` says so)
 
 

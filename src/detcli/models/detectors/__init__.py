@@ -1,5 +1,5 @@
-"""Detectors (MODELS registry): FasterRCNN, CascadeRCNN."""
+"""Detectors (MODELS registry): FasterRCNN, MaskRCNN, CascadeRCNN."""
 
-from detcli.models.detectors.two_stage import CascadeRCNN, FasterRCNN, TwoStageDetector
+from detcli.models.detectors.two_stage import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 
-__all__ = ["CascadeRCNN", "FasterRCNN", "TwoStageDetector"]
+__all__ = ["CascadeRCNN", "FasterRCNN", "MaskRCNN", "TwoStageDetector"]

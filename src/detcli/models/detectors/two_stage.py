@@ -1,9 +1,10 @@
-"""TwoStageDetector / FasterRCNN: backbone -> neck -> RPN proposals -> RoI head."""
+"""TwoStageDetector / FasterRCNN / MaskRCNN / CascadeRCNN: backbone -> neck -> RPN proposals ->
+RoI head (boxes, and masks with a mask head)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ from detcli.models.run_cfgs import ProposalCfg
 from detcli.models.shapes import FeatureMaps, Wiring
 from detcli.models.weight_init import init_weights
 from detcli.registry import MODELS, Model
-from detcli.structures import Detections, ImgMeta
+from detcli.structures import Detections, ImgMeta, InstanceMasks
 
 
 class TwoStageDetector(nn.Module):
@@ -30,6 +31,8 @@ class TwoStageDetector(nn.Module):
     given values that disagree are reported together (`WiringError`, one line per key).
     `train_proposals` is `train_cfg.rpn_proposal` (default: the RPN's test-time settings).
     """
+
+    needs_mask_head: ClassVar[bool] = False  # MaskRCNN: a RoI head without masks is an error
 
     def __init__(
         self,
@@ -52,9 +55,20 @@ class TwoStageDetector(nn.Module):
         self.init_cfg = init_cfg
         # 3.x configs normalise and pad in the model; 2.x pipelines already did (None).
         self.data_preprocessor = data_preprocessor
+        if self.needs_mask_head and not self.with_mask:
+            raise ModelError(
+                f"{type(self).__name__} needs model.roi_head.mask_roi_extractor and "
+                "model.roi_head.mask_head (see configs/_base_/models/mask_rcnn_r50_fpn.yaml); "
+                "without them use FasterRCNN."
+            )
         wire_parts(
             self.backbone, [("neck", self.neck), ("rpn_head", rpn_head), ("roi_head", roi_head)]
         )
+
+    @property
+    def with_mask(self) -> bool:
+        """Whether the RoI head predicts masks (`Detections.masks`)."""
+        return bool(getattr(self.roi_head, "with_mask", False))
 
     @property
     def num_classes(self) -> int:
@@ -77,12 +91,14 @@ class TwoStageDetector(nn.Module):
         gt_bboxes: Sequence[Tensor] | None = None,
         gt_labels: Sequence[Tensor] | None = None,
         gt_bboxes_ignore: Sequence[Tensor] | None = None,
+        gt_masks: Sequence[InstanceMasks] | None = None,
         return_loss: bool = True,
         rescale: bool = True,
     ) -> dict[str, Tensor] | list[Detections]:
         """Losses for a batch (`return_loss`), else detections per image (original pixels).
 
         With a `data_preprocessor`, it normalises and pads `img` (every view) first.
+        `gt_masks` trains a mask head; a detector without one ignores them.
         """
         if self.data_preprocessor is not None:
             img, img_metas = self.data_preprocessor(img, img_metas)
@@ -91,7 +107,14 @@ class TwoStageDetector(nn.Module):
                 raise ModelError(
                     "training needs gt_bboxes and gt_labels in the batch (Collect keys)."
                 )
-            return self.forward_train(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore)  # type: ignore[arg-type]
+            return self.forward_train(
+                img,  # type: ignore[arg-type]
+                img_metas,  # type: ignore[arg-type]
+                gt_bboxes,
+                gt_labels,
+                gt_bboxes_ignore,
+                gt_masks,
+            )
         if isinstance(img, Tensor):
             return self.simple_test(img, img_metas, rescale=rescale)  # type: ignore[arg-type]
         return self.aug_test(list(img), img_metas, rescale=rescale)  # type: ignore[arg-type]
@@ -103,8 +126,10 @@ class TwoStageDetector(nn.Module):
         gt_bboxes: Sequence[Tensor],
         gt_labels: Sequence[Tensor],
         gt_bboxes_ignore: Sequence[Tensor] | None = None,
+        gt_masks: Sequence[InstanceMasks] | None = None,
     ) -> dict[str, Tensor]:
-        """`loss_rpn_cls`, `loss_rpn_bbox`, `loss_cls`, `loss_bbox` (scalars) and `acc` (logged)."""
+        """`loss_rpn_cls`, `loss_rpn_bbox`, `loss_cls`, `loss_bbox` (scalars), `acc` (logged),
+        and `loss_mask` with a mask head."""
         batch_hw = (int(img.shape[-2]), int(img.shape[-1]))
         sizes = img_hw(img_metas, batch_hw, img.device)
         gt_bboxes = [b.to(img.device, torch.float32) for b in gt_bboxes]
@@ -122,9 +147,11 @@ class TwoStageDetector(nn.Module):
             gt_bboxes_ignore,
         )
         proposals = self.rpn_head.proposals(scores, deltas, sizes, self.proposal_cfg)
-        losses.update(
-            self.roi_head.loss(feats, proposals, gt_bboxes, gt_labels, gt_bboxes_ignore, sizes)
-        )
+        args = (feats, proposals, gt_bboxes, gt_labels, gt_bboxes_ignore, sizes)
+        if self.with_mask:
+            losses.update(self.roi_head.loss(*args, gt_masks=gt_masks))
+        else:
+            losses.update(self.roi_head.loss(*args))
         return losses
 
     def simple_test(
@@ -151,12 +178,24 @@ class TwoStageDetector(nn.Module):
                 "test-time augmentation merges views in original image pixels; it cannot "
                 "return boxes in the pixels of one view (rescale=False)."
             )
+        if self.with_mask:
+            raise ModelError(
+                "test-time augmentation merges boxes only; a mask head's masks are not merged "
+                "over views yet. Evaluate this model without --tta."
+            )
         return aug_test(self, imgs, img_metas)
 
 
 @MODELS.register()
 class FasterRCNN(TwoStageDetector):
     """Faster R-CNN: RPN + StandardRoIHead (mmdet config keys)."""
+
+
+@MODELS.register()
+class MaskRCNN(TwoStageDetector):
+    """Mask R-CNN: Faster R-CNN whose RoI head also has a mask branch (mmdet config keys)."""
+
+    needs_mask_head = True
 
 
 @MODELS.register()

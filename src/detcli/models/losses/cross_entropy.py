@@ -1,4 +1,5 @@
-"""CrossEntropyLoss: softmax over classes + background, or sigmoid per class (RPN objectness)."""
+"""CrossEntropyLoss: softmax over classes + background, sigmoid per class (RPN objectness), or
+per pixel (`use_mask`: a mask head's binary masks)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from detcli.registry import MODELS
 
 @MODELS.register()
 class CrossEntropyLoss(nn.Module):
-    """Cross-entropy on class logits; labels equal to the class count mean background."""
+    """Cross-entropy on class logits; labels equal to the class count mean background.
+
+    With `use_mask` it is mmdet's mask loss: binary cross-entropy of each RoI's mask logits
+    (its class's channel, chosen by the mask head) against its 0/1 target, averaged over pixels.
+    """
 
     # A buffer (follows .to(device)); declared so it reads as a tensor, not nn.Module.__getattr__.
     class_weight: Tensor | None
@@ -31,12 +36,18 @@ class CrossEntropyLoss(nn.Module):
         avg_non_ignore: bool = False,
     ):
         super().__init__()
-        if use_mask:
+        if use_mask and use_sigmoid:
             raise ModelError(
-                "CrossEntropyLoss: use_mask is for mask heads, which detcli does not have; "
-                "remove `use_mask` from the loss config."
+                "CrossEntropyLoss: use_mask and use_sigmoid are exclusive (a mask loss is a "
+                "per-pixel sigmoid already); keep one of them."
+            )
+        if use_mask and class_weight is not None:
+            raise ModelError(
+                "CrossEntropyLoss: class_weight does not apply to a mask loss (use_mask: true), "
+                "which scores one class per RoI; remove class_weight."
             )
         self.use_sigmoid = use_sigmoid
+        self.use_mask = use_mask
         self.reduction = check_reduction(reduction, "CrossEntropyLoss")
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index
@@ -52,9 +63,17 @@ class CrossEntropyLoss(nn.Module):
         avg_factor: float | Tensor | None = None,
         reduction_override: str | None = None,
     ) -> Tensor:
-        """Loss of logits (N, C) (softmax: C = classes + 1) against int labels (N,)."""
+        """Loss of logits (N, C) (softmax: C = classes + 1) against int labels (N,).
+
+        `use_mask`: logits (N, h, w) against float targets (N, h, w) in [0, 1].
+        """
         reduction = reduction_override or self.reduction
         cls_score = cls_score.float()
+        if self.use_mask:
+            loss = F.binary_cross_entropy_with_logits(cls_score, label.float(), reduction="none")
+            if weight is not None:  # one weight per RoI, or one per pixel
+                weight = weight.float().reshape(weight.shape + (1,) * (loss.dim() - weight.dim()))
+            return weight_reduce_loss(loss, weight, reduction, avg_factor, self.loss_weight)
         ignore = -100 if self.ignore_index is None else self.ignore_index
         valid = label != ignore
         if self.class_weight is not None and self.class_weight.numel() != cls_score.shape[1]:

@@ -18,19 +18,18 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
-from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor
+from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor, rois_from
 from detcli.models.roi_heads.standard_roi_head import (
     GroundTruth,
     SampledRoIs,
     detections,
-    rois_from,
     sample_rois,
 )
 from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
 from detcli.models.shapes import FeatureMaps, Wiring
 from detcli.models.task_modules.padding import pad_boxes
 from detcli.registry import MODELS, Model
-from detcli.structures import Detections, ImgMeta
+from detcli.structures import Detections, ImgMeta, InstanceMasks
 
 
 @MODELS.register()
@@ -112,8 +111,12 @@ class CascadeRoIHead(nn.Module):
         gt_labels: Sequence[Tensor],
         gt_bboxes_ignore: Sequence[Tensor] | None = None,
         img_hw: Tensor | None = None,
+        gt_masks: Sequence[InstanceMasks] | None = None,
     ) -> dict[str, Tensor]:
-        """`s{i}.loss_cls`, `s{i}.loss_bbox` (weighted by stage) and `s{i}.acc` for each stage."""
+        """`s{i}.loss_cls`, `s{i}.loss_bbox` (weighted by stage) and `s{i}.acc` for each stage.
+
+        (Box stages only: `gt_masks`, which a Cascade Mask R-CNN would train on, go unused.)
+        """
         if self.train_cfg is None:
             raise ModelError(
                 "CascadeRoIHead cannot train without model.train_cfg.rcnn (one assigner and "

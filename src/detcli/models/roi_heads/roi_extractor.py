@@ -31,7 +31,7 @@ class RoIAlign(nn.Module):
             raise ModelError(
                 "RoIAlign: only pool_mode 'avg' exists in torchvision; use RoIPool for max."
             )
-        self.output_size = _pair(output_size)
+        self.output_size = as_pair(output_size)
         self.spatial_scale = spatial_scale
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
@@ -59,7 +59,7 @@ class RoIPool(nn.Module):
 
     def __init__(self, output_size: int | Sequence[int], spatial_scale: float = 1.0):
         super().__init__()
-        self.output_size = _pair(output_size)
+        self.output_size = as_pair(output_size)
         self.spatial_scale = spatial_scale
 
     def forward(self, feat: Tensor, rois: Tensor) -> Tensor:
@@ -72,7 +72,15 @@ class RoIPool(nn.Module):
         return pooled
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+def rois_from(boxes: Sequence[Tensor]) -> Tensor:
+    """(K, 5) `image_index, x1, y1, x2, y2` from per-image boxes (n_i, >=4)."""
+    return torch.cat(
+        [torch.cat([b.new_full((b.shape[0], 1), i), b[:, :4]], dim=1) for i, b in enumerate(boxes)]
+    )
+
+
+def as_pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """(size, size) for an int, else its first two entries."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 

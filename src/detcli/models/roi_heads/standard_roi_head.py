@@ -1,4 +1,5 @@
-"""StandardRoIHead: sample proposals against the GT, pool their features, classify and refine."""
+"""StandardRoIHead: sample proposals against the GT, pool their features, classify and refine;
+with a mask branch (Mask R-CNN), predict a mask on each positive RoI and each detection."""
 
 from __future__ import annotations
 
@@ -12,31 +13,33 @@ from torch import Tensor, nn
 from detcli.errors import ModelError
 from detcli.models.rescale import boxes_to_original
 from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
-from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor
+from detcli.models.roi_heads.fcn_mask_head import FCNMaskHead
+from detcli.models.roi_heads.mask_branch import mask_loss, predict_masks
+from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor, as_pair, rois_from
 from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
 from detcli.models.shapes import FeatureMaps, Wiring
 from detcli.models.task_modules.nms import multiclass_nms
 from detcli.models.task_modules.padding import pad_boxes, pad_labels
 from detcli.models.task_modules.random_sampler import BatchSample, with_gt_as_candidates
 from detcli.registry import MODELS, Model
-from detcli.structures import Detections, ImgMeta
-
-
-def rois_from(boxes: Sequence[Tensor]) -> Tensor:
-    """(K, 5) `image_index, x1, y1, x2, y2` from per-image boxes (n_i, >=4)."""
-    return torch.cat(
-        [torch.cat([b.new_full((b.shape[0], 1), i), b[:, :4]], dim=1) for i, b in enumerate(boxes)]
-    )
+from detcli.structures import Detections, ImgMeta, InstanceMasks
 
 
 @MODELS.register()
 class StandardRoIHead(nn.Module):
-    """Box branch of a two-stage detector (mmdet's StandardRoIHead without masks)."""
+    """mmdet's StandardRoIHead: the box branch, and the mask branch when `mask_head` is given.
+
+    The mask branch has its own extractor (`mask_roi_extractor`, RoIAlign 14 in mmdet's
+    configs); it trains on the box branch's positive RoIs and, at test time, predicts a mask
+    on each final detection box.
+    """
 
     def __init__(
         self,
         bbox_roi_extractor: Model[SingleRoIExtractor],
         bbox_head: Model[Shared2FCBBoxHead],
+        mask_roi_extractor: Model[SingleRoIExtractor] | None = None,
+        mask_head: Model[FCNMaskHead] | None = None,
         train_cfg: StageTrainCfg | None = None,
         test_cfg: RCNNTestCfg | None = None,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
@@ -44,14 +47,46 @@ class StandardRoIHead(nn.Module):
         super().__init__()
         self.bbox_roi_extractor = bbox_roi_extractor
         self.bbox_head = bbox_head
+        if mask_head is not None:
+            check_mask_head(mask_head, mask_roi_extractor, bbox_head.num_classes)
+        elif mask_roi_extractor is not None:
+            raise ModelError(
+                "model.roi_head has a mask_roi_extractor but no mask_head; add the mask_head "
+                "(FCNMaskHead) or remove the extractor."
+            )
+        self.mask_roi_extractor = mask_roi_extractor
+        self.mask_head = mask_head
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg or RCNNTestCfg()
+        if not 0 <= self.test_cfg.mask_thr_binary <= 1:
+            raise ModelError(
+                "model.test_cfg.rcnn.mask_thr_binary is a probability threshold in [0, 1], got "
+                f"{self.test_cfg.mask_thr_binary}."
+            )
         self.init_cfg = init_cfg
 
+    @property
+    def with_mask(self) -> bool:
+        """Whether it predicts masks (has a mask head)."""
+        return self.mask_head is not None
+
     def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
-        """Wire the extractor from the maps it pools, and the box head from the extractor."""
+        """Wire each extractor from the maps it pools, and each head from its extractor."""
         rois = self.bbox_roi_extractor.wire(inputs, wiring.child("bbox_roi_extractor"))
         self.bbox_head.wire(rois, wiring.child("bbox_head"))
+        if self.mask_head is None or self.mask_roi_extractor is None:
+            return
+        mask_rois = self.mask_roi_extractor.wire(inputs, wiring.child("mask_roi_extractor"))
+        self.mask_head.wire(mask_rois, wiring.child("mask_head"))
+        if self.train_cfg is not None and self.mask_head.roi_feat_size is not None:
+            size = (self.mask_head.output_size,) * 2
+            if tuple(as_pair(self.train_cfg.mask_size)) != size:
+                wiring.report(
+                    "mask_head",
+                    f"it predicts {size[0]} x {size[1]} masks (roi_feat_size x upsample "
+                    f"scale_factor), but train_cfg.rcnn.mask_size is {self.train_cfg.mask_size}"
+                    f"; set mask_size: {size[0]}.",
+                )
 
     @property
     def num_classes(self) -> int:
@@ -71,8 +106,10 @@ class StandardRoIHead(nn.Module):
         gt_labels: Sequence[Tensor],
         gt_bboxes_ignore: Sequence[Tensor] | None = None,
         img_hw: Tensor | None = None,
+        gt_masks: Sequence[InstanceMasks] | None = None,
     ) -> dict[str, Tensor]:
-        """`loss_cls`, `loss_bbox`, `acc` on proposals sampled against the GT of each image.
+        """`loss_cls`, `loss_bbox`, `acc` on proposals sampled against the GT of each image,
+        and `loss_mask` on the positives with a mask head (which needs `gt_masks`).
 
         (`img_hw`, each image's size, is for heads that regress the proposals: cascades.)
         """
@@ -87,7 +124,17 @@ class StandardRoIHead(nn.Module):
         targets = self.bbox_head.get_targets(
             sampled.boxes, gt.boxes, sampled.gt_inds, sampled.labels, sampled.s, self.train_cfg
         )
-        return self.bbox_head.loss(cls_score, bbox_pred, sampled.rois, targets)
+        losses = self.bbox_head.loss(cls_score, bbox_pred, sampled.rois, targets)
+        if self.mask_head is not None and self.mask_roi_extractor is not None:
+            if gt_masks is None:
+                raise ModelError(
+                    "the mask head trains on gt_masks, and the batch has none: load them with "
+                    "LoadAnnotations(with_mask=True) and keep gt_masks in Collect's keys "
+                    "(PackDetInputs keeps them)."
+                )
+            extractor, head = self.mask_roi_extractor, self.mask_head
+            losses.update(mask_loss(extractor, head, feats, sampled, gt_masks, self.train_cfg))
+        return losses
 
     @torch.no_grad()
     def predict(
@@ -101,15 +148,39 @@ class StandardRoIHead(nn.Module):
     ) -> list[Detections]:
         """Detections per image after score threshold and per-class NMS, batched over images.
 
-        With `rescale` the boxes are in original image pixels (flip undone, resize undone,
-        clipped); without, in the pixels of the network input.
+        With `rescale` the boxes (and masks) are in original image pixels (flip undone, resize
+        undone, clipped); without, in the pixels of the network input.
         """
+        cfg = cfg or self.test_cfg
         rois = rois_from(proposals)
         cls_score, bbox_pred = self._bbox_forward(feats, rois)
-        return detections(
+        dets = detections(
             self.bbox_head, rois, cls_score, bbox_pred, img_hw, img_metas, len(proposals),
-            cfg or self.test_cfg, rescale,
+            cfg, rescale,
         )  # fmt: skip
+        if self.mask_head is not None and self.mask_roi_extractor is not None:
+            predict_masks(
+                self.mask_roi_extractor, self.mask_head, feats, dets, img_metas, rescale,
+                cfg.mask_thr_binary,
+            )  # fmt: skip
+        return dets
+
+
+def check_mask_head(
+    mask_head: FCNMaskHead, extractor: SingleRoIExtractor | None, num_classes: int
+) -> None:
+    """A mask head needs its extractor and, unless class-agnostic, the box head's classes."""
+    if extractor is None:
+        raise ModelError(
+            "model.roi_head.mask_head needs a mask_roi_extractor (a SingleRoIExtractor with "
+            "RoIAlign output_size 14 in mmdet's Mask R-CNN)."
+        )
+    if not mask_head.class_agnostic and mask_head.num_classes != num_classes:
+        raise ModelError(
+            f"model.roi_head.mask_head.num_classes is {mask_head.num_classes} but "
+            f"model.roi_head.bbox_head.num_classes is {num_classes}; the mask head predicts a "
+            f"mask for each class the box head scores: set both to {num_classes}."
+        )
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""The mask branch of an RoI head (Mask R-CNN): its loss on the box branch's positive RoIs,
+and masks for the final detections, pasted into the original image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from detcli.errors import ModelError
+from detcli.models.rescale import boxes_to_input, masks_to_original
+from detcli.models.roi_heads.fcn_mask_head import FCNMaskHead
+from detcli.models.roi_heads.mask_paste import paste_masks
+from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor, as_pair, rois_from
+from detcli.models.run_cfgs import StageTrainCfg
+from detcli.structures import Detections, ImgMeta, InstanceMasks
+
+if TYPE_CHECKING:
+    from detcli.models.roi_heads.standard_roi_head import SampledRoIs
+
+
+def mask_loss(
+    extractor: SingleRoIExtractor,
+    head: FCNMaskHead,
+    feats: Sequence[Tensor],
+    sampled: SampledRoIs,
+    gt_masks: Sequence[InstanceMasks],
+    cfg: StageTrainCfg,
+) -> dict[str, Tensor]:
+    """`loss_mask` of the positive RoIs `sampled` (the box branch's), against `gt_masks`.
+
+    The positives are a leading run of each image's slots, so their count per image (one host
+    read) is all that selects them: the mask head runs on positives only, as in mmdet.
+    """
+    s = sampled.s
+    if len(gt_masks) != s.inds.shape[0]:
+        raise ModelError(
+            f"the batch has {s.inds.shape[0]} images but gt_masks for {len(gt_masks)}; "
+            "LoadAnnotations(with_mask=True) must load masks for every image."
+        )
+    counts = (s.is_pos & s.valid).sum(1).tolist()
+    boxes = [sampled.boxes[i, :n] for i, n in enumerate(counts)]
+    gt_inds = [sampled.gt_inds[i, :n] - 1 for i, n in enumerate(counts)]
+    labels = torch.cat([sampled.labels[i, :n] for i, n in enumerate(counts)])
+    mask_pred = head(extractor(feats[: extractor.num_inputs], rois_from(boxes)))
+    targets = head.get_targets(
+        boxes, gt_inds, gt_masks, as_pair(cfg.mask_size), binarize=not cfg.soft_mask_target
+    )
+    return head.loss(mask_pred, targets, labels)
+
+
+@torch.no_grad()
+def predict_masks(
+    extractor: SingleRoIExtractor,
+    head: FCNMaskHead,
+    feats: Sequence[Tensor],
+    dets: Sequence[Detections],
+    img_metas: Sequence[ImgMeta],
+    rescale: bool,
+    threshold: float,
+) -> None:
+    """Set each detection's `masks`: bool (K, H, W), predicted on its final box (as mmdet).
+
+    With `rescale` the boxes are in original pixels: the masks are predicted on the boxes
+    mapped into the network input, mirrored back where the input was flipped, and pasted at
+    the original size (`ori_shape`); without, pasted in the network input (`img_shape`).
+    """
+    counts = [len(d) for d in dets]
+    device = feats[0].device
+    boxes = torch.cat([d.boxes for d in dets]).to(device)
+    labels = torch.cat([d.labels for d in dets]).to(device)
+    img_ids = torch.repeat_interleave(
+        torch.arange(len(dets), device=device), torch.tensor(counts, device=device)
+    )
+    probs = boxes.new_zeros((0, head.output_size, head.output_size))
+    if boxes.shape[0] > 0:
+        in_boxes = boxes_to_input(boxes, img_ids, img_metas) if rescale else boxes
+        rois = torch.cat([img_ids[:, None].to(in_boxes.dtype), in_boxes], 1)
+        probs = head.predict(extractor(feats[: extractor.num_inputs], rois), labels)
+        if rescale:
+            probs = masks_to_original(probs, img_ids, img_metas)
+    for det, meta, det_probs, det_boxes in zip(
+        dets, img_metas, torch.split(probs, counts), torch.split(boxes, counts), strict=True
+    ):
+        height, width = (meta["ori_shape"] if rescale else meta["img_shape"])[:2]
+        det.masks = paste_masks(det_probs, det_boxes, int(height), int(width), threshold)
