@@ -28,27 +28,27 @@ WHERE = "model.data_preprocessor"
 class DetDataPreprocessor(nn.Module):
     """Channel order, `(img - mean) / std` and batch padding, with mmdet 3.3's config keys.
 
-    Channel order: MMDetection decodes images as BGR and `bgr_to_rgb: true` (or `rgb_to_bgr:
-    true`, the same channel swap in mmengine) flips them to RGB. detcli decodes RGB, so a swap
-    keeps detcli's order and no swap (Caffe-style weights) flips to BGR: the model sees the
-    channels it would see under mmdet with the same config, as with `Normalize.to_rgb`.
+        Channel order: MMDetection decodes images as BGR and `bgr_to_rgb: true` (or `rgb_to_bgr:
+        true`, the same channel swap in mmengine) flips them to RGB. detcli decodes RGB, so a swap
+        keeps detcli's order and no swap (Caffe-style weights) flips to BGR: the model sees the
+        channels it would see under mmdet with the same config, as with `Normalize.to_rgb`.
 
-    Pixels outside each image's own extent (`pad_shape`, else `img_shape`, as the pipeline
-    recorded it) are set to `pad_value` after normalising, because detcli's collate already
-    zero-padded the raw batch; then the batch is padded bottom/right to a multiple of
-    `pad_size_divisor`, and each image's `pad_shape` and `batch_input_shape` report the result
-    (mmdet's `_get_pad_shape`). Metas are copied, never changed in place.
+        Pixels outside each image's own extent (`pad_shape`, else `img_shape`, as the pipeline
+        recorded it) are set to `pad_value` after normalising, because detcli's collate already
+        zero-padded the raw batch; then the batch is padded bottom/right to a multiple of
+        `pad_size_divisor`, and each image's `pad_shape` and `batch_input_shape` report the result
+        (mmdet's `_get_pad_shape`). Metas are copied, never changed in place.
 
-    It always normalises when `mean`/`std` are given: a pipeline that still holds a Normalize
-    transform is normalised twice (config-level checks report that combination; nothing here
-    skips a step). `(x - mean) * (1 / std)` in float32 matches detcli's Normalize bit for bit.
-    `input_scale` (detcli's, for torchvision checkpoints) divides pixels by it first and then
-    computes `(x - mean) / std` with a true division, torchvision's GeneralizedRCNNTransform
-    order (255, with mean/std in 0-1 units), so its input tensor is matched bit for bit.
-    `boxtype2tensor` and `non_blocking` are accepted and have no effect (boxes are always
-    tensors; the engine moves batches), and so is `pad_mask` (instance masks keep the image's
-pixels: the padding below and right of it holds no mask). A non-zero `mask_pad_value`,
-`pad_seg` and `batch_augments` are refused.
+        It always normalises when `mean`/`std` are given: a pipeline that still holds a Normalize
+        transform is normalised twice (config-level checks report that combination; nothing here
+        skips a step). `(x - mean) * (1 / std)` in float32 matches detcli's Normalize bit for bit.
+        `input_scale` (detcli's, for torchvision checkpoints) divides pixels by it first and then
+        computes `(x - mean) / std` with a true division, torchvision's GeneralizedRCNNTransform
+        order (255, with mean/std in 0-1 units), so its input tensor is matched bit for bit.
+        `boxtype2tensor` and `non_blocking` are accepted and have no effect (boxes are always
+        tensors; the engine moves batches), and so is `pad_mask` (instance masks keep the image's
+    pixels: the padding below and right of it holds no mask). A non-zero `mask_pad_value`,
+    `pad_seg` and `batch_augments` are refused.
     """
 
     NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {

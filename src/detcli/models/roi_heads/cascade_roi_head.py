@@ -11,7 +11,7 @@ are the detections.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -53,11 +53,13 @@ class CascadeRoIHead(nn.Module):
     ):
         super().__init__()
         where = "model.roi_head"
-        extractors = bbox_roi_extractor if isinstance(bbox_roi_extractor, list) else None
         _per_stage(num_stages, stage_loss_weights, f"{where}.stage_loss_weights")
         _per_stage(num_stages, bbox_head, f"{where}.bbox_head")
-        if extractors is not None:
+        if isinstance(bbox_roi_extractor, list):
+            extractors = bbox_roi_extractor
             _per_stage(num_stages, extractors, f"{where}.bbox_roi_extractor")
+        else:
+            extractors = [bbox_roi_extractor] * num_stages  # one shared (it has no weights)
         if train_cfg is not None:
             _per_stage(num_stages, train_cfg, "model.train_cfg.rcnn")
         classes = [head.num_classes for head in bbox_head]
@@ -68,7 +70,7 @@ class CascadeRoIHead(nn.Module):
             )
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
-        self.bbox_roi_extractor = nn.ModuleList(extractors or [bbox_roi_extractor] * num_stages)
+        self.bbox_roi_extractor = nn.ModuleList(extractors)
         self.bbox_head = nn.ModuleList(bbox_head)
         self.train_cfg = list(train_cfg) if train_cfg is not None else None
         self.test_cfg = test_cfg or RCNNTestCfg()
@@ -77,14 +79,21 @@ class CascadeRoIHead(nn.Module):
     @property
     def num_classes(self) -> int:
         """The number of object classes the box heads score."""
-        return int(self.bbox_head[-1].num_classes)
+        return self.head(-1).num_classes
+
+    def head(self, stage: int) -> Shared2FCBBoxHead:
+        """The box head of `stage`."""
+        return cast(Shared2FCBBoxHead, self.bbox_head[stage])
+
+    def extractor(self, stage: int) -> SingleRoIExtractor:
+        """The RoI extractor of `stage` (the same one for every stage when shared)."""
+        return cast(SingleRoIExtractor, self.bbox_roi_extractor[stage])
 
     def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
         """Wire every stage's extractor from the maps it pools, and its box head from it."""
         wired: dict[int, Any] = {}  # a shared extractor is wired once
-        for i, (extractor, head) in enumerate(
-            zip(self.bbox_roi_extractor, self.bbox_head, strict=True)
-        ):
+        for i in range(self.num_stages):
+            extractor, head = self.extractor(i), self.head(i)
             if id(extractor) not in wired:
                 at = (
                     ("bbox_roi_extractor",)
@@ -97,8 +106,8 @@ class CascadeRoIHead(nn.Module):
     def _bbox_forward(
         self, stage: int, feats: Sequence[Tensor], rois: Tensor
     ) -> tuple[Tensor, Tensor]:
-        extractor = self.bbox_roi_extractor[stage]
-        scores_and_deltas: tuple[Tensor, Tensor] = self.bbox_head[stage](
+        extractor = self.extractor(stage)
+        scores_and_deltas: tuple[Tensor, Tensor] = self.head(stage)(
             extractor(feats[: extractor.num_inputs], rois)
         )
         return scores_and_deltas
@@ -128,7 +137,7 @@ class CascadeRoIHead(nn.Module):
         for stage, (cfg, weight) in enumerate(
             zip(self.train_cfg, self.stage_loss_weights, strict=True)
         ):
-            head = self.bbox_head[stage]
+            head = self.head(stage)
             sampled = sample_rois(props, valid, gt, cfg)
             cls_score, bbox_pred = self._bbox_forward(stage, feats, sampled.rois)
             targets = head.get_targets(
@@ -183,14 +192,14 @@ class CascadeRoIHead(nn.Module):
             cls_score, bbox_pred = self._bbox_forward(stage, feats, rois)
             scores.append(cls_score)
             if stage < self.num_stages - 1:
-                head = self.bbox_head[stage]
+                head = self.head(stage)
                 labels = cls_score[:, : head.num_classes].argmax(1)
                 rois = torch.cat(
                     [rois[:, :1], head.regress(rois[:, 1:], labels, bbox_pred, max_hw)], 1
                 )
         mean_score = torch.stack(scores).mean(0)
         return detections(
-            self.bbox_head[-1], rois, mean_score, bbox_pred, img_hw, img_metas, len(proposals),
+            self.head(-1), rois, mean_score, bbox_pred, img_hw, img_metas, len(proposals),
             cfg or self.test_cfg, rescale,
         )  # fmt: skip
 
