@@ -5,11 +5,13 @@ with its own assigner (rising IoU thresholds), its losses are weighted by
 `stage_loss_weights[i]` and named `s{i}.loss_cls`, ...; the boxes it regresses become the next
 stage's proposals (without the GT boxes added as proposals). At test time every stage scores
 the RoIs of the last, their class scores are averaged over stages, and the last stage's boxes
-are the detections.
+are the detections. Cascade Mask R-CNN adds a mask head per stage, trained on that stage's
+positives (`s{i}.loss_mask`); the detections' masks average every stage's probabilities.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -18,10 +20,14 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
+from detcli.models.roi_heads.fcn_mask_head import FCNMaskHead
+from detcli.models.roi_heads.mask_branch import MaskBranch, mask_loss, predict_masks
 from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor, rois_from
 from detcli.models.roi_heads.standard_roi_head import (
     GroundTruth,
     SampledRoIs,
+    check_mask_head,
+    check_mask_size,
     detections,
     sample_rois,
 )
@@ -38,7 +44,8 @@ class CascadeRoIHead(nn.Module):
 
     `bbox_roi_extractor` is one extractor shared by every stage (it has no weights), or one per
     stage; `bbox_head` is one head per stage (mmdet's configs regress class-agnostically, with
-    finer `target_stds` at each stage).
+    finer `target_stds` at each stage). `mask_roi_extractor` likewise; `mask_head` is one per
+    stage, or one config that every stage gets a freshly initialised copy of (as mmdet).
     """
 
     def __init__(
@@ -47,6 +54,10 @@ class CascadeRoIHead(nn.Module):
         stage_loss_weights: Sequence[float],
         bbox_roi_extractor: Model[SingleRoIExtractor] | list[Model[SingleRoIExtractor]],
         bbox_head: list[Model[Shared2FCBBoxHead]],
+        mask_roi_extractor: Model[SingleRoIExtractor]
+        | list[Model[SingleRoIExtractor]]
+        | None = None,
+        mask_head: Model[FCNMaskHead] | list[Model[FCNMaskHead]] | None = None,
         train_cfg: Sequence[StageTrainCfg] | None = None,
         test_cfg: RCNNTestCfg | None = None,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
@@ -72,6 +83,12 @@ class CascadeRoIHead(nn.Module):
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
         self.bbox_roi_extractor = nn.ModuleList(extractors)
         self.bbox_head = nn.ModuleList(bbox_head)
+        self.mask_roi_extractor: nn.ModuleList | None = None
+        self.mask_head: nn.ModuleList | None = None
+        if mask_head is not None or mask_roi_extractor is not None:
+            self.mask_roi_extractor, self.mask_head = _mask_stages(
+                num_stages, mask_roi_extractor, mask_head, classes[0]
+            )
         self.train_cfg = list(train_cfg) if train_cfg is not None else None
         self.test_cfg = test_cfg or RCNNTestCfg()
         self.init_cfg = init_cfg
@@ -89,6 +106,19 @@ class CascadeRoIHead(nn.Module):
         """The RoI extractor of `stage` (the same one for every stage when shared)."""
         return cast(SingleRoIExtractor, self.bbox_roi_extractor[stage])
 
+    @property
+    def with_mask(self) -> bool:
+        """Whether it predicts masks (Cascade Mask R-CNN)."""
+        return self.mask_head is not None
+
+    def mask_branch(self, stage: int) -> MaskBranch:
+        """The mask RoI extractor and mask head of `stage` (with masks only)."""
+        assert self.mask_roi_extractor is not None and self.mask_head is not None
+        return (
+            cast(SingleRoIExtractor, self.mask_roi_extractor[stage]),
+            cast(FCNMaskHead, self.mask_head[stage]),
+        )
+
     def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
         """Wire every stage's extractor from the maps it pools, and its box head from it."""
         wired: dict[int, Any] = {}  # a shared extractor is wired once
@@ -102,6 +132,20 @@ class CascadeRoIHead(nn.Module):
                 )
                 wired[id(extractor)] = extractor.wire(inputs, wiring.child(*at))
             head.wire(wired[id(extractor)], wiring.child("bbox_head", i))
+        if not self.with_mask:
+            return
+        for i in range(self.num_stages):
+            extractor, mask_head = self.mask_branch(i)
+            if id(extractor) not in wired:
+                shared = (
+                    self.mask_roi_extractor is not None
+                    and len(set(map(id, self.mask_roi_extractor))) == 1
+                )
+                at = ("mask_roi_extractor",) if shared else ("mask_roi_extractor", i)
+                wired[id(extractor)] = extractor.wire(inputs, wiring.child(*at))
+            mask_head.wire(wired[id(extractor)], wiring.child("mask_head", i))
+            cfg = None if self.train_cfg is None else self.train_cfg[i]
+            check_mask_size(mask_head, cfg, wiring.child("mask_head", i), f"rcnn.{i}")
 
     def _bbox_forward(
         self, stage: int, feats: Sequence[Tensor], rois: Tensor
@@ -122,14 +166,18 @@ class CascadeRoIHead(nn.Module):
         img_hw: Tensor | None = None,
         gt_masks: Sequence[InstanceMasks] | None = None,
     ) -> dict[str, Tensor]:
-        """`s{i}.loss_cls`, `s{i}.loss_bbox` (weighted by stage) and `s{i}.acc` for each stage.
-
-        (Box stages only: `gt_masks`, which a Cascade Mask R-CNN would train on, go unused.)
-        """
+        """`s{i}.loss_cls`, `s{i}.loss_bbox` (weighted by stage) and `s{i}.acc` for each stage,
+        and `s{i}.loss_mask` with mask heads (which need `gt_masks`)."""
         if self.train_cfg is None:
             raise ModelError(
                 "CascadeRoIHead cannot train without model.train_cfg.rcnn (one assigner and "
                 "sampler per stage)."
+            )
+        if self.with_mask and gt_masks is None:
+            raise ModelError(
+                "the mask heads train on gt_masks, and the batch has none: load them with "
+                "LoadAnnotations(with_mask=True) and keep gt_masks in Collect's keys "
+                "(PackDetInputs keeps them)."
             )
         gt = GroundTruth.pad(gt_bboxes, gt_labels, gt_bboxes_ignore)
         props, valid = pad_boxes(proposals)
@@ -143,7 +191,11 @@ class CascadeRoIHead(nn.Module):
             targets = head.get_targets(
                 sampled.boxes, gt.boxes, sampled.gt_inds, sampled.labels, sampled.s, cfg
             )
-            for name, value in head.loss(cls_score, bbox_pred, sampled.rois, targets).items():
+            stage_losses = head.loss(cls_score, bbox_pred, sampled.rois, targets)
+            if self.with_mask and gt_masks is not None:
+                extractor, mask_head = self.mask_branch(stage)
+                stage_losses.update(mask_loss(extractor, mask_head, feats, sampled, gt_masks, cfg))
+            for name, value in stage_losses.items():
                 losses[f"s{stage}.{name}"] = value * weight if "loss" in name else value
             if stage < self.num_stages - 1:
                 props, valid = self._refine(
@@ -198,10 +250,15 @@ class CascadeRoIHead(nn.Module):
                     [rois[:, :1], head.regress(rois[:, 1:], labels, bbox_pred, max_hw)], 1
                 )
         mean_score = torch.stack(scores).mean(0)
-        return detections(
+        cfg = cfg or self.test_cfg
+        dets = detections(
             self.head(-1), rois, mean_score, bbox_pred, img_hw, img_metas, len(proposals),
-            cfg or self.test_cfg, rescale,
+            cfg, rescale,
         )  # fmt: skip
+        if self.with_mask:
+            branches = [self.mask_branch(i) for i in range(self.num_stages)]
+            predict_masks(branches, feats, dets, img_metas, rescale, cfg.mask_thr_binary)
+        return dets
 
 
 def _per_stage(num_stages: int, values: Sequence[Any], where: str) -> None:
@@ -212,3 +269,38 @@ def _per_stage(num_stages: int, values: Sequence[Any], where: str) -> None:
             f"{where} has {len(values)} entries but model.roi_head.num_stages is {num_stages}; "
             "give one per stage."
         )
+
+
+def _mask_stages(
+    num_stages: int,
+    extractor: SingleRoIExtractor | list[SingleRoIExtractor] | None,
+    head: FCNMaskHead | list[FCNMaskHead] | None,
+    num_classes: int,
+) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """One mask extractor and head per stage; a single head is copied, each copy re-drawn."""
+    where = "model.roi_head"
+    if head is None:
+        raise ModelError(
+            f"{where} has a mask_roi_extractor but no mask_head; add the mask_head "
+            "(FCNMaskHead) or remove the extractor."
+        )
+    if isinstance(head, list):
+        _per_stage(num_stages, head, f"{where}.mask_head")
+        heads = head
+    else:
+        heads = [head] + [copy.deepcopy(head) for _ in range(num_stages - 1)]
+        for h in heads[1:]:
+            h.reset_parameters()
+    if extractor is None:
+        raise ModelError(
+            f"{where}.mask_head needs a mask_roi_extractor (a SingleRoIExtractor with RoIAlign "
+            "output_size 14 in mmdet's Cascade Mask R-CNN)."
+        )
+    if isinstance(extractor, list):
+        _per_stage(num_stages, extractor, f"{where}.mask_roi_extractor")
+        extractors = extractor
+    else:
+        extractors = [extractor] * num_stages  # one shared (it has no weights)
+    for stage_head, stage_extractor in zip(heads, extractors, strict=True):
+        check_mask_head(stage_head, stage_extractor, num_classes)
+    return nn.ModuleList(extractors), nn.ModuleList(heads)

@@ -142,6 +142,10 @@ class FCNMaskHead(nn.Module):
             self.upsample = None
         self.conv_logits = nn.Conv2d(last, 1 if self.class_agnostic else self.num_classes, 1)
         self.relu = nn.ReLU(inplace=True)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Fresh random weights, as mmdet initialises them (no-op until the layers exist)."""
         # mmdet: Kaiming (fan_out, ReLU) weights and zero biases for every conv.
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):

@@ -51,17 +51,21 @@ def mask_loss(
     return head.loss(mask_pred, targets, labels)
 
 
+MaskBranch = tuple[SingleRoIExtractor, FCNMaskHead]
+"""A mask RoI extractor and the mask head it feeds (a cascade has one per stage)."""
+
+
 @torch.no_grad()
 def predict_masks(
-    extractor: SingleRoIExtractor,
-    head: FCNMaskHead,
+    branches: Sequence[MaskBranch],
     feats: Sequence[Tensor],
     dets: Sequence[Detections],
     img_metas: Sequence[ImgMeta],
     rescale: bool,
     threshold: float,
 ) -> None:
-    """Set each detection's `masks`: bool (K, H, W), predicted on its final box (as mmdet).
+    """Set each detection's `masks`: bool (K, H, W), predicted on its final box (as mmdet);
+    with several branches (a cascade's stages), their probabilities are averaged.
 
     With `rescale` the boxes are in original pixels: the masks are predicted on the boxes
     mapped into the network input, mirrored back where the input was flipped, and pasted at
@@ -74,11 +78,18 @@ def predict_masks(
     img_ids = torch.repeat_interleave(
         torch.arange(len(dets), device=device), torch.tensor(counts, device=device)
     )
-    probs = boxes.new_zeros((0, head.output_size, head.output_size))
+    size = branches[-1][1].output_size
+    probs = boxes.new_zeros((0, size, size))
     if boxes.shape[0] > 0:
         in_boxes = boxes_to_input(boxes, img_ids, img_metas) if rescale else boxes
         rois = torch.cat([img_ids[:, None].to(in_boxes.dtype), in_boxes], 1)
-        probs = head.predict(extractor(feats[: extractor.num_inputs], rois), labels)
+        pooled: dict[int, Tensor] = {}  # an extractor shared by stages pools once
+        for extractor, head in branches:
+            if id(extractor) not in pooled:
+                pooled[id(extractor)] = extractor(feats[: extractor.num_inputs], rois)
+            stage_probs = head.predict(pooled[id(extractor)], labels)
+            probs = stage_probs if probs.shape[0] == 0 else probs + stage_probs
+        probs = probs / len(branches)
         if rescale:
             probs = masks_to_original(probs, img_ids, img_metas)
     for det, meta, det_probs, det_boxes in zip(

@@ -78,15 +78,7 @@ class StandardRoIHead(nn.Module):
             return
         mask_rois = self.mask_roi_extractor.wire(inputs, wiring.child("mask_roi_extractor"))
         self.mask_head.wire(mask_rois, wiring.child("mask_head"))
-        if self.train_cfg is not None and self.mask_head.roi_feat_size is not None:
-            size = (self.mask_head.output_size,) * 2
-            if tuple(as_pair(self.train_cfg.mask_size)) != size:
-                wiring.report(
-                    "mask_head",
-                    f"it predicts {size[0]} x {size[1]} masks (roi_feat_size x upsample "
-                    f"scale_factor), but train_cfg.rcnn.mask_size is {self.train_cfg.mask_size}"
-                    f"; set mask_size: {size[0]}.",
-                )
+        check_mask_size(self.mask_head, self.train_cfg, wiring.child("mask_head"), "rcnn")
 
     @property
     def num_classes(self) -> int:
@@ -159,11 +151,24 @@ class StandardRoIHead(nn.Module):
             cfg, rescale,
         )  # fmt: skip
         if self.mask_head is not None and self.mask_roi_extractor is not None:
-            predict_masks(
-                self.mask_roi_extractor, self.mask_head, feats, dets, img_metas, rescale,
-                cfg.mask_thr_binary,
-            )  # fmt: skip
+            branch = (self.mask_roi_extractor, self.mask_head)
+            predict_masks([branch], feats, dets, img_metas, rescale, cfg.mask_thr_binary)
         return dets
+
+
+def check_mask_size(
+    head: FCNMaskHead, cfg: StageTrainCfg | None, wiring: Wiring, where: str
+) -> None:
+    """The wired mask head's output must be the size of its targets (`mask_size`)."""
+    if cfg is None or head.roi_feat_size is None:
+        return
+    side = head.output_size
+    if as_pair(cfg.mask_size) != (side, side):
+        wiring.report(
+            (),
+            f"it predicts {side} x {side} masks (roi_feat_size x upsample scale_factor), but "
+            f"train_cfg.{where}.mask_size is {cfg.mask_size}; set mask_size: {side}.",
+        )
 
 
 def check_mask_head(
