@@ -217,7 +217,9 @@ class Shared2FCBBoxHead(nn.Module):
         per_box = 1 if self.reg_class_agnostic else self.num_classes
         return boxes.reshape(rois.shape[0], per_box, 4), scores
 
-    def regress(self, boxes: Tensor, labels: Tensor, bbox_pred: Tensor, max_hw: Tensor) -> Tensor:
+    def regress(
+        self, boxes: Tensor, labels: Tensor, bbox_pred: Tensor, max_hw: Tensor | None
+    ) -> Tensor:
         """`boxes` (K, 4) moved by their `labels`' deltas (agnostic: the one set), clipped to
         `max_hw` (K, 2): how a cascade stage refines the RoIs of the next (mmdet's
         `regress_by_class`)."""

@@ -11,7 +11,7 @@ are the detections.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -69,7 +69,8 @@ class CascadeRoIHead(nn.Module):
             )
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
-        self.bbox_roi_extractor = nn.ModuleList(extractors or [bbox_roi_extractor] * num_stages)
+        shared = [cast(SingleRoIExtractor, bbox_roi_extractor)] * num_stages
+        self.bbox_roi_extractor = nn.ModuleList(extractors or shared)
         self.bbox_head = nn.ModuleList(bbox_head)
         self.train_cfg = list(train_cfg) if train_cfg is not None else None
         self.test_cfg = test_cfg or RCNNTestCfg()
@@ -78,28 +79,32 @@ class CascadeRoIHead(nn.Module):
     @property
     def num_classes(self) -> int:
         """The number of object classes the box heads score."""
-        return int(self.bbox_head[-1].num_classes)
+        return self.head(-1).num_classes
+
+    def head(self, stage: int) -> Shared2FCBBoxHead:
+        """The box head of `stage` (typed: ModuleList items are plain Modules to mypy)."""
+        return cast(Shared2FCBBoxHead, self.bbox_head[stage])
+
+    def extractor(self, stage: int) -> SingleRoIExtractor:
+        """The RoI extractor of `stage`."""
+        return cast(SingleRoIExtractor, self.bbox_roi_extractor[stage])
 
     def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
         """Wire every stage's extractor from the maps it pools, and its box head from it."""
+        shared = len({id(e) for e in self.bbox_roi_extractor}) == 1
         wired: dict[int, Any] = {}  # a shared extractor is wired once
-        for i, (extractor, head) in enumerate(
-            zip(self.bbox_roi_extractor, self.bbox_head, strict=True)
-        ):
+        for stage in range(self.num_stages):
+            extractor = self.extractor(stage)
             if id(extractor) not in wired:
-                at = (
-                    ("bbox_roi_extractor",)
-                    if len(set(map(id, self.bbox_roi_extractor))) == 1
-                    else ("bbox_roi_extractor", i)
-                )
+                at = ("bbox_roi_extractor",) if shared else ("bbox_roi_extractor", stage)
                 wired[id(extractor)] = extractor.wire(inputs, wiring.child(*at))
-            head.wire(wired[id(extractor)], wiring.child("bbox_head", i))
+            self.head(stage).wire(wired[id(extractor)], wiring.child("bbox_head", stage))
 
     def _bbox_forward(
         self, stage: int, feats: Sequence[Tensor], rois: Tensor
     ) -> tuple[Tensor, Tensor]:
-        extractor = self.bbox_roi_extractor[stage]
-        scores_and_deltas: tuple[Tensor, Tensor] = self.bbox_head[stage](
+        extractor = self.extractor(stage)
+        scores_and_deltas: tuple[Tensor, Tensor] = self.head(stage)(
             extractor(feats[: extractor.num_inputs], rois)
         )
         return scores_and_deltas
@@ -125,7 +130,7 @@ class CascadeRoIHead(nn.Module):
         for stage, (cfg, weight) in enumerate(
             zip(self.train_cfg, self.stage_loss_weights, strict=True)
         ):
-            head = self.bbox_head[stage]
+            head = self.head(stage)
             sampled = sample_rois(props, valid, gt, cfg)
             cls_score, bbox_pred = self._bbox_forward(stage, feats, sampled.rois)
             targets = head.get_targets(
@@ -180,14 +185,14 @@ class CascadeRoIHead(nn.Module):
             cls_score, bbox_pred = self._bbox_forward(stage, feats, rois)
             scores.append(cls_score)
             if stage < self.num_stages - 1:
-                head = self.bbox_head[stage]
+                head = self.head(stage)
                 labels = cls_score[:, : head.num_classes].argmax(1)
                 rois = torch.cat(
                     [rois[:, :1], head.regress(rois[:, 1:], labels, bbox_pred, max_hw)], 1
                 )
         mean_score = torch.stack(scores).mean(0)
         return detections(
-            self.bbox_head[-1], rois, mean_score, bbox_pred, img_hw, img_metas, len(proposals),
+            self.head(-1), rois, mean_score, bbox_pred, img_hw, img_metas, len(proposals),
             cfg or self.test_cfg, rescale,
         )  # fmt: skip
 
