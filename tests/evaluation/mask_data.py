@@ -118,7 +118,10 @@ def shifted_detections(coco: Any, img_ids: list[int], seed: int = 0) -> list[Det
         masks, boxes, labels = gt_masks(coco, img_id)
         shifts = torch.randint(-2, 3, (len(masks), 2), generator=g)
         moved = torch.stack(
-            [m.roll((int(dy), int(dx)), dims=(0, 1)) for m, (dy, dx) in zip(masks, shifts)]
+            [
+                m.roll((int(dy), int(dx)), dims=(0, 1))
+                for m, (dy, dx) in zip(masks, shifts, strict=True)
+            ]
         )
         fp = torch.zeros(1, HEIGHT, WIDTH, dtype=torch.bool)
         fp[0, 30:44, 2:20] = True
@@ -144,9 +147,11 @@ class MaskPredictor(nn.Module):
         self.num_classes = len(CLASSES)
 
     def forward(self, img: Any, img_metas: Any, return_loss: bool = False) -> list[Detections]:
+        if isinstance(img, list):  # MultiScaleFlipAug's views (one here): the first view's
+            img_metas = img_metas[0]
         out = []
         for meta in img_metas:
-            img_id = int(meta.get("img_id", 1))
+            img_id = int(Path(meta["filename"]).stem)  # 001.png is image 1 (predict has no ids)
             h, w = meta["ori_shape"][:2]
             assert (h, w) == (HEIGHT, WIDTH)
             out.append(shifted_detections(self.coco, [img_id])[0])

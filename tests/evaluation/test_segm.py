@@ -46,7 +46,9 @@ def _pycocotools_segm(dataset, detections) -> np.ndarray:
 
     results = []
     for img_id, det in zip(dataset.img_ids, detections, strict=True):
-        for mask, score, label in zip(det.masks, det.scores.tolist(), det.labels.tolist()):
+        for mask, score, label in zip(
+            det.masks, det.scores.tolist(), det.labels.tolist(), strict=True
+        ):
             rle = mask_utils.encode(np.asfortranarray(mask.numpy().astype(np.uint8)))
             results.append(
                 {
@@ -135,7 +137,7 @@ def test_segm_files_of_another_dataset_or_half_segm_are_refused(mask_set, tmp_pa
     half = [dict(r) for r in rows]
     half[0].pop("segmentation")
     (tmp_path / "half.json").write_text(json.dumps(half))
-    with pytest.raises(DataError, match="need one per entry|needs one per entry"):
+    with pytest.raises(DataError, match="a segm results file needs one per entry"):
         load_results_json(tmp_path / "half.json", mask_set)
 
 
@@ -143,9 +145,12 @@ def test_per_class_table_and_pr_curves_have_segm(mask_set, tmp_path):
     shifted = shifted_detections(mask_set.coco, list(mask_set.img_ids))
     scores = score_detections(mask_set, shifted, iou_type="segm")
     rows = class_table(mask_set, shifted, scores)
-    assert [(r.iou_type, r.name, r.gts) for r in rows] == [("segm", "square", 3), ("segm", "blob", 2)]
+    assert [(r.iou_type, r.name, r.gts) for r in rows] == [
+        ("segm", "square", 3),
+        ("segm", "blob", 2),
+    ]
     for row in rows:
-        assert row.AP == pytest.approx(scores.metrics[f"segm_AP/{row.name}"])
+        assert scores.metrics[f"segm_AP/{row.name}"] == pytest.approx(row.AP)
     plots = plot_pr_curves(scores, list(CLASSES), tmp_path)
     assert [p.name for p in plots] == ["pr_segm_00_square.png", "pr_segm_01_blob.png"]
 
@@ -156,7 +161,7 @@ def test_segm_needs_masks_on_both_sides(mask_set, tmp_path, shapes_coco):
         evaluate_detections(mask_set, boxes_only, "segm")
     no_segm = CocoDataset(str(shapes_coco.val_ann), [], str(shapes_coco.val_img), test_mode=True)
     dets = [Detections(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))]
-    with pytest.raises(DataError, match="have none .*Use metric: bbox"):
+    with pytest.raises(DataError, match=r"have none .*Use metric: bbox"):
         evaluate_detections(no_segm, dets * len(no_segm), "segm")
 
 
@@ -172,3 +177,19 @@ def test_coco_metric_bbox_and_segm_writes_both_results_files(mask_set, tmp_path)
     only = CocoMetric(metric="segm", format_only=True, outfile_prefix=str(tmp_path / "t"))
     assert only(mask_set, shifted) == {}
     assert (tmp_path / "t.segm.json").is_file()
+
+
+def test_check_allows_segm_only_with_a_mask_head():
+    from detcli.config.model_check import metric_problems
+
+    faster = {"type": "FasterRCNN", "roi_head": {"type": "StandardRoIHead", "bbox_head": {}}}
+    mask = {**faster, "roi_head": {**faster["roi_head"], "mask_head": {"type": "FCNMaskHead"}}}
+    v2 = {"evaluation": {"metric": ["bbox", "segm"]}}
+    v3 = {"val_evaluator": {"type": "CocoMetric", "metric": ["bbox", "segm"]}}
+    for spelling in (v2, v3):
+        assert metric_problems({**spelling, "model": mask}) == []
+        [(where, message)] = metric_problems({**spelling, "model": faster})
+        assert where[-1] == 1 and "no model.roi_head.mask_head" in message
+        assert "scored by metric bbox" in message
+    [(_, message)] = metric_problems({"evaluation": {"metric": "proposal"}, "model": mask})
+    assert "scored by metric bbox or segm" in message
