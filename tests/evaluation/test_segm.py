@@ -193,3 +193,18 @@ def test_check_allows_segm_only_with_a_mask_head():
         assert "scored by metric bbox" in message
     [(_, message)] = metric_problems({"evaluation": {"metric": "proposal"}, "model": mask})
     assert "scored by metric bbox or segm" in message
+
+
+def test_tta_merging_keeps_each_kept_box_with_its_own_mask():
+    from detcli.inference.tta import merge_nms, weighted_box_fusion
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [30, 30, 40, 40]])
+    scores = torch.tensor([0.6, 0.9, 0.8])
+    labels = torch.tensor([0, 0, 1])
+    masks = torch.zeros(3, HEIGHT, WIDTH, dtype=torch.bool)
+    for k, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
+        masks[k, y1:y2, x1:x2] = True
+    merged = merge_nms(boxes, scores, labels, 0.5, 100, masks)
+    assert merged.masks is not None and torch.equal(merged.masks, masks[[1, 2]])
+    fused = weighted_box_fusion(boxes, scores, labels, 2, 0.5, 100, masks)
+    assert fused.masks is not None and torch.equal(fused.masks, masks[[1, 2]])  # the best's
