@@ -8,6 +8,7 @@ inference loop encodes each batch's masks right away (`encode_masks`) and keeps 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ RLE = dict[str, Any]  # {"size": [h, w], "counts": str}
 
 def masks_to_rles(masks: torch.Tensor) -> list[RLE]:
     """COCO RLEs (counts as str) of bool (K, H, W) masks, in one pycocotools call."""
+    import torch
     from pycocotools import mask as mask_utils
 
     if masks.dim() != 3:
@@ -30,9 +32,10 @@ def masks_to_rles(masks: torch.Tensor) -> list[RLE]:
     if masks.shape[0] == 0:
         return []
     # pycocotools reads (H, W, K) in Fortran order, which is the C order of (K, W, H): one
-    # transposing copy into uint8 instead of numpy's copy of a copy.
-    kwh = masks.detach().to("cpu").transpose(1, 2).contiguous().numpy().astype(np.uint8)
-    rles: list[RLE] = mask_utils.encode(kwh.transpose(2, 1, 0))
+    # transposing copy into uint8, and numpy sees its transpose as Fortran-ordered (no copy).
+    k, h, w = masks.shape
+    kwh = torch.empty((k, w, h), dtype=torch.uint8).copy_(masks.detach().transpose(1, 2))
+    rles: list[RLE] = mask_utils.encode(kwh.numpy().transpose(2, 1, 0))
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles
@@ -93,7 +96,7 @@ def encode_masks(det: Detections) -> Detections:
     return Detections(det.boxes, det.scores, det.labels, None, masks_to_rles(det.masks))
 
 
-def require_rles(detections: list[Detections] | Any, what: str) -> list[list[RLE]]:
+def require_rles(detections: Sequence[Detections], what: str) -> list[list[RLE]]:
     """Each image's RLEs, or a clear error when the detections carry no masks."""
     out: list[list[RLE]] = []
     for det in detections:
