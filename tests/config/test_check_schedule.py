@@ -163,3 +163,23 @@ def test_without_an_image_count_epochs_are_still_checked(cli, tmp_path, own_data
     result = cli("check", str(_config(tmp_path, own_data, extra)))
     assert "step(s) at epoch 4 never happen" in result.out
     assert "the warm-up lasts 3 epoch(s) (warmup_by_epoch) but the run has 3" in result.out
+
+
+def test_save_best_may_name_a_segm_number_when_segm_is_evaluated(write):
+    from detcli.config import resolve_config
+    from detcli.config.check import check_config
+
+    base = write(
+        "b.yaml",
+        "model: {type: FasterRCNN}\nval_evaluator: {type: CocoMetric, metric: [bbox, segm]}\n"
+        "default_hooks: {checkpoint: {save_best: coco/segm_mAP}}\n",
+    )
+    found = {p.where: p.message for p in check_config(resolve_config(base))}
+    assert "default_hooks.checkpoint.save_best" not in found
+    boxes = write(
+        "c.yaml",
+        "model: {type: FasterRCNN}\nval_evaluator: {type: CocoMetric, metric: bbox}\n"
+        "default_hooks: {checkpoint: {save_best: coco/segm_mAP}}\n",
+    )
+    found = {p.where: p.message for p in check_config(resolve_config(boxes))}
+    assert "is not a number the evaluation reports" in found["default_hooks.checkpoint.save_best"]

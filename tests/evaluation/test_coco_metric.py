@@ -132,6 +132,6 @@ def test_bad_inputs_raise_and_perfect_scores_are_finite(val_set):
     bad = [Detections(d.boxes, d.scores, d.labels + 5) for d in dets]
     with pytest.raises(DataError, match="num_classes"):
         evaluate_detections(val_set, bad)
-    with pytest.raises(DataError, match="metric: bbox"):
-        CocoMetric(metric="segm")
+    with pytest.raises(DataError, match=r"metric: bbox, segm or \[bbox, segm\]"):
+        CocoMetric(metric="proposal")
     assert not any(math.isnan(v) for v in evaluate_detections(val_set, dets).values())

@@ -43,19 +43,20 @@ class TtaMerge(str, Enum):
     mean = "mean"
 
 
-METRIC_LABELS = {
-    "bbox_mAP": "AP @[IoU=0.50:0.95]",
-    "bbox_mAP_50": "AP @[IoU=0.50]",
-    "bbox_mAP_75": "AP @[IoU=0.75]",
-    "bbox_mAP_s": "AP small",
-    "bbox_mAP_m": "AP medium",
-    "bbox_mAP_l": "AP large",
-    "bbox_AR@1": "AR maxDets=1",
-    "bbox_AR@10": "AR maxDets=10",
-    "bbox_AR@100": "AR maxDets=100",
-    "bbox_AR_s@100": "AR small",
-    "bbox_AR_m@100": "AR medium",
-    "bbox_AR_l@100": "AR large",
+# The 12 COCO numbers (`bbox_<stat>`, and `segm_<stat>` for masks) and how they are printed.
+STAT_LABELS = {
+    "mAP": "AP @[IoU=0.50:0.95]",
+    "mAP_50": "AP @[IoU=0.50]",
+    "mAP_75": "AP @[IoU=0.75]",
+    "mAP_s": "AP small",
+    "mAP_m": "AP medium",
+    "mAP_l": "AP large",
+    "AR@1": "AR maxDets=1",
+    "AR@10": "AR maxDets=10",
+    "AR@100": "AR maxDets=100",
+    "AR_s@100": "AR small",
+    "AR_m@100": "AR medium",
+    "AR_l@100": "AR large",
 }
 
 BatchOption = Annotated[
@@ -116,30 +117,38 @@ def _progress(what: str) -> Iterator[tuple[Any, Any]]:
         yield on_start, on_batch
 
 
-def _num(value: float) -> str:
+def _num(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) or value < 0 else f"{value:.3f}"
 
 
 def print_metrics(result: EvalResult, title: str) -> None:
-    """The 12 COCO numbers and the per-class table of an evaluation (also used by `demo`)."""
+    """The 12 COCO numbers and the per-class table of an evaluation (also used by `demo`):
+    one column of numbers (`value`) for boxes only, a `bbox` and a `segm` column with masks."""
     console.print(f"[bold]{title}[/]", soft_wrap=True)  # above, not a title: paths stay whole
+    types = [t for t in ("bbox", "segm") if f"{t}_mAP" in result.metrics] or ["bbox"]
     table = Table()
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, label in METRIC_LABELS.items():
-        if key in result.metrics:
-            table.add_row(label, _num(result.metrics[key]))
+    for iou_type in types:
+        table.add_column("value" if types == ["bbox"] else iou_type, justify="right")
+    for stat, label in STAT_LABELS.items():
+        values = [result.metrics.get(f"{t}_{stat}") for t in types]
+        if any(v is not None for v in values):
+            table.add_row(label, *(_num(v) if v is not None else "-" for v in values))
     console.print(table)
-    per_class = Table(title="per class", title_justify="left")
     columns = ("label", "class", "gts", "dets", "AP", "AP50", "AP75", "APs", "APm", "APl")
-    for column in columns:
-        per_class.add_column(column, justify="left" if column == "class" else "right")
-    for row in result.classes:
-        per_class.add_row(
-            str(row.label), escape(row.name), str(row.gts), str(row.dets),
-            *(_num(getattr(row, c)) for c in columns[4:]),
-        )  # fmt: skip
-    console.print(per_class)
+    for iou_type in types:
+        title = "per class" if types == ["bbox"] else f"per class ({iou_type})"
+        per_class = Table(title=title, title_justify="left")
+        for column in columns:
+            per_class.add_column(column, justify="left" if column == "class" else "right")
+        for row in result.classes:
+            if row.iou_type != iou_type:
+                continue
+            per_class.add_row(
+                str(row.label), escape(row.name), str(row.gts), str(row.dets),
+                *(_num(getattr(row, c)) for c in columns[4:]),
+            )  # fmt: skip
+        console.print(per_class)
 
 
 def eval_(
@@ -147,7 +156,8 @@ def eval_(
     checkpoint: Annotated[
         Path,
         typer.Argument(
-            help="Checkpoint (.pth) to evaluate; or a COCO results .json to score as it is.",
+            help="Checkpoint (.pth) to evaluate; or a COCO results .json to score as it is "
+            "(a .segm.json with RLE segmentation scores masks too).",
             show_default=False,
         ),
     ],
@@ -161,6 +171,7 @@ def eval_(
             "--out",
             help="Results file (default: results_<split>.bbox.json or .csv next to the "
             "checkpoint; results_<split>.tta-<merge>.bbox.json with --tta, metrics likewise). "
+            "With metric segm (a mask model) the masks go to results_<split>.segm.json (RLE). "
             "Streams to <out>.partial.jsonl while running.",
         ),
     ] = None,
@@ -202,11 +213,16 @@ def eval_(
     channels_last: ChannelsLastOption = False,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Write one precision-recall PNG per class into this folder."),
+        typer.Option(
+            "--plot",
+            help="Write one precision-recall PNG per class (and per class for masks: "
+            "pr_segm_*) into this folder.",
+        ),
     ] = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """COCO bbox evaluation of a checkpoint: 12 numbers, per-class AP, results file."""
+    """COCO evaluation of a checkpoint (boxes; masks with metric segm): 12 numbers, per-class
+    AP, results files."""
     prefer_passive_wait()  # before torch loads OpenMP
     from detcli.cli.config_input import load_run_config
     from detcli.inference.evaluate import (
@@ -218,12 +234,12 @@ def eval_(
     cfg, settings = load_run_config(config, set_)
     load_plugins_reporting_failures()
     if checkpoint.suffix.lower() == ".json":
-        # results_val.tta-nms.bbox.json is scored into metrics_val.tta-nms.json
+        # results_val.tta-nms.bbox.json (or .segm.json) is scored into metrics_val.tta-nms.json
         name = checkpoint.name
-        named = name.startswith("results_") and name.endswith(".bbox.json")
-        metrics_file = checkpoint.with_name(
-            f"metrics_{name[len('results_') : -len('.bbox.json')] if named else split.value}.json"
-        )
+        kind = next((k for k in (".bbox.json", ".segm.json") if name.endswith(k)), None)
+        named = name.startswith("results_") and kind is not None
+        stem = name[len("results_") : -len(kind)] if named and kind else split.value
+        metrics_file = checkpoint.with_name(f"metrics_{stem}.json")
         result = evaluate_results(
             cfg, checkpoint, split=split.value, plot_dir=plot, metrics_file=metrics_file
         )
@@ -298,6 +314,8 @@ def _threads(flag: int | None, config_threads: int | None, workers: int) -> Thre
 def _print_files(result: EvalResult) -> None:
     if result.results_file is not None:
         console.print(f"results: {escape(str(result.results_file))}", soft_wrap=True)
+    if result.segm_file is not None:
+        console.print(f"segm results: {escape(str(result.segm_file))}", soft_wrap=True)
     if result.metrics_file is not None:
         console.print(f"metrics: {escape(str(result.metrics_file))}", soft_wrap=True)
     if result.plots:
@@ -320,7 +338,11 @@ def predict(
     set_: SetOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for one JSON and one PNG (boxes drawn) per image."),
+        typer.Option(
+            "--out",
+            help="Folder for one JSON (masks as RLE `segmentation`) and one PNG (boxes and "
+            "masks drawn) per image.",
+        ),
     ] = None,
     score_thr: Annotated[
         float,

@@ -135,9 +135,11 @@ def _torchvision_weights(name: str) -> tuple[str, str]:
     return arch, ""
 
 
-# MMDetection's CocoMetric names detcli's models cannot give, and why (they predict boxes only).
+# MMDetection's CocoMetric names detcli's models cannot give, and why. `segm` is allowed when
+# the model has a mask head (`model.roi_head.mask_head`, as Mask R-CNN's).
 UNAVAILABLE_METRICS = {
-    "segm": "masks, which need a mask head (Mask R-CNN); detcli has no mask head yet",
+    "segm": "masks, which need a mask head: this model has no model.roi_head.mask_head "
+    "(use a Mask R-CNN config, e.g. mask_rcnn_r50_fpn_1x_coco)",
     "proposal": "the RPN's proposals scored on their own; detcli scores the detector's boxes",
     "proposal_fast": "the RPN's proposals scored on their own; detcli scores the detector's boxes",
     "keypoints": "keypoints, which no detcli model predicts",
@@ -145,10 +147,11 @@ UNAVAILABLE_METRICS = {
 
 
 def metric_problems(cfg: Any) -> list[Finding]:
-    """`evaluation.metric` / `*_evaluator.metric` names the model cannot give (`segm`): found by
-    `check` instead of after the first epoch's evaluation."""
+    """`evaluation.metric` / `*_evaluator.metric` names the model cannot give (`segm` without a
+    mask head): found by `check` instead of after the first epoch's evaluation."""
     if not isinstance(cfg, dict):
         return []
+    allowed = ("bbox", "segm") if _has_mask_head(cfg.get("model")) else ("bbox",)
     places: list[tuple[ConfigPath, Any]] = []
     evaluation = cfg.get("evaluation")
     if isinstance(evaluation, dict) and "metric" in evaluation:
@@ -164,15 +167,23 @@ def metric_problems(cfg: Any) -> list[Finding]:
     for path, value in places:
         names = value if isinstance(value, list) else [value]
         for i, name in enumerate(names):
-            if not isinstance(name, str) or name == "bbox":
+            if not isinstance(name, str) or name in allowed:
                 continue
             why = UNAVAILABLE_METRICS.get(name, "a metric CocoMetric does not know")
             where: ConfigPath = (*path, i) if isinstance(value, list) else path
+            use = " or ".join(allowed)
             found.append(
                 (
                     where,
-                    f"metric {name!r} needs {why}. detcli's models predict boxes: use "
-                    "metric: bbox (evaluation would otherwise fail after the first epoch).",
+                    f"metric {name!r} needs {why}. This model can be scored by metric {use} "
+                    "(evaluation would otherwise fail after the first epoch).",
                 )
             )
     return found
+
+
+def _has_mask_head(model: Any) -> bool:
+    """Whether `model:` predicts masks: its RoI head has a `mask_head` (per stage: a list)."""
+    roi_head = model.get("roi_head") if isinstance(model, dict) else None
+    mask_head = roi_head.get("mask_head") if isinstance(roi_head, dict) else None
+    return bool(mask_head)

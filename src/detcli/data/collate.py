@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -23,14 +23,14 @@ def pad_stack(images: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def _per_image_batch(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _per_image_batch(samples: Sequence[dict[str, Any]]) -> Batch:
     img = pad_stack([s["img"] for s in samples])
     metas = [dict(s["img_metas"], batch_input_shape=tuple(img.shape[-2:])) for s in samples]
     batch: dict[str, Any] = {"img": img, "img_metas": metas}
     for key in samples[0]:
         if key not in batch:
             batch[key] = [s[key] for s in samples]
-    return batch
+    return cast(Batch, batch)
 
 
 def collate(samples: Sequence[Any]) -> Batch | AugBatch:

@@ -4,6 +4,8 @@ Shared by evaluation during training, `detcli eval` and `detcli predict`. Distri
 rank runs its shard of the loader, the shards are gathered, and every rank returns the full
 list, so ranks can score it themselves instead of idling in a collective while rank 0 does.
 Duplicates a sampler pads shards with are dropped by dataset index.
+A mask head's bitmaps are encoded as COCO RLE right after each batch (`on_results` still sees
+the bitmaps): the returned detections hold `rles`, never a whole set's full-size masks.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader
 from detcli.engine.batches import dataset_of, to_device
 from detcli.engine.dist import all_gather_objects
 from detcli.errors import ModelError
+from detcli.evaluation.masks import encode_masks
 from detcli.structures import Detections, ImgMeta, TestBatch
 
 
@@ -28,7 +31,7 @@ class BatchResults:
     """One batch's results, handed to `on_results` as soon as they exist."""
 
     indices: list[int]  # dataset indices of the batch's images
-    detections: list[Detections]  # one per image (empty for images that failed to load)
+    detections: list[Detections]  # one per image (empty if it failed); masks and their rles
     img_metas: list[ImgMeta | None]  # per image (the first view's with TTA); None if failed
     failed: dict[int, str]  # dataset index -> why its sample could not be loaded
 
@@ -73,18 +76,16 @@ def inference(
             batch = to_device(batch, device)
             with autocast() if autocast is not None else contextlib.nullcontext():
                 out = model(img=batch["img"], img_metas=batch["img_metas"], return_loss=False)
-            detections = [
-                Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
-                for d in out
-            ]
+            detections = [_on_cpu(d) for d in out]
             metas = list(_first_view(batch["img_metas"]))
         for pos in sorted(failed):
             detections.insert(pos, _empty())
             metas.insert(pos, None)
-        results.extend(detections)
         if on_results is not None:
             lost = {batch_indices[p]: m for p, m in failed.items()}
             on_results(BatchResults(batch_indices, detections, metas, lost))
+        # Full-size masks live for one batch only: the whole set keeps their RLE.
+        results.extend(_without_bitmaps(d) for d in detections)
         if on_batch is not None:
             on_batch(len(results))
     if len(results) != len(indices):
@@ -104,6 +105,22 @@ def inference(
             "the evaluation sampler must cover the whole dataset."
         )
     return [d for d in ordered if d is not None]  # all present: checked just above
+
+
+def _on_cpu(det: Detections) -> Detections:
+    """A model's detections on the CPU in float32; masks (if any) also as RLE."""
+    cpu = Detections(det.boxes.float().cpu(), det.scores.float().cpu(), det.labels.cpu())
+    if det.masks is None:
+        return cpu
+    cpu.masks = det.masks.cpu()
+    cpu.rles = encode_masks(cpu).rles
+    return cpu
+
+
+def _without_bitmaps(det: Detections) -> Detections:
+    if det.masks is None:
+        return det
+    return Detections(det.boxes, det.scores, det.labels, None, det.rles)
 
 
 def _first_view(img_metas: list[ImgMeta] | list[list[ImgMeta]]) -> list[ImgMeta]:

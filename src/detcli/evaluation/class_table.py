@@ -32,6 +32,7 @@ class ClassRow:
     APs: float
     APm: float
     APl: float
+    iou_type: str = "bbox"  # what the AP columns score: boxes, or masks (segm)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (nan stays nan: json writes NaN)."""
@@ -47,7 +48,8 @@ def _mean_valid(p: np.ndarray) -> float:
 def class_table(
     dataset: CocoGroundTruth, detections: Sequence[Detections], scores: CocoScores
 ) -> list[ClassRow]:
-    """One row per class of `dataset`, from `score_detections`' precision array."""
+    """One row per class of `dataset`, from `score_detections`' precision array (of boxes or
+    masks, as `scores.iou_type` says)."""
     precision = scores.precision  # (T, R, K, A, M)
     iou = scores.iou_thrs
     at = {thr: np.flatnonzero(np.isclose(iou, thr)) for thr in (0.5, 0.75)}
@@ -78,6 +80,7 @@ def class_table(
                 APs=_mean_valid(p[:, :, 1]),
                 APm=_mean_valid(p[:, :, 2]),
                 APl=_mean_valid(p[:, :, 3]),
+                iou_type=scores.iou_type,
             )
         )
     return rows

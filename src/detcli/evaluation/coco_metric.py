@@ -1,9 +1,11 @@
-"""COCO bbox metrics for `list[Detections]` against a dataset's COCO annotations.
+"""COCO bbox and segm metrics for `list[Detections]` against a dataset's COCO annotations.
 
 `evaluate_detections(dataset, detections)` returns the 12 standard COCO numbers
 (`bbox_mAP`, `bbox_mAP_50`, `bbox_mAP_75`, `bbox_mAP_s/m/l`, `bbox_AR@1/10/100`,
 `bbox_AR_s/m/l@100`) and per-class AP (`bbox_AP/<class>`, `bbox_AP50/<class>`), computed by
 faster-coco-eval when installed (the same numbers as pycocotools, in C++) or by pycocotools.
+`metric="segm"` scores the detections' masks (`Detections.rles`, or `masks` encoded on the way)
+against the annotations' `segmentation` under the same names with a `segm_` prefix.
 The dataset supplies `coco` (the ground truth), `img_ids` (dataset order), `cat_ids`
 (label -> COCO category id) and `CLASSES`. Only the dataset's images and categories count,
 so a `classes` subset is scored on its own classes.
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypedDict
 import numpy as np
 
 from detcli.errors import DataError
+from detcli.evaluation.masks import RLE, mask_areas, require_rles
 from detcli.registry import METRICS
 from detcli.structures import CocoGroundTruth, Detections
 
@@ -45,6 +48,8 @@ STAT_NAMES = (
     "AR_l@100",
 )
 Backend = Literal["auto", "faster_coco_eval", "pycocotools"]
+IouType = Literal["bbox", "segm"]
+IOU_TYPES: tuple[IouType, ...] = ("bbox", "segm")
 
 
 class DetectionMetric(Protocol):
@@ -96,14 +101,33 @@ class CocoScores:
     precision: np.ndarray  # (T iou thresholds, R recall points, K classes, A areas, M max dets)
     iou_thrs: np.ndarray  # (T,)
     rec_thrs: np.ndarray  # (R,)
+    iou_type: IouType = "bbox"
+
+
+def iou_types(metric: str | Sequence[str]) -> list[IouType]:
+    """The COCO iou types a `metric` setting names (`bbox`, `segm` or both), checked."""
+    names = [metric] if isinstance(metric, str) else list(metric)
+    bad = [m for m in names if m not in IOU_TYPES]
+    if bad or not names:
+        raise DataError(
+            f"CocoMetric: metric {bad or names} is not supported; detcli evaluates boxes and "
+            "masks (metric: bbox, segm or [bbox, segm])."
+        )
+    return [t for t in IOU_TYPES if t in names]
 
 
 def evaluate_detections(
-    dataset: CocoGroundTruth, detections: Sequence[Detections], **options: Unpack[ScoreOptions]
+    dataset: CocoGroundTruth,
+    detections: Sequence[Detections],
+    metric: str | Sequence[str] = "bbox",
+    **options: Unpack[ScoreOptions],
 ) -> dict[str, float]:
-    """COCO bbox metrics of `detections` (one per image, dataset order) on `dataset`; the
-    options are `score_detections`'."""
-    return score_detections(dataset, detections, **options).metrics
+    """COCO metrics of `detections` (one per image, dataset order) on `dataset` for each iou
+    type in `metric`; the options are `score_detections`'."""
+    metrics: dict[str, float] = {}
+    for iou_type in iou_types(metric):
+        metrics.update(score_detections(dataset, detections, iou_type=iou_type, **options).metrics)
+    return metrics
 
 
 @contextlib.contextmanager
@@ -124,14 +148,20 @@ def score_detections(
     dataset: CocoGroundTruth,
     detections: Sequence[Detections],
     *,
+    iou_type: IouType = "bbox",
     classwise: bool = True,
     iou_thrs: Sequence[float] | None = None,
     max_dets: Sequence[int] = (1, 10, 100),
     backend: Backend = "auto",
 ) -> CocoScores:
-    """`evaluate_detections` plus the precision array (per-class tables and PR curves use it)."""
+    """One iou type of `evaluate_detections`, plus the precision array (per-class tables and
+    PR curves use it)."""
     results = detections_to_array(dataset, detections)
-    coco_eval = _coco_eval(dataset, results, backend)
+    rles = None
+    if iou_type == "segm":
+        _require_segmentations(dataset)
+        rles = [r for per_image in require_rles(detections, "The evaluation") for r in per_image]
+    coco_eval = _coco_eval(dataset, results, backend, iou_type, rles)
     params = coco_eval.params
     params.imgIds = list(dataset.img_ids)
     params.catIds = list(dataset.cat_ids)
@@ -145,26 +175,43 @@ def score_detections(
     names = [n.replace("@100", f"@{max_dets[-1]}") for n in STAT_NAMES]
     names[6:9] = [f"AR@{m}" for m in max_dets]
     metrics = {
-        f"bbox_{name}": float(v) for name, v in zip(names, coco_eval.stats[:12], strict=True)
+        f"{iou_type}_{name}": float(v) for name, v in zip(names, coco_eval.stats[:12], strict=True)
     }
     precision = np.asarray(coco_eval.eval["precision"])
     if classwise:
-        metrics.update(_per_class(precision, params, dataset.CLASSES))
-    return CocoScores(metrics, precision, np.asarray(params.iouThrs), np.asarray(params.recThrs))
+        metrics.update(_per_class(precision, params, dataset.CLASSES, iou_type))
+    return CocoScores(
+        metrics, precision, np.asarray(params.iouThrs), np.asarray(params.recThrs), iou_type
+    )
 
 
-def _per_class(precision: np.ndarray, params: Any, classes: Sequence[str]) -> dict[str, float]:
+def _require_segmentations(dataset: CocoGroundTruth) -> None:
+    """Masks are scored against the annotations' `segmentation`: every one must have it."""
+    anns = dataset.coco.dataset.get("annotations") or []
+    missing = [a for a in anns if not a.get("segmentation")]
+    if missing:
+        where = getattr(dataset, "ann_file", "the dataset's annotation file")
+        raise DataError(
+            f"metric segm scores masks against the annotations' `segmentation`, but {len(missing)} "
+            f"of {len(anns)} annotations in {where} have none (e.g. annotation id "
+            f"{missing[0].get('id')}). Use metric: bbox, or annotations with masks."
+        )
+
+
+def _per_class(
+    precision: np.ndarray, params: Any, classes: Sequence[str], iou_type: IouType = "bbox"
+) -> dict[str, float]:
     """AP and AP50 per class from the accumulated precision (T, R, K, A, M); nan: no boxes."""
     out: dict[str, float] = {}
     iou50 = np.flatnonzero(np.isclose(params.iouThrs, 0.5))
     for k, name in enumerate(classes):
         p = precision[:, :, k, 0, -1]  # all IoUs, all recalls, area "all", most detections
         valid = p[p > -1]
-        out[f"bbox_AP/{name}"] = float(valid.mean()) if valid.size else float("nan")
+        out[f"{iou_type}_AP/{name}"] = float(valid.mean()) if valid.size else float("nan")
         if iou50.size:
             p50 = p[iou50[0]]
             valid50 = p50[p50 > -1]
-            out[f"bbox_AP50/{name}"] = float(valid50.mean()) if valid50.size else float("nan")
+            out[f"{iou_type}_AP50/{name}"] = float(valid50.mean()) if valid50.size else float("nan")
     return out
 
 
@@ -180,7 +227,13 @@ def _ids_from_one(gt: dict[str, Any]) -> dict[str, Any] | None:
     return dict(gt, annotations=[dict(a, id=k) for k, a in enumerate(anns, 1)])
 
 
-def _coco_eval(dataset: CocoGroundTruth, results: np.ndarray, backend: Backend) -> Any:
+def _coco_eval(
+    dataset: CocoGroundTruth,
+    results: np.ndarray,
+    backend: Backend,
+    iou_type: IouType = "bbox",
+    rles: list[RLE] | None = None,
+) -> Any:
     renumbered = _ids_from_one(dataset.coco.dataset)
     if backend in ("auto", "faster_coco_eval"):
         try:
@@ -192,8 +245,8 @@ def _coco_eval(dataset: CocoGroundTruth, results: np.ndarray, backend: Backend) 
                 ) from None
         else:
             gt = COCO(dict(renumbered or dataset.coco.dataset))
-            dt = _results(COCO, gt, results)
-            return COCOeval_faster(gt, dt, "bbox", print_function=lambda *_: None)
+            dt = _results(COCO, gt, results, rles)
+            return COCOeval_faster(gt, dt, iou_type, print_function=lambda *_: None)
     from pycocotools.coco import COCO as PyCOCO
     from pycocotools.cocoeval import COCOeval
 
@@ -203,23 +256,28 @@ def _coco_eval(dataset: CocoGroundTruth, results: np.ndarray, backend: Backend) 
         gt.dataset = renumbered
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
-    return COCOeval(gt, _results(PyCOCO, gt, results), "bbox")
+    return COCOeval(gt, _results(PyCOCO, gt, results, rles), iou_type)
 
 
-def _results(coco_cls: Any, gt: Any, results: np.ndarray) -> Any:
+def _results(coco_cls: Any, gt: Any, results: np.ndarray, rles: list[RLE] | None = None) -> Any:
     """A COCO object of the detections, built the way `loadRes` builds one for boxes (area
     w*h, ids from 1, not crowd) but from whole columns: `loadRes` of an array walks it row by
-    row and adds a polygon per box that box evaluation never reads (a third of eval time)."""
+    row and adds a polygon per box that box evaluation never reads (a third of eval time).
+    With `rles` (segm), each result holds its mask and the mask's area, as `loadRes` gives a
+    result with only a `segmentation` (the area decides small/medium/large)."""
     image_ids = results[:, 0].astype(np.int64).tolist()
     cat_ids = results[:, 6].astype(np.int64).tolist()
     boxes = results[:, 1:5].tolist()
     scores = results[:, 5].tolist()
-    areas = (results[:, 3] * results[:, 4]).tolist()
+    areas = (results[:, 3] * results[:, 4] if rles is None else mask_areas(rles)).tolist()
     columns = zip(image_ids, cat_ids, boxes, scores, areas, strict=True)
     anns = [
         {"id": k, "image_id": i, "category_id": c, "bbox": b, "score": s, "area": a, "iscrowd": 0}
         for k, (i, c, b, s, a) in enumerate(columns, 1)
     ]
+    if rles is not None:
+        for ann, rle in zip(anns, rles, strict=True):
+            ann["segmentation"] = rle
     res = coco_cls()
     res.dataset = {
         "images": list(gt.dataset["images"]),
@@ -233,10 +291,12 @@ def _results(coco_cls: Any, gt: Any, results: np.ndarray) -> Any:
 
 @METRICS.register()
 class CocoMetric:
-    """COCO bbox mAP/AR (12 numbers) and per-class AP of a model's detections on a dataset.
+    """COCO mAP/AR (12 numbers) and per-class AP of a model's boxes (`metric: bbox`), masks
+    (`segm`) or both (`[bbox, segm]`) on a dataset.
 
-    MMDetection 3.x's arguments: `format_only` writes `<outfile_prefix>.bbox.json` and scores
-    nothing (a test set without labels); `outfile_prefix` alone also keeps the results file.
+    MMDetection 3.x's arguments: `format_only` writes `<outfile_prefix>.bbox.json` (and
+    `<outfile_prefix>.segm.json` for segm) and scores nothing (a test set without labels);
+    `outfile_prefix` alone also keeps the results files.
     `ann_file` must be the file the dataset reads: detcli scores against the dataset's own
     annotations (with its `classes` selection), so another file would be silently ignored.
     """
@@ -270,13 +330,7 @@ class CocoMetric:
         use_mp_eval: bool = False,
         metric_items: list[str] | None = None,
     ):
-        metrics = [metric] if isinstance(metric, str) else list(metric)
-        unsupported = [m for m in metrics if m != "bbox"]
-        if unsupported:
-            raise DataError(
-                f"CocoMetric: metric {unsupported} is not supported; detcli evaluates boxes "
-                "(metric: bbox)."
-            )
+        self.iou_types = iou_types(metric)
         if format_only and not outfile_prefix:
             raise DataError(
                 "CocoMetric: format_only needs outfile_prefix (where <prefix>.bbox.json goes)."
@@ -295,16 +349,18 @@ class CocoMetric:
         """The metrics of `detections` (one per image, dataset order) on `dataset`."""
         self._check_ann_file(dataset)
         if self.outfile_prefix:
-            from detcli.evaluation.results_files import write_results_json
+            from detcli.evaluation.results_files import write_results_json, write_segm_json
 
-            path = Path(f"{self.outfile_prefix}.bbox.json")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_results_json(path, dataset, detections)
+            for iou_type in self.iou_types:
+                path = Path(f"{self.outfile_prefix}.{iou_type}.json")
+                write = write_segm_json if iou_type == "segm" else write_results_json
+                write(path, dataset, detections)
         if self.format_only:
             return {}
         return evaluate_detections(
             dataset,
             detections,
+            self.iou_types,
             classwise=self.classwise,
             iou_thrs=self.iou_thrs,
             max_dets=self.max_dets,

@@ -38,7 +38,8 @@ def pr_curve(scores: CocoScores, label: int, iou: float | None) -> np.ndarray | 
 
 
 def plot_pr_curves(scores: CocoScores, classes: Sequence[str], out_dir: Path) -> list[Path]:
-    """Write `pr_<k>_<class>.png` per class with ground truth; returns the files written."""
+    """Write `pr_<k>_<class>.png` per class with ground truth (`pr_segm_<k>_<class>.png` for
+    masks); returns the files written."""
     # The object-oriented API with an Agg canvas: no pyplot state, no GUI backend chosen.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -59,11 +60,13 @@ def plot_pr_curves(scores: CocoScores, classes: Sequence[str], out_dir: Path) ->
                 # the area under the sampled curve is the AP COCOeval reports
                 ax.plot(recall, precision, label=f"{text}: AP {precision.mean():.3f}")
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
-        ax.set_title(f"{name}: precision-recall")
+        what = "" if scores.iou_type == "bbox" else f" ({scores.iou_type})"
+        ax.set_title(f"{name}: precision-recall{what}")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
-        path = out_dir / f"pr_{k:02d}_{_safe(str(name))}.png"
+        kind = "" if scores.iou_type == "bbox" else f"{scores.iou_type}_"
+        path = out_dir / f"pr_{kind}{k:02d}_{_safe(str(name))}.png"
         fig.savefig(path)
         written.append(path)
     return written

@@ -1,7 +1,9 @@
 """Results files: COCO results json, competition CSV, a streamed partial file, and loading back.
 
 - COCO results json: a list of `{image_id, category_id, bbox: [x, y, w, h], score}` with the
-  dataset's ORIGINAL category ids (what COCO servers and `COCO.loadRes` read).
+  dataset's ORIGINAL category ids (what COCO servers and `COCO.loadRes` read). A segm results
+  json (`*.segm.json`, a mask head's) adds `segmentation`: the mask as COCO RLE (counts str),
+  as MMDetection writes it.
 - CSV (`PredictionString,image_id`): one row per image, `image_id` is the image's `file_name`
   and PredictionString is `label score xmin ymin xmax ymax ...` with `label` the class INDEX
   in the config's `classes` order, as the recycling-trash competition's submissions use.
@@ -25,6 +27,7 @@ import numpy as np
 from detcli.data.coco_json import index_of
 from detcli.errors import DataError
 from detcli.evaluation.coco_metric import detections_to_array
+from detcli.evaluation.masks import RLE, mask_boxes, require_rles
 from detcli.structures import CocoGroundTruth, Detections
 
 CSV_HEADER = ("PredictionString", "image_id")
@@ -35,19 +38,26 @@ OUTSIDE_TOLERANCE_FRACTION = 0.02
 
 
 def coco_results(
-    dataset: CocoGroundTruth, detections: Sequence[Detections]
+    dataset: CocoGroundTruth, detections: Sequence[Detections], segm: bool = False
 ) -> list[dict[str, Any]]:
-    """COCO results dicts (original category ids, xywh boxes) for one Detections per image."""
+    """COCO results dicts (original category ids, xywh boxes) for one Detections per image;
+    with `segm`, each with its mask's RLE `segmentation` as well."""
+    rles = require_rles(detections, "A segm results file") if segm else None
     rows = detections_to_array(dataset, detections)
     ids = rows[:, 0].astype(np.int64).tolist()
     cats = rows[:, 6].astype(np.int64).tolist()
     # float32 values as doubles: the file scores exactly like the in-memory detections
     boxes = rows[:, 1:5].astype(np.float32).astype(np.float64).tolist()
     scores = rows[:, 5].astype(np.float32).astype(np.float64).tolist()
-    return [
+    results = [
         {"image_id": i, "category_id": c, "bbox": b, "score": s}
         for i, c, b, s in zip(ids, cats, boxes, scores, strict=True)
     ]
+    if rles is not None:
+        flat = (r for per_image in rles for r in per_image)
+        for result, rle in zip(results, flat, strict=True):
+            result["segmentation"] = rle
+    return results
 
 
 def _atomic_write(path: Path, text: str) -> Path:
@@ -64,6 +74,20 @@ def write_results_json(
 ) -> Path:
     """The COCO results json of `detections` (one per image, dataset order)."""
     return _atomic_write(path, json.dumps(coco_results(dataset, detections)))
+
+
+def write_segm_json(path: Path, dataset: CocoGroundTruth, detections: Sequence[Detections]) -> Path:
+    """The COCO segm results json of `detections`: each result with its RLE `segmentation`."""
+    return _atomic_write(path, json.dumps(coco_results(dataset, detections, segm=True)))
+
+
+def segm_path(path: Path) -> Path:
+    """Where the segm results go next to the bbox results file `path`
+    (`results_val.bbox.json` -> `results_val.segm.json`, `out.json` -> `out.segm.json`)."""
+    name = path.name
+    if name.endswith(".bbox.json"):
+        return path.with_name(name[: -len(".bbox.json")] + ".segm.json")
+    return path.with_name(f"{path.stem}.segm.json")
 
 
 def prediction_string(det: Detections) -> str:
@@ -116,14 +140,17 @@ class PartialResults:
         self.count = 0
 
     def add(self, image_id: int, det: Detections) -> None:
-        """One JSON line: the image id and its boxes (xyxy, original pixels), scores, labels."""
+        """One JSON line: the image id and its boxes (xyxy, original pixels), scores, labels
+        (and the masks as RLE when the model predicts them)."""
         assert self._file is not None
-        record = {
+        record: dict[str, Any] = {
             "image_id": int(image_id),
             "boxes": det.boxes.tolist(),
             "scores": det.scores.tolist(),
             "labels": det.labels.tolist(),
         }
+        if det.rles is not None:
+            record["segmentations"] = det.rles
         self._file.write(json.dumps(record) + "\n")
         self.count += 1
 
@@ -154,6 +181,8 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
 
     Every image id and category id must belong to `dataset`: a file made for another
     dataset (or another `classes` subset) is refused rather than scored as near zero.
+    A segm results file (every entry with a `segmentation` RLE) gives Detections with `rles`;
+    its entries may leave out `bbox` (then it is the mask's box).
     """
     import torch
 
@@ -161,11 +190,15 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
     ann = getattr(dataset, "ann_file", "the dataset")
     img_ids = np.asarray(dataset.img_ids, np.int64)
     cat_ids = np.asarray(dataset.cat_ids, np.int64)
+    rles = _segmentations(path, rows)
     try:
         image = np.fromiter((r["image_id"] for r in rows), np.int64, len(rows))
         cat = np.fromiter((r["category_id"] for r in rows), np.int64, len(rows))
         score = np.fromiter((r["score"] for r in rows), np.float32, len(rows))
-        xywh = np.asarray([r["bbox"] for r in rows], np.float32).reshape(-1, 4)
+        if rles is not None and not all("bbox" in r for r in rows):
+            xywh = mask_boxes(rles).astype(np.float32)
+        else:
+            xywh = np.asarray([r["bbox"] for r in rows], np.float32).reshape(-1, 4)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DataError(
             f"Results file {path}: every entry needs image_id, category_id, bbox [x, y, w, h] "
@@ -204,15 +237,71 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
         )
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     _refuse_boxes_outside(path, ann, dataset, index, boxes)
+    if rles is not None:
+        _refuse_masks_of_other_sizes(path, ann, dataset, index, rles)
     order = np.argsort(index, kind="stable")
     splits = np.cumsum(np.bincount(index, minlength=img_ids.size))[:-1]
     per_box = (torch.from_numpy(boxes[order]), torch.from_numpy(score[order]))
     labels = torch.from_numpy(label[order].astype(np.int64))
+    ordered_rles = [rles[k] for k in order.tolist()] if rles is not None else None
     bounds = [0, *splits.tolist(), len(rows)]
     return [
-        Detections(per_box[0][a:b], per_box[1][a:b], labels[a:b])
+        Detections(
+            per_box[0][a:b],
+            per_box[1][a:b],
+            labels[a:b],
+            rles=None if ordered_rles is None else ordered_rles[a:b],
+        )
         for a, b in itertools.pairwise(bounds)
     ]
+
+
+def _segmentations(path: Path, rows: list[dict[str, Any]]) -> list[RLE] | None:
+    """The entries' RLE masks when the file is a segm results file; None for a bbox file."""
+    with_segm = sum("segmentation" in r for r in rows)
+    if with_segm == 0:
+        return None
+    if with_segm != len(rows):
+        raise DataError(
+            f"Results file {path}: {with_segm} of {len(rows)} entries have a `segmentation`; "
+            "a segm results file needs one per entry (a bbox file none)."
+        )
+    rles = [r["segmentation"] for r in rows]
+    for k, rle in enumerate(rles):
+        size = rle.get("size") if isinstance(rle, dict) else None
+        counts = rle.get("counts") if isinstance(rle, dict) else None
+        if (
+            not isinstance(size, list)
+            or len(size) != 2
+            or not all(isinstance(v, int) for v in size)
+            or not isinstance(counts, str | list)
+        ):
+            raise DataError(
+                f"Results file {path}: entry {k} has segmentation {str(rle)[:80]}; a segm "
+                "result holds the mask as COCO RLE {size: [height, width], counts: ...}."
+            )
+    return rles
+
+
+def _refuse_masks_of_other_sizes(
+    path: Path, ann: str, dataset: CocoGroundTruth, index: np.ndarray, rles: list[RLE]
+) -> None:
+    """A mask must cover its whole image: a different size means another dataset's file."""
+    image_sizes = getattr(dataset, "image_sizes", None)
+    if image_sizes is None:
+        return
+    sizes = np.asarray(image_sizes(), np.int64)[index]  # (N, 2) width, height
+    hw = np.asarray([r["size"] for r in rles], np.int64).reshape(-1, 2)
+    wrong = (hw[:, ::-1] != sizes).any(axis=1)
+    if not wrong.any():
+        return
+    k = int(np.flatnonzero(wrong)[0])
+    raise DataError(
+        f"Results file {path} does not fit {ann}: {int(wrong.sum())} of {len(rles)} masks are "
+        f"not the size of their image (e.g. image id {dataset.img_ids[index[k]]}: a "
+        f"{hw[k, 1]}x{hw[k, 0]} mask for a {sizes[k, 0]}x{sizes[k, 1]} image). Score it with "
+        "the config (and split) it was predicted on."
+    )
 
 
 def _refuse_boxes_outside(

@@ -3,8 +3,11 @@
 Results stream to `<out>.partial.jsonl` while the model runs (an interrupted evaluation keeps
 what it predicted), then the results file (`json`: COCO results, `csv`: PredictionString
 rows) replaces it. Unless `format_only`, the detections are scored: the 12 COCO numbers, a
-per-class table and, with `plot_dir`, one precision-recall PNG per class.
-`evaluate_results` scores an existing COCO results json instead of running a model.
+per-class table and, with `plot_dir`, one precision-recall PNG per class; for boxes, and for
+masks too when the config's metric names `segm` (a Mask R-CNN's `metric: [bbox, segm]`): then
+a segm results json with RLE `segmentation` (`results_<split>.segm.json`) is written as well.
+`evaluate_results` scores an existing COCO results json instead of running a model (its
+masks too when it is a segm results file).
 """
 
 from __future__ import annotations
@@ -25,9 +28,15 @@ from detcli.engine.setup import resolve_device
 from detcli.engine.threads import configure_threads
 from detcli.errors import DataError, DetcliError
 from detcli.evaluation.class_table import ClassRow, class_table
-from detcli.evaluation.coco_metric import score_detections
+from detcli.evaluation.coco_metric import IOU_TYPES, IouType, score_detections
 from detcli.evaluation.pr_curves import plot_pr_curves
-from detcli.evaluation.results_files import PartialResults, load_results_json, write_results
+from detcli.evaluation.results_files import (
+    PartialResults,
+    load_results_json,
+    segm_path,
+    write_results,
+    write_segm_json,
+)
 from detcli.inference.model_loading import Precision, load_detector, prepare
 from detcli.inference.session import as_config
 from detcli.inference.tta import MergeMethod, ViewMerger, merge_settings, tta_dataset_cfg
@@ -57,11 +66,13 @@ class EvalResult:
     metrics: dict[str, float] = field(default_factory=dict)
     classes: list[ClassRow] = field(default_factory=list)
     results_file: Path | None = None
+    segm_file: Path | None = None  # the segm results json, when masks were evaluated
     metrics_file: Path | None = None
     plots: list[Path] = field(default_factory=list)
     precision: str = "fp32"
     tta: str | None = None  # the merge method when test-time augmentation ran
     seconds: float = 0.0  # wall time of the inference loop
+    iou_types: list[IouType] = field(default_factory=lambda: ["bbox"])  # what was scored
 
 
 def evaluate(
@@ -107,6 +118,7 @@ def evaluate(
     configure_threads(threads, settings.env.threads, workers=num_workers)
     loader = build_dataloader(loader_settings, batch_size=batch_size, num_workers=workers)
     dataset = checked_coco_style(loader.dataset, format_path(loader_settings.dataset_path))
+    types = config_iou_types(settings.evaluation.metrics_for(split))
     if not format_only:
         _require_annotations(dataset, split)
     model, _ = load_detector(settings, checkpoint, device=dev, dataset_classes=dataset.CLASSES)
@@ -158,9 +170,12 @@ def evaluate(
         precision=precision.describe(),
         tta=tta_merge if tta else None,
         seconds=time.perf_counter() - start,
+        iou_types=types,
     )
     if out_path is not None and partial is not None:
         result.results_file = write_results(out_path, dataset, detections, fmt)
+        if "segm" in types and fmt == "json":
+            result.segm_file = write_segm_json(segm_path(out_path), dataset, detections)
         partial.discard()
     if not format_only:
         _score(result, dataset, plot_dir, metrics_file)
@@ -187,9 +202,27 @@ def evaluate_results(
     )
     _require_annotations(dataset, split)
     detections = load_results_json(Path(results_file), dataset)
-    result = EvalResult(split, len(dataset), detections, results_file=Path(results_file))
+    # a file is scored for what it holds: boxes, and masks when it is a segm results file
+    has_masks = any(d.rles is not None for d in detections)
+    result = EvalResult(
+        split,
+        len(dataset),
+        detections,
+        results_file=Path(results_file),
+        iou_types=["bbox", "segm"] if has_masks else ["bbox"],
+    )
     _score(result, dataset, plot_dir, metrics_file)
     return result
+
+
+def config_iou_types(metrics: Sequence[dict[str, Any]]) -> list[IouType]:
+    """What the split's CocoMetric entries score (`bbox`, `segm`), bbox when none says."""
+    wanted: set[str] = set()
+    for metric in metrics:
+        if metric.get("type") == "CocoMetric":
+            names = metric.get("metric", "bbox")
+            wanted.update([names] if isinstance(names, str) else names)
+    return [t for t in IOU_TYPES if t in wanted] or ["bbox"]
 
 
 def _require_annotations(dataset: CocoStyleDataset, split: str) -> None:
@@ -207,11 +240,13 @@ def _score(
     plot_dir: str | Path | None,
     metrics_file: str | Path | None,
 ) -> None:
-    scores = score_detections(dataset, result.detections)
-    result.metrics = scores.metrics
-    result.classes = class_table(dataset, result.detections, scores)
-    if plot_dir is not None:
-        result.plots = plot_pr_curves(scores, list(dataset.CLASSES), Path(plot_dir))
+    result.metrics, result.classes, result.plots = {}, [], []
+    for iou_type in result.iou_types:
+        scores = score_detections(dataset, result.detections, iou_type=iou_type)
+        result.metrics.update(scores.metrics)
+        result.classes += class_table(dataset, result.detections, scores)
+        if plot_dir is not None:
+            result.plots += plot_pr_curves(scores, list(dataset.CLASSES), Path(plot_dir))
     if metrics_file is not None:
         path = Path(metrics_file)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +254,7 @@ def _score(
             "split": result.split,
             "images": result.num_images,
             "results_file": str(result.results_file) if result.results_file else None,
+            "segm_file": str(result.segm_file) if result.segm_file else None,
             "precision": result.precision,
             "tta": result.tta,
             "metrics": {k: _finite(v) for k, v in result.metrics.items()},

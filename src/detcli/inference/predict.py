@@ -1,7 +1,9 @@
 """`detcli.predict(cfg, checkpoint, inputs)`: detections for image files, folders and globs.
 
 With `out_dir`, each image gets `<name>.json` (boxes xyxy in original pixels, scores, class
-indices and names) and `<name>.png` (the boxes drawn), written as soon as its batch is done.
+indices and names; a mask model's masks as COCO RLE `segmentation`) and `<name>.png` (the
+boxes and masks drawn), written as soon as its batch is done. Full-size masks live only until
+their image's files are written; `PredictResult` keeps them as RLE (`Detections.rles`).
 Images that cannot be read are reported in `PredictResult.skipped`; the rest go on.
 """
 
@@ -11,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,7 @@ from detcli.data.classes import config_classes
 from detcli.engine.inference_loop import BatchResults, inference
 from detcli.engine.setup import resolve_device
 from detcli.engine.threads import configure_threads
+from detcli.evaluation.masks import encode_masks
 from detcli.inference.inputs import collect_images, image_loader
 from detcli.inference.model_loading import (
     Precision,
@@ -99,11 +102,12 @@ def predict(
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detcli-predict-writer")
     pending: list[Future[None]] = []
 
-    def write(pred: ImagePrediction, name: str) -> None:
+    def write(pred: ImagePrediction, drawn: Detections, name: str) -> None:
         assert out is not None
         pred.json_path = _write_json(out / f"{name}.json", pred, classes)
         if draw:
-            pred.png_path = _write_png(out / f"{name}.png", pred, classes, palette, score_thr)
+            png = out / f"{name}.png"
+            pred.png_path = _write_png(png, pred, drawn, classes, palette, score_thr)
 
     def on_results(batch: BatchResults) -> None:
         for idx, det, meta_i in zip(batch.indices, batch.detections, batch.img_metas, strict=True):
@@ -111,12 +115,12 @@ def predict(
                 skipped.append((files[idx], batch.failed[idx]))
                 continue
             assert meta_i is not None
-            keep = det.scores >= score_thr
-            kept = Detections(det.boxes[keep], det.scores[keep], det.labels[keep])
+            kept = above(det, score_thr)
             h, w = (int(v) for v in meta_i["ori_shape"][:2])
-            pred = ImagePrediction(files[idx], w, h, kept)
+            # the bitmaps go to the drawing only; the prediction keeps their RLE
+            pred = ImagePrediction(files[idx], w, h, replace(kept, masks=None))
             if out is not None:
-                pending.append(writer.submit(write, pred, names[idx]))
+                pending.append(writer.submit(write, pred, kept, names[idx]))
             predictions.append(pred)
 
     if on_start is not None:
@@ -137,6 +141,16 @@ def predict(
         writer.shutdown(wait=True, cancel_futures=True)
     seconds = time.perf_counter() - start
     return PredictResult(predictions, skipped, classes, out, seconds, precision.describe())
+
+
+def above(det: Detections, score_thr: float) -> Detections:
+    """The detections scoring at least `score_thr`, with their masks and RLEs."""
+    keep = det.scores >= score_thr
+    masks = None if det.masks is None else det.masks[keep]
+    rles = None
+    if det.rles is not None:
+        rles = [r for r, k in zip(det.rles, keep.tolist(), strict=True) if k]
+    return Detections(det.boxes[keep], det.scores[keep], det.labels[keep], masks, rles)
 
 
 def _class_names(settings: RunSettings, meta: dict[str, Any], num_classes: int | None) -> list[str]:
@@ -162,19 +176,25 @@ def _output_names(files: Sequence[Path]) -> list[str]:
 
 
 def prediction_record(pred: ImagePrediction, classes: Sequence[str]) -> dict[str, Any]:
-    """The JSON written per image: file, size and detections (xyxy original pixels)."""
+    """The JSON written per image: file, size and detections (xyxy original pixels; with a
+    mask model, each mask as COCO RLE `segmentation`, counts a string)."""
     det = pred.detections
     boxes = det.boxes.double().round(decimals=2).tolist()
     scores = det.scores.double().round(decimals=5).tolist()
     labels = det.labels.tolist()
+    detections: list[dict[str, Any]] = [
+        {"label": k, "class": classes[k], "score": s, "box_xyxy": b}
+        for k, s, b in zip(labels, scores, boxes, strict=True)
+    ]
+    rles = det.rles if det.rles is not None or det.masks is None else encode_masks(det).rles
+    if rles is not None:
+        for record, rle in zip(detections, rles, strict=True):
+            record["segmentation"] = rle
     return {
         "file": str(pred.file),
         "width": pred.width,
         "height": pred.height,
-        "detections": [
-            {"label": k, "class": classes[k], "score": s, "box_xyxy": b}
-            for k, s, b in zip(labels, scores, boxes, strict=True)
-        ],
+        "detections": detections,
     }
 
 
@@ -191,6 +211,7 @@ def _write_json(path: Path, pred: ImagePrediction, classes: Sequence[str]) -> Pa
 def _write_png(
     path: Path,
     pred: ImagePrediction,
+    drawn: Detections,
     classes: Sequence[str],
     palette: list[tuple[int, int, int]] | None,
     score_thr: float | None = None,
@@ -199,7 +220,7 @@ def _write_png(
     from detcli.visualization import write_drawn
 
     img = load_image(str(pred.file))
-    written: Path = write_drawn(path, img, pred.detections, classes, palette, score_thr)
+    written: Path = write_drawn(path, img, drawn, classes, palette, score_thr)
     return written
 
 

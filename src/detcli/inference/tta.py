@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import batched_nms, box_iou, nms
 
-from detcli.errors import ConfigError
+from detcli.errors import ConfigError, ModelError
 from detcli.structures import Detections
 
 MergeMethod = Literal["nms", "wbf", "mean"]
@@ -120,19 +120,34 @@ def _test_time_aug(
 
 
 def merge_nms(
-    boxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: float, max_dets: int
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    iou_thr: float,
+    max_dets: int,
+    masks: Tensor | None = None,
 ) -> Detections:
-    """Class-wise NMS over the pooled views' boxes, best `max_dets` kept."""
+    """Class-wise NMS over the pooled views' boxes, best `max_dets` kept (with their masks:
+    every view's masks are in original image pixels already)."""
     keep = batched_nms(boxes, scores, labels, iou_thr)[:max_dets]
-    return Detections(boxes[keep], scores[keep], labels[keep])
+    return Detections(
+        boxes[keep], scores[keep], labels[keep], None if masks is None else masks[keep]
+    )
 
 
 def weighted_box_fusion(
-    boxes: Tensor, scores: Tensor, labels: Tensor, num_views: int, iou_thr: float, max_dets: int
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    num_views: int,
+    iou_thr: float,
+    max_dets: int,
+    masks: Tensor | None = None,
 ) -> Detections:
-    """Fuse overlapping same-class boxes of several views (score-weighted mean box)."""
+    """Fuse overlapping same-class boxes of several views (score-weighted mean box); a
+    cluster's mask is its best-scoring box's (masks of different views are not averaged)."""
     if boxes.numel() == 0:
-        return Detections(boxes, scores, labels)
+        return Detections(boxes, scores, labels, masks)
     # Shift each class far apart so boxes of different classes never overlap.
     shift = (labels.to(boxes.dtype) * (boxes.max() - boxes.min() + 1))[:, None]
     shifted = boxes + shift
@@ -145,7 +160,8 @@ def weighted_box_fusion(
     count = torch.bincount(cluster, minlength=n).to(scores.dtype)
     fused_scores = weight_sum / count * count.clamp(max=num_views) / num_views
     order = fused_scores.argsort(descending=True)[:max_dets]
-    return Detections(fused[order], fused_scores[order], labels[heads][order])
+    fused_masks = None if masks is None else masks[heads][order]
+    return Detections(fused[order], fused_scores[order], labels[heads][order], fused_masks)
 
 
 class ViewMerger(nn.Module):
@@ -170,15 +186,25 @@ class ViewMerger(nn.Module):
             boxes = torch.cat([d.boxes.float() for d in views])
             scores = torch.cat([d.scores.float() for d in views])
             labels = torch.cat([d.labels for d in views])
+            masks = _pooled_masks(views)
             if self.method == "nms":
-                merged.append(merge_nms(boxes, scores, labels, self.iou_thr, self.max_dets))
+                merged.append(merge_nms(boxes, scores, labels, self.iou_thr, self.max_dets, masks))
             else:
                 merged.append(
                     weighted_box_fusion(
-                        boxes, scores, labels, len(views), self.iou_thr, self.max_dets
+                        boxes, scores, labels, len(views), self.iou_thr, self.max_dets, masks
                     )
                 )
         return merged
+
+
+def _pooled_masks(views: Sequence[Detections]) -> Tensor | None:
+    """Every view's masks of one image in one tensor (all at its original size), or None."""
+    if all(d.masks is None for d in views):
+        return None
+    if any(d.masks is None for d in views):
+        raise ModelError("Some TTA views predicted masks and others did not; cannot merge.")
+    return torch.cat([d.masks for d in views if d.masks is not None])
 
 
 def merge_settings(model: Mapping[str, Any], method: MergeMethod) -> tuple[float, int]:

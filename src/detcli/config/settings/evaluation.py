@@ -31,7 +31,9 @@ EVALUATION = Section(
         "metric_items": Key(list[str] | None, "every COCO number is printed and logged"),
         "gpu_collect": Key(bool, "detcli gathers detections from every process itself"),
         "tmpdir": Key(str | None, "detcli gathers detections without temporary files"),
-        "efficient_test": Key(bool, "detcli holds boxes only; there are no masks to spill to disk"),
+        "efficient_test": Key(
+            bool, "masks are encoded as RLE batch by batch: none to spill to disk"
+        ),
     },
     other_spelling={"val_interval": "interval", "val_begin": "start"},
 )
@@ -139,7 +141,13 @@ def _check_save_best(reader: SettingsReader, metrics: list[dict[str, Any]]) -> N
     """`save_best` must name a number the evaluation produces (else it fails after epoch 1)."""
     if any(m.get("type") != "CocoMetric" for m in metrics):
         return  # a plugin metric: its names are known only once it runs
-    names = [f"bbox_{n}" for n in COCO_STATS]
+    kinds = ["bbox"]
+    for m in metrics:
+        wanted = m.get("metric", "bbox")
+        if "segm" in (wanted if isinstance(wanted, list) else [wanted]):
+            kinds.append("segm")
+    names = [f"{kind}_{n}" for kind in kinds for n in COCO_STATS]
+    per_class = tuple(f"{kind}_{stat}/" for kind in kinds for stat in ("AP", "AP50"))
     for path in (
         ("evaluation", "save_best"),
         ("checkpoint_config", "save_best"),
@@ -149,7 +157,7 @@ def _check_save_best(reader: SettingsReader, metrics: list[dict[str, Any]]) -> N
         if not isinstance(key, str) or key == "auto":
             continue
         bare = key.removeprefix("coco/")
-        if bare in names or bare.startswith(("bbox_AP/", "bbox_AP50/")):
+        if bare in names or bare.startswith(per_class):
             continue
         reader.problem(
             path,

@@ -80,7 +80,7 @@ def _policy_keys(reader: SettingsReader, lr_config: dict[str, Any]) -> None:
 
     policy = lr_config.get("policy")
     accepted = policy_keys(policy) if isinstance(policy, str) else None
-    if accepted is None:
+    if accepted is None or not isinstance(policy, str):
         return  # an unknown policy is reported by the section's type check
     for key in lr_config:
         if key != "policy" and key in LR_CONFIG.keys and key not in accepted:

@@ -1,4 +1,5 @@
-"""Class-specific rows (classifier, per-class box regression) re-ordered by class name.
+"""Class-specific rows (classifier, per-class box regression, per-class mask channels)
+re-ordered by class name.
 
 Fine-tuning from a checkpoint trained on other classes keeps every row whose class name the
 new config also has (e.g. `person` of a COCO model) and leaves the other rows at their fresh
@@ -14,6 +15,7 @@ from torch import Tensor
 
 CLS = "roi_head.bbox_head.fc_cls."
 REG = "roi_head.bbox_head.fc_reg."
+MASK = "roi_head.mask_head.conv_logits."  # one mask channel per object class
 PLACEHOLDERS = ("N/A", "__background__")  # torchvision's unused COCO ids are no class
 
 
@@ -51,7 +53,7 @@ def map_class_rows(
     are mapped only for a softmax classifier (C + 1 rows, background last) whose names are
     known; otherwise the layers are left out and keep their initial values.
     """
-    out = {k: v for k, v in weights.items() if not k.startswith((CLS, REG))}
+    out = {k: v for k, v in weights.items() if not k.startswith((CLS, REG, MASK))}
     index = {
         n: i for i, n in reversed(list(enumerate(source_classes or []))) if n not in PLACEHOLDERS
     }
@@ -82,11 +84,22 @@ def map_class_rows(
             and reg.shape[1:] == own_reg.shape[1:]
         ):
             if reg.shape[0] == 4 * n_src and own_reg.shape[0] == 4 * n_dst:
-                new = own_reg.clone()
-                for j, (_, i) in enumerate(mapping.rows):
-                    if i is not None:
-                        new[4 * j : 4 * j + 4] = reg[4 * i : 4 * i + 4]
-                out[REG + suffix] = new
+                out[REG + suffix] = _by_class(reg, own_reg, mapping, 4)
             elif reg.shape == own_reg.shape:  # class-agnostic regression: shared by all
                 out[REG + suffix] = reg
+        mask, own_mask = weights.get(MASK + suffix), own.get(MASK + suffix)
+        if source_classes and mask is not None and own_mask is not None:
+            if mask.shape[0] == n_src and own_mask.shape[0] == n_dst:
+                out[MASK + suffix] = _by_class(mask, own_mask, mapping, 1)
+            elif mask.shape == own_mask.shape:  # class-agnostic masks: shared by all
+                out[MASK + suffix] = mask
     return out, mapping
+
+
+def _by_class(rows: Tensor, own: Tensor, mapping: ClassMapping, per_class: int) -> Tensor:
+    """`own` with each mapped class's `per_class` rows taken from `rows`."""
+    new = own.clone()
+    for j, (_, i) in enumerate(mapping.rows):
+        if i is not None:
+            new[per_class * j : per_class * (j + 1)] = rows[per_class * i : per_class * (i + 1)]
+    return new

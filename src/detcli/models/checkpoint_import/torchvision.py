@@ -1,4 +1,6 @@
-"""torchvision `fasterrcnn_resnet50_fpn` (and `_v2`) state dicts onto detcli's module names.
+"""torchvision `fasterrcnn_resnet50_fpn` / `maskrcnn_resnet50_fpn` (and `_v2`) state dicts onto
+detcli's module names (MMDetection's: the mask head is FCNMaskHead's `convs`, `upsample`,
+`conv_logits`).
 
 torchvision's classifier puts background FIRST (`cls_score` row 0, and four `bbox_pred` rows
 for it); detcli (as MMDetection) puts background LAST and regresses object classes only. Its
@@ -40,7 +42,18 @@ _RENAMES = (
         re.compile(r"^roi_heads\.box_head\.fc7\.(weight|bias)$"),
         r"roi_head.bbox_head.shared_fcs.1.\1",
     ),
+    # Mask head: four 3x3 convs (Conv2dNormActivation: conv at .0; older files `mask_fcnN`).
+    (
+        re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$"),
+        r"roi_head.mask_head.convs.\1.conv.\2",
+    ),
+    (
+        re.compile(r"^roi_heads\.mask_predictor\.conv5_mask\.(weight|bias)$"),
+        r"roi_head.mask_head.upsample.\1",
+    ),
 )
+_MASK_FCN = re.compile(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$")
+_MASK_LOGITS = "roi_heads.mask_predictor.mask_fcn_logits."
 _RPN_CONV = re.compile(r"^rpn\.head\.conv\.(?:(\d+)\.0\.)?(weight|bias)$")
 _CLS = "roi_heads.box_predictor.cls_score."
 _REG = "roi_heads.box_predictor.bbox_pred."
@@ -70,6 +83,11 @@ def rename_torchvision(weights: Mapping[str, Tensor]) -> tuple[dict[str, Tensor]
         new = key
         if m := _RPN_CONV.match(key):
             new = f"rpn_head.rpn_conv.{2 * int(m[1] or 0)}.{m[2]}"  # Sequential: conv, ReLU
+        elif m := _MASK_FCN.match(key):
+            new = f"roi_head.mask_head.convs.{int(m[1]) - 1}.conv.{m[2]}"
+        elif key.startswith(_MASK_LOGITS):
+            new = "roi_head.mask_head.conv_logits." + key[len(_MASK_LOGITS) :]
+            value = value[1:]  # one mask per object class: the background's is dropped
         elif key.startswith(_CLS):
             new = "roi_head.bbox_head.fc_cls." + key[len(_CLS) :]
             value = torch.cat([value[1:], value[:1]])  # background first -> last
@@ -87,4 +105,6 @@ def rename_torchvision(weights: Mapping[str, Tensor]) -> tuple[dict[str, Tensor]
             "torchvision classifier: background row moved from first to last, its 4 box "
             "regression rows dropped"
         )
+    if any(k.startswith(_MASK_LOGITS) for k in weights):
+        notes.append("torchvision mask predictor: the background's mask channel dropped")
     return out, notes

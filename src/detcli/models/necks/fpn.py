@@ -10,14 +10,14 @@ from torch import Tensor, nn
 
 from detcli.errors import ModelError
 from detcli.models.layers import ConvModule, xavier_init
-from detcli.models.shapes import UNWIRED, FeatureMaps, Wiring
+from detcli.models.necks.base import PyramidNeck
 from detcli.registry import MODELS
 
 EXTRA_SOURCES = ("on_input", "on_lateral", "on_output")
 
 
 @MODELS.register()
-class FPN(nn.Module):
+class FPN(PyramidNeck):
     """Feature pyramid over backbone levels `start_level..end_level`, `num_outs` outputs in all.
 
     Levels beyond the backbone's come from a stride-1 max-pool of the last output
@@ -59,21 +59,7 @@ class FPN(nn.Module):
         self.relu = _relu(act_cfg)
         self.upsample_cfg = dict(upsample_cfg or {"mode": "nearest"})
         self.init_cfg = init_cfg
-        self.in_channels: list[int] | None = None
-        if in_channels is not None:
-            self._build(list(in_channels))
-
-    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> FeatureMaps:
-        """Take `in_channels` from the backbone's maps (or check it); say what it outputs."""
-        why = f"{inputs.source} gives feature maps with {list(inputs.channels)} channels"
-        in_channels = wiring.agree("in_channels", self.in_channels, list(inputs.channels), why)
-        if self.in_channels is None:
-            self._build(in_channels)
-        return FeatureMaps(
-            (self.out_channels,) * self.num_outs,
-            tuple(self.output_strides(inputs.strides)),
-            "the FPN neck",
-        )
+        self.build_when_known(in_channels)
 
     def _build(self, in_channels: list[int]) -> None:
         num_ins = len(in_channels)
@@ -133,12 +119,11 @@ class FPN(nn.Module):
 
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """Pyramid levels, finest first, each with `out_channels` channels."""
-        if self.in_channels is None:
-            raise ModelError(UNWIRED.format(part="FPN"))
-        if len(inputs) != len(self.in_channels):
+        in_channels = self.wired_in_channels()
+        if len(inputs) != len(in_channels):
             raise ModelError(
                 f"FPN gets {len(inputs)} feature maps but in_channels lists "
-                f"{len(self.in_channels)}; match in_channels to the backbone's out_indices."
+                f"{len(in_channels)}; match in_channels to the backbone's out_indices."
             )
         laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
         for i in range(len(laterals) - 1, 0, -1):

@@ -12,12 +12,12 @@ from torch.utils.checkpoint import checkpoint
 
 from detcli.errors import ModelError
 from detcli.models.layers import ConvModule, xavier_init
-from detcli.models.shapes import UNWIRED, FeatureMaps, Wiring
+from detcli.models.necks.base import PyramidNeck
 from detcli.registry import MODELS
 
 
 @MODELS.register()
-class HRFPN(nn.Module):
+class HRFPN(PyramidNeck):
     """mmdet's HRFPN: one fused map, then `num_outs` levels by 2^i pooling and a 3x3 conv each."""
 
     def __init__(
@@ -41,18 +41,7 @@ class HRFPN(nn.Module):
         self.norm_cfg = norm_cfg
         self.pooling = F.max_pool2d if pooling_type == "MAX" else F.avg_pool2d
         self.init_cfg = init_cfg
-        self.in_channels: list[int] | None = None
-        if in_channels is not None:
-            self._build(list(in_channels))
-
-    def wire(self, inputs: FeatureMaps, wiring: Wiring) -> FeatureMaps:
-        """Take `in_channels` from the backbone's branches (or check it); say what it outputs."""
-        why = f"{inputs.source} gives feature maps with {list(inputs.channels)} channels"
-        in_channels = wiring.agree("in_channels", self.in_channels, list(inputs.channels), why)
-        if self.in_channels is None:
-            self._build(in_channels)
-        strides = tuple(self.output_strides(inputs.strides))
-        return FeatureMaps((self.out_channels,) * self.num_outs, strides, "the HRFPN neck")
+        self.build_when_known(in_channels)
 
     def _build(self, in_channels: list[int]) -> None:
         self.in_channels = in_channels
@@ -72,11 +61,10 @@ class HRFPN(nn.Module):
 
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """`num_outs` maps with `out_channels` channels, finest first."""
-        if self.in_channels is None:
-            raise ModelError(UNWIRED.format(part="HRFPN"))
-        if len(inputs) != len(self.in_channels):
+        in_channels = self.wired_in_channels()
+        if len(inputs) != len(in_channels):
             raise ModelError(
-                f"HRFPN gets {len(inputs)} branches but in_channels lists {len(self.in_channels)}."
+                f"HRFPN gets {len(inputs)} branches but in_channels lists {len(in_channels)}."
             )
         size = inputs[0].shape[2:]
         fused = torch.cat(

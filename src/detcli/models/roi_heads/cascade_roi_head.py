@@ -122,30 +122,24 @@ class CascadeRoIHead(nn.Module):
     def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
         """Wire every stage's extractor from the maps it pools, and its box head from it."""
         wired: dict[int, Any] = {}  # a shared extractor is wired once
-        for i in range(self.num_stages):
-            extractor, head = self.extractor(i), self.head(i)
+        shared = len({id(e) for e in self.bbox_roi_extractor}) == 1
+        for stage in range(self.num_stages):
+            extractor = self.extractor(stage)
             if id(extractor) not in wired:
-                at = (
-                    ("bbox_roi_extractor",)
-                    if len(set(map(id, self.bbox_roi_extractor))) == 1
-                    else ("bbox_roi_extractor", i)
-                )
+                at = ("bbox_roi_extractor",) if shared else ("bbox_roi_extractor", stage)
                 wired[id(extractor)] = extractor.wire(inputs, wiring.child(*at))
-            head.wire(wired[id(extractor)], wiring.child("bbox_head", i))
-        if not self.with_mask:
+            self.head(stage).wire(wired[id(extractor)], wiring.child("bbox_head", stage))
+        if self.mask_roi_extractor is None:
             return
-        for i in range(self.num_stages):
-            extractor, mask_head = self.mask_branch(i)
+        shared = len({id(e) for e in self.mask_roi_extractor}) == 1
+        for stage in range(self.num_stages):
+            extractor, mask_head = self.mask_branch(stage)
             if id(extractor) not in wired:
-                shared = (
-                    self.mask_roi_extractor is not None
-                    and len(set(map(id, self.mask_roi_extractor))) == 1
-                )
-                at = ("mask_roi_extractor",) if shared else ("mask_roi_extractor", i)
+                at = ("mask_roi_extractor",) if shared else ("mask_roi_extractor", stage)
                 wired[id(extractor)] = extractor.wire(inputs, wiring.child(*at))
-            mask_head.wire(wired[id(extractor)], wiring.child("mask_head", i))
-            cfg = None if self.train_cfg is None else self.train_cfg[i]
-            check_mask_size(mask_head, cfg, wiring.child("mask_head", i), f"rcnn.{i}")
+            mask_head.wire(wired[id(extractor)], wiring.child("mask_head", stage))
+            cfg = None if self.train_cfg is None else self.train_cfg[stage]
+            check_mask_size(mask_head, cfg, wiring.child("mask_head", stage), f"rcnn.{stage}")
 
     def _bbox_forward(
         self, stage: int, feats: Sequence[Tensor], rois: Tensor
