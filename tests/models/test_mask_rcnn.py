@@ -15,6 +15,7 @@ from detcli.config.check import check_config
 from detcli.errors import ModelError
 from detcli.model_config import build_model
 from detcli.models import FCNMaskHead, MaskRCNN
+from detcli.models.detectors.tta import merged_masks
 from detcli.models.roi_heads.mask_branch import predict_masks
 from detcli.models.roi_heads.mask_paste import paste_masks
 from detcli.plugins import load_plugins
@@ -371,3 +372,28 @@ def test_cascade_mask_heads_must_match_the_stages():
     cfg["roi_head"]["mask_head"] = [head, head, {**head, "num_classes": 4}]
     with pytest.raises(ModelError, match=r"mask_head\.num_classes is 4"):
         build_model(cfg)
+
+
+def test_test_time_augmentation_averages_the_views_masks():
+    """Two views of one image, one flipped: a head predicting the view's right half gives the
+    original's right half in one view and its left half in the other; averaged, 0.5 over the
+    whole box."""
+    right = torch.full((28, 28), -20.0)
+    right[:, 14:] = 20.0
+    model = model_with_fixed_masks(right)
+    img = torch.zeros(1, 3, 64, 64)
+    feats = model.extract_feat(img)
+    hw = torch.tensor([[64.0, 64.0]])
+    views = [(feats, hw, [meta(64)]), (feats, hw, [meta(64, flip="horizontal")])]
+    for threshold, pixels in ((0.4, 20 * 40), (0.6, 0)):
+        det = Detections(boxes([[10, 20, 50, 40]]), torch.tensor([0.9]), torch.tensor([1]))
+        merged_masks(model.roi_head, views, [det], threshold)
+        assert int(det.masks[0, 20:40, 10:50].sum()) == pixels and int(det.masks.sum()) == pixels
+    # Identical views: the same masks as one view.
+    torch.manual_seed(0)
+    model = build_model(mask_cfg()).eval()
+    img = torch.stack([shapes_image([(10, 10, 60, 60)], [0])])
+    with torch.no_grad():
+        single = model(img, [meta()], return_loss=False)
+        both = model([img, img], [[meta()], [meta()]], return_loss=False)
+    assert torch.equal(single[0].masks, both[0].masks) and single[0].masks.shape[1:] == (128, 128)

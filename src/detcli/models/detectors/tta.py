@@ -3,7 +3,8 @@
 Every view (a scale, a flip) proposes boxes; the proposals, mapped back to the original image,
 are merged by NMS. The box head then scores those same proposals in every view, the refined
 boxes are mapped back and averaged with the scores over views, and one per-class NMS picks
-the detections, in original image pixels.
+the detections, in original image pixels. A mask head then predicts each detection's mask in
+every view; the probabilities, in the original orientation, are averaged and pasted once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 from detcli.errors import ModelError
 from detcli.models.meta import img_hw
 from detcli.models.rescale import boxes_to_input, boxes_to_original
+from detcli.models.roi_heads.mask_branch import flat_detections, mask_probs, paste_detections
 from detcli.models.task_modules.nms import batch_nms, multiclass_nms
 from detcli.structures import Detections, ImgMeta
 
@@ -88,4 +90,24 @@ def aug_test(
         cfg.max_per_img,
         cfg.nms.class_agnostic,
     )
-    return [Detections(b.float(), s.float(), lab.long()) for b, s, lab in per_image]
+    dets = [Detections(b.float(), s.float(), lab.long()) for b, s, lab in per_image]
+    if getattr(head, "with_mask", False):
+        merged_masks(head, views, dets, cfg.mask_thr_binary)
+    return dets
+
+
+def merged_masks(
+    head: Any,
+    views: Sequence[tuple[list[Tensor], Tensor, Sequence[ImgMeta]]],
+    dets: Sequence[Detections],
+    threshold: float,
+) -> None:
+    """Masks of the merged detections: each view predicts them on the boxes mapped into it, the
+    probabilities (mirrored back where the view is flipped) are averaged, then pasted once at
+    the original size (mmdet's `merge_aug_masks`)."""
+    boxes, labels, img_ids = flat_detections(dets, views[0][1].device)
+    probs = [
+        mask_probs(head.mask_branches(), feats, boxes, labels, img_ids, metas, True)
+        for feats, _, metas in views
+    ]
+    paste_detections(dets, torch.stack(probs).mean(0), views[0][2], True, threshold)

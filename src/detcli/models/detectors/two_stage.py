@@ -178,11 +178,6 @@ class TwoStageDetector(nn.Module):
                 "test-time augmentation merges views in original image pixels; it cannot "
                 "return boxes in the pixels of one view (rescale=False)."
             )
-        if self.with_mask:
-            raise ModelError(
-                "test-time augmentation merges boxes only; a mask head's masks are not merged "
-                "over views yet. Evaluate this model without --tta."
-            )
         return aug_test(self, imgs, img_metas)
 
 

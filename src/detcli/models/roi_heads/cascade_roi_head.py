@@ -111,6 +111,10 @@ class CascadeRoIHead(nn.Module):
         """Whether it predicts masks (Cascade Mask R-CNN)."""
         return self.mask_head is not None
 
+    def mask_branches(self) -> list[MaskBranch]:
+        """Every stage's mask extractor and head (none without masks)."""
+        return [self.mask_branch(i) for i in range(self.num_stages)] if self.with_mask else []
+
     def mask_branch(self, stage: int) -> MaskBranch:
         """The mask RoI extractor and mask head of `stage` (with masks only)."""
         assert self.mask_roi_extractor is not None and self.mask_head is not None
@@ -250,8 +254,9 @@ class CascadeRoIHead(nn.Module):
             cfg, rescale,
         )  # fmt: skip
         if self.with_mask:
-            branches = [self.mask_branch(i) for i in range(self.num_stages)]
-            predict_masks(branches, feats, dets, img_metas, rescale, cfg.mask_thr_binary)
+            predict_masks(
+                self.mask_branches(), feats, dets, img_metas, rescale, cfg.mask_thr_binary
+            )
         return dets
 
 

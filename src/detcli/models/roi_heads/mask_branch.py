@@ -64,36 +64,65 @@ def predict_masks(
     rescale: bool,
     threshold: float,
 ) -> None:
-    """Set each detection's `masks`: bool (K, H, W), predicted on its final box (as mmdet);
-    with several branches (a cascade's stages), their probabilities are averaged.
+    """Set each detection's `masks`: bool (K, H, W), predicted on its final box (as mmdet).
 
-    With `rescale` the boxes are in original pixels: the masks are predicted on the boxes
-    mapped into the network input, mirrored back where the input was flipped, and pasted at
-    the original size (`ori_shape`); without, pasted in the network input (`img_shape`).
+    With `rescale` the boxes are in original pixels and the masks are pasted at the original
+    size (`ori_shape`); without, in the network input (`img_shape`).
     """
-    counts = [len(d) for d in dets]
-    device = feats[0].device
+    boxes, labels, img_ids = flat_detections(dets, feats[0].device)
+    probs = mask_probs(branches, feats, boxes, labels, img_ids, img_metas, rescale)
+    paste_detections(dets, probs, img_metas, rescale, threshold)
+
+
+def flat_detections(dets: Sequence[Detections], device: torch.device) -> tuple[Tensor, ...]:
+    """Every image's detections in one tensor each: boxes (K, 4), labels (K,), image index."""
+    counts = torch.tensor([len(d) for d in dets], device=device)
+    img_ids = torch.repeat_interleave(torch.arange(len(dets), device=device), counts)
     boxes = torch.cat([d.boxes for d in dets]).to(device)
-    labels = torch.cat([d.labels for d in dets]).to(device)
-    img_ids = torch.repeat_interleave(
-        torch.arange(len(dets), device=device), torch.tensor(counts, device=device)
-    )
+    return boxes, torch.cat([d.labels for d in dets]).to(device), img_ids
+
+
+def mask_probs(
+    branches: Sequence[MaskBranch],
+    feats: Sequence[Tensor],
+    boxes: Tensor,
+    labels: Tensor,
+    img_ids: Tensor,
+    img_metas: Sequence[ImgMeta],
+    rescale: bool,
+) -> Tensor:
+    """Mask probabilities (K, s, s) of boxes of class `labels` in images `img_ids`, averaged
+    over `branches` (a cascade's stages).
+
+    With `rescale` the boxes are in original pixels: they are mapped into the network input to
+    pool their features, and the masks mirrored back where the input was flipped, so they read
+    in the original image's orientation (and views of one image can be averaged: TTA).
+    """
     size = branches[-1][1].output_size
-    probs = boxes.new_zeros((0, size, size))
-    if boxes.shape[0] > 0:
-        in_boxes = boxes_to_input(boxes, img_ids, img_metas) if rescale else boxes
-        rois = torch.cat([img_ids[:, None].to(in_boxes.dtype), in_boxes], 1)
-        pooled: dict[int, Tensor] = {}  # an extractor shared by stages pools once
-        for extractor, head in branches:
-            if id(extractor) not in pooled:
-                pooled[id(extractor)] = extractor(feats[: extractor.num_inputs], rois)
-            stage_probs = head.predict(pooled[id(extractor)], labels)
-            probs = stage_probs if probs.shape[0] == 0 else probs + stage_probs
-        probs = probs / len(branches)
-        if rescale:
-            probs = masks_to_original(probs, img_ids, img_metas)
-    for det, meta, det_probs, det_boxes in zip(
-        dets, img_metas, torch.split(probs, counts), torch.split(boxes, counts), strict=True
-    ):
+    if boxes.shape[0] == 0:
+        return boxes.new_zeros((0, size, size))
+    in_boxes = boxes_to_input(boxes, img_ids, img_metas) if rescale else boxes
+    rois = torch.cat([img_ids[:, None].to(in_boxes.dtype), in_boxes], 1)
+    pooled: dict[int, Tensor] = {}  # an extractor shared by stages pools once
+    stages = []
+    for extractor, head in branches:
+        if id(extractor) not in pooled:
+            pooled[id(extractor)] = extractor(feats[: extractor.num_inputs], rois)
+        stages.append(head.predict(pooled[id(extractor)], labels))
+    probs = torch.stack(stages).mean(0)
+    return masks_to_original(probs, img_ids, img_metas) if rescale else probs
+
+
+def paste_detections(
+    dets: Sequence[Detections],
+    probs: Tensor,
+    img_metas: Sequence[ImgMeta],
+    rescale: bool,
+    threshold: float,
+) -> None:
+    """Set each image's `masks` from its detections' probabilities (K, s, s), in image order."""
+    counts = [len(d) for d in dets]
+    for det, meta, det_probs in zip(dets, img_metas, torch.split(probs, counts), strict=True):
         height, width = (meta["ori_shape"] if rescale else meta["img_shape"])[:2]
-        det.masks = paste_masks(det_probs, det_boxes, int(height), int(width), threshold)
+        boxes = det.boxes.to(probs.device)
+        det.masks = paste_masks(det_probs, boxes, int(height), int(width), threshold)

@@ -14,7 +14,7 @@ from detcli.errors import ModelError
 from detcli.models.rescale import boxes_to_original
 from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
 from detcli.models.roi_heads.fcn_mask_head import FCNMaskHead
-from detcli.models.roi_heads.mask_branch import mask_loss, predict_masks
+from detcli.models.roi_heads.mask_branch import MaskBranch, mask_loss, predict_masks
 from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor, as_pair, rois_from
 from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
 from detcli.models.shapes import FeatureMaps, Wiring
@@ -69,6 +69,12 @@ class StandardRoIHead(nn.Module):
     def with_mask(self) -> bool:
         """Whether it predicts masks (has a mask head)."""
         return self.mask_head is not None
+
+    def mask_branches(self) -> list[MaskBranch]:
+        """The mask extractor and head (a list: a cascade has one pair per stage)."""
+        if self.mask_head is None or self.mask_roi_extractor is None:
+            return []
+        return [(self.mask_roi_extractor, self.mask_head)]
 
     def wire(self, inputs: FeatureMaps, wiring: Wiring) -> None:
         """Wire each extractor from the maps it pools, and each head from its extractor."""
@@ -151,8 +157,9 @@ class StandardRoIHead(nn.Module):
             cfg, rescale,
         )  # fmt: skip
         if self.mask_head is not None and self.mask_roi_extractor is not None:
-            branch = (self.mask_roi_extractor, self.mask_head)
-            predict_masks([branch], feats, dets, img_metas, rescale, cfg.mask_thr_binary)
+            predict_masks(
+                self.mask_branches(), feats, dets, img_metas, rescale, cfg.mask_thr_binary
+            )
         return dets
 
 
