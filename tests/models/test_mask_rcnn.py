@@ -22,9 +22,11 @@ from detcli.plugins import load_plugins
 from detcli.structures import Detections
 
 SHAPES_MASK = REPO / "configs" / "shapes" / "mask_rcnn_r18_fpn_shapes.yaml"
+TV_MASK = REPO / "configs" / "mask_rcnn" / "mask_rcnn_r50_fpn_torchvision_coco.yaml"
 SHAPES_CASCADE_MASK = REPO / "configs" / "shapes" / "cascade_mask_rcnn_r18_fpn_shapes.yaml"
 MASK_CONFIGS = [
     REPO / "configs" / "mask_rcnn" / "mask_rcnn_r50_fpn_1x_coco.yaml",
+    TV_MASK,
     REPO / "configs" / "mmdet3" / "mask_rcnn" / "mask-rcnn_r50_fpn_1x_coco.yaml",
     REPO / "configs" / "hrnet" / "mask_rcnn_hrnetv2p_w32_1x_coco.yaml",
     SHAPES_MASK,
@@ -307,6 +309,8 @@ def test_mask_rcnn_without_a_mask_head_and_mismatched_mask_size_are_errors(write
     assert "mask_size is 14; set mask_size: 28" in found["model.roi_head.mask_head"]
     with pytest.raises(ModelError, match="mask_thr_binary"):
         build_model({**mask_cfg(), "test_cfg": {"rcnn": {"mask_thr_binary": 2}}})
+    with pytest.raises(ModelError, match="mask_paste is 'nearest'; use one of bilinear, torch"):
+        build_model({**mask_cfg(), "test_cfg": {"rcnn": {"mask_paste": "nearest"}}})
 
 
 @pytest.mark.parametrize("path", MASK_CONFIGS + CASCADE_MASK_CONFIGS, ids=lambda p: p.name)
@@ -397,3 +401,42 @@ def test_test_time_augmentation_averages_the_views_masks():
         single = model(img, [meta()], return_loss=False)
         both = model([img, img], [[meta()], [meta()]], return_loss=False)
     assert torch.equal(single[0].masks, both[0].masks) and single[0].masks.shape[1:] == (128, 128)
+
+
+def test_torchvision_mask_rcnn_weights_give_torchvision_masks(tmp_path):
+    """A seeded random `maskrcnn_resnet50_fpn`, its state dict imported into the torchvision
+    Mask R-CNN config: the same boxes, and every instance's mask torchvision's (IoU > 0.99)."""
+    from torchvision.io import read_image
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    from detcli.data.synthetic import write_shapes_coco
+    from detcli.models.checkpoint_import.torchvision import rename_torchvision
+
+    h, w = 160, 224  # torchvision's min_size is h: no resizing on either side
+    torch.manual_seed(0)
+    tv = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=h, max_size=2000)
+    with torch.no_grad():  # random heads made confident, so there are detections to compare
+        tv.roi_heads.box_predictor.cls_score.weight.mul_(300)
+        tv.roi_heads.box_predictor.bbox_pred.weight.mul_(30)
+        tv.rpn.head.bbox_pred.weight.mul_(30)
+        tv.roi_heads.mask_predictor.mask_fcn_logits.weight.mul_(30)
+    tv.eval()
+    model = build_model(load_config(TV_MASK).model.to_dict()).eval()
+    model.load_state_dict(rename_torchvision(tv.state_dict())[0])
+    _, img_dir = write_shapes_coco(
+        tmp_path, num_images=2, num_classes=3, image_size=(w, h), seed=1, split="val"
+    )
+    found = 0
+    for path in sorted(img_dir.glob("*.png")):
+        img = read_image(str(path)).float()
+        m = {"img_shape": (h, w, 3), "ori_shape": (h, w, 3), "pad_shape": (h, w, 3)}
+        with torch.no_grad():
+            ref = tv([img / 255])[0]
+            (det,) = model(img[None], [m], return_loss=False)
+        torch.testing.assert_close(det.boxes, ref["boxes"], atol=1e-3, rtol=0)
+        ref_masks = ref["masks"][:, 0] >= 0.5
+        inter = (det.masks & ref_masks).sum((1, 2)).float()
+        union = (det.masks | ref_masks).sum((1, 2)).clamp(min=1).float()
+        assert ((inter / union) > 0.99).all()
+        found += len(det)
+    assert found >= 1

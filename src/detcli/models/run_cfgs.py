@@ -53,6 +53,7 @@ class RCNNTestCfg:
     max_per_img: int = 100
     min_bbox_size: float = 0  # boxes narrower or lower than this are dropped (torchvision: 0.01)
     mask_thr_binary: float = 0.5  # a mask head's pasted probability at least this is the object
+    mask_paste: str = "bilinear"  # or "torchvision": its paste, pixel for pixel (its checkpoints)
 
 
 class Assigner(Protocol):

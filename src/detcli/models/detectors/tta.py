@@ -92,7 +92,7 @@ def aug_test(
     )
     dets = [Detections(b.float(), s.float(), lab.long()) for b, s, lab in per_image]
     if getattr(head, "with_mask", False):
-        merged_masks(head, views, dets, cfg.mask_thr_binary)
+        merged_masks(head, views, dets, cfg.mask_thr_binary, cfg.mask_paste)
     return dets
 
 
@@ -101,6 +101,7 @@ def merged_masks(
     views: Sequence[tuple[list[Tensor], Tensor, Sequence[ImgMeta]]],
     dets: Sequence[Detections],
     threshold: float,
+    paste: str = "bilinear",
 ) -> None:
     """Masks of the merged detections: each view predicts them on the boxes mapped into it, the
     probabilities (mirrored back where the view is flipped) are averaged, then pasted once at
@@ -110,4 +111,4 @@ def merged_masks(
         mask_probs(head.mask_branches(), feats, boxes, labels, img_ids, metas, True)
         for feats, _, metas in views
     ]
-    paste_detections(dets, torch.stack(probs).mean(0), views[0][2], True, threshold)
+    paste_detections(dets, torch.stack(probs).mean(0), views[0][2], True, threshold, paste)

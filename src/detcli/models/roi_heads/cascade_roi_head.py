@@ -28,6 +28,7 @@ from detcli.models.roi_heads.standard_roi_head import (
     SampledRoIs,
     check_mask_head,
     check_mask_size,
+    check_mask_test_cfg,
     detections,
     sample_rois,
 )
@@ -91,6 +92,7 @@ class CascadeRoIHead(nn.Module):
             )
         self.train_cfg = list(train_cfg) if train_cfg is not None else None
         self.test_cfg = test_cfg or RCNNTestCfg()
+        check_mask_test_cfg(self.test_cfg)
         self.init_cfg = init_cfg
 
     @property
@@ -255,8 +257,9 @@ class CascadeRoIHead(nn.Module):
         )  # fmt: skip
         if self.with_mask:
             predict_masks(
-                self.mask_branches(), feats, dets, img_metas, rescale, cfg.mask_thr_binary
-            )
+                self.mask_branches(), feats, dets, img_metas, rescale, cfg.mask_thr_binary,
+                cfg.mask_paste,
+            )  # fmt: skip
         return dets
 
 

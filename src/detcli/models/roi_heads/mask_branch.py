@@ -63,6 +63,7 @@ def predict_masks(
     img_metas: Sequence[ImgMeta],
     rescale: bool,
     threshold: float,
+    paste: str = "bilinear",
 ) -> None:
     """Set each detection's `masks`: bool (K, H, W), predicted on its final box (as mmdet).
 
@@ -71,7 +72,7 @@ def predict_masks(
     """
     boxes, labels, img_ids = flat_detections(dets, feats[0].device)
     probs = mask_probs(branches, feats, boxes, labels, img_ids, img_metas, rescale)
-    paste_detections(dets, probs, img_metas, rescale, threshold)
+    paste_detections(dets, probs, img_metas, rescale, threshold, paste)
 
 
 def flat_detections(dets: Sequence[Detections], device: torch.device) -> tuple[Tensor, ...]:
@@ -119,10 +120,12 @@ def paste_detections(
     img_metas: Sequence[ImgMeta],
     rescale: bool,
     threshold: float,
+    paste: str = "bilinear",
 ) -> None:
-    """Set each image's `masks` from its detections' probabilities (K, s, s), in image order."""
+    """Set each image's `masks` from its detections' probabilities (K, s, s), in image order;
+    `paste` is a `mask_paste.PASTE_MODES` mode."""
     counts = [len(d) for d in dets]
     for det, meta, det_probs in zip(dets, img_metas, torch.split(probs, counts), strict=True):
         height, width = (meta["ori_shape"] if rescale else meta["img_shape"])[:2]
         boxes = det.boxes.to(probs.device)
-        det.masks = paste_masks(det_probs, boxes, int(height), int(width), threshold)
+        det.masks = paste_masks(det_probs, boxes, int(height), int(width), threshold, paste)

@@ -1,10 +1,15 @@
 """Paste per-RoI mask probabilities (K, s, s) back into an image, at their boxes.
 
-The same resampling as mmdet's `_do_paste_mask` (from detectron2): every image pixel centre is
+`bilinear` (the default, mmdet's and detectron2's):
+every image pixel centre is
 located in its box's s x s mask and read bilinearly, zero outside the mask. That resampling is
 separable (a pixel's row weights do not depend on its column), so instead of a grid_sample over
 a (K, H, W, 2) grid it is two batched matrix products, `rows (K, H, s) @ mask @ cols (K, s, W)`,
 whose weight matrices hold at most two non-zeros per row. Chunks bound the float memory.
+
+`torchvision`: torchvision's `paste_masks_in_image` itself (each mask padded by one cell, its
+box widened to match and rounded to whole pixels, then resized into it), for detections that
+must be torchvision's pixel for pixel (its checkpoints); one mask at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from torch import Tensor
 
 # Floats of pasted probabilities held at once (a chunk): 256 MiB.
 CHUNK_ELEMENTS = 1 << 26
+PASTE_MODES = ("bilinear", "torchvision")
 
 
 def paste_masks(
@@ -22,6 +28,7 @@ def paste_masks(
     height: int,
     width: int,
     threshold: float = 0.5,
+    mode: str = "bilinear",
     chunk_elements: int = CHUNK_ELEMENTS,
 ) -> Tensor:
     """Bool (K, height, width): mask probabilities `masks` (K, s, t) stretched onto `boxes`
@@ -30,6 +37,13 @@ def paste_masks(
     out = torch.zeros((num, height, width), dtype=torch.bool, device=masks.device)
     if num == 0 or height == 0 or width == 0:
         return out
+    if mode == "torchvision":
+        from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+        pasted: Tensor = paste_masks_in_image(
+            masks[:, None].float(), boxes.float(), (height, width)
+        )
+        return pasted[:, 0] >= threshold
     step = max(1, chunk_elements // (height * width))
     for start in range(0, num, step):
         part = slice(start, start + step)

@@ -15,6 +15,7 @@ from detcli.models.rescale import boxes_to_original
 from detcli.models.roi_heads.bbox_head import Shared2FCBBoxHead
 from detcli.models.roi_heads.fcn_mask_head import FCNMaskHead
 from detcli.models.roi_heads.mask_branch import MaskBranch, mask_loss, predict_masks
+from detcli.models.roi_heads.mask_paste import PASTE_MODES
 from detcli.models.roi_heads.roi_extractor import SingleRoIExtractor, as_pair, rois_from
 from detcli.models.run_cfgs import RCNNTestCfg, StageTrainCfg
 from detcli.models.shapes import FeatureMaps, Wiring
@@ -58,11 +59,7 @@ class StandardRoIHead(nn.Module):
         self.mask_head = mask_head
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg or RCNNTestCfg()
-        if not 0 <= self.test_cfg.mask_thr_binary <= 1:
-            raise ModelError(
-                "model.test_cfg.rcnn.mask_thr_binary is a probability threshold in [0, 1], got "
-                f"{self.test_cfg.mask_thr_binary}."
-            )
+        check_mask_test_cfg(self.test_cfg)
         self.init_cfg = init_cfg
 
     @property
@@ -158,8 +155,9 @@ class StandardRoIHead(nn.Module):
         )  # fmt: skip
         if self.mask_head is not None and self.mask_roi_extractor is not None:
             predict_masks(
-                self.mask_branches(), feats, dets, img_metas, rescale, cfg.mask_thr_binary
-            )
+                self.mask_branches(), feats, dets, img_metas, rescale, cfg.mask_thr_binary,
+                cfg.mask_paste,
+            )  # fmt: skip
         return dets
 
 
@@ -175,6 +173,20 @@ def check_mask_size(
             (),
             f"it predicts {side} x {side} masks (roi_feat_size x upsample scale_factor), but "
             f"train_cfg.{where}.mask_size is {cfg.mask_size}; set mask_size: {side}.",
+        )
+
+
+def check_mask_test_cfg(cfg: RCNNTestCfg) -> None:
+    """`mask_thr_binary` is a probability; `mask_paste` one of the paste modes."""
+    if not 0 <= cfg.mask_thr_binary <= 1:
+        raise ModelError(
+            "model.test_cfg.rcnn.mask_thr_binary is a probability threshold in [0, 1], got "
+            f"{cfg.mask_thr_binary}."
+        )
+    if cfg.mask_paste not in PASTE_MODES:
+        raise ModelError(
+            f"model.test_cfg.rcnn.mask_paste is {cfg.mask_paste!r}; use one of "
+            f"{', '.join(PASTE_MODES)}."
         )
 
 
