@@ -14,7 +14,7 @@ from detcli.config import load_config, resolve_config
 from detcli.config.check import check_config
 from detcli.errors import ModelError
 from detcli.model_config import build_model
-from detcli.models import FCNMaskHead, MaskRCNN
+from detcli.models import CrossEntropyLoss, FCNMaskHead, MaskRCNN
 from detcli.models.detectors.tta import merged_masks
 from detcli.models.roi_heads.mask_branch import predict_masks
 from detcli.models.roi_heads.mask_paste import paste_masks
@@ -103,6 +103,10 @@ def test_fcn_mask_head_has_mmdet_parameter_names_and_shapes():
         upsample_cfg={"type": "bilinear", "scale_factor": 4},
     )  # fmt: skip
     assert bilinear(torch.randn(2, 8, 7, 7)).shape == (2, 3, 28, 28) and bilinear.output_size == 28
+    with pytest.raises(ModelError, match="use_mask: true"):
+        FCNMaskHead(num_classes=3, loss_mask=CrossEntropyLoss())
+    with pytest.raises(ModelError, match="carafe"):
+        FCNMaskHead(num_classes=3, upsample_cfg={"type": "carafe", "scale_factor": 2})
 
 
 def test_the_mask_head_is_wired_from_its_extractor():
@@ -440,3 +444,16 @@ def test_torchvision_mask_rcnn_weights_give_torchvision_masks(tmp_path):
         assert ((inter / union) > 0.99).all()
         found += len(det)
     assert found >= 1
+
+
+def test_a_batch_without_objects_trains_with_a_zero_mask_loss():
+    """No GT anywhere: no positive RoI, `loss_mask` a zero that still reaches the mask head
+    (every parameter gets a gradient, as distributed training needs)."""
+    model = build_model(mask_cfg()).train()
+    empty = [boxes([]), boxes([])]
+    labels = [torch.zeros(0, dtype=torch.long)] * 2
+    masks = [rectangles(128, []), rectangles(128, [])]
+    losses = model(torch.randn(2, 3, 128, 128), [meta(), meta()], empty, labels, gt_masks=masks)
+    assert losses["loss_mask"] == 0
+    sum(v for k, v in losses.items() if k.startswith("loss")).backward()
+    assert model.roi_head.mask_head.conv_logits.weight.grad is not None
