@@ -1,0 +1,477 @@
+"""Instance masks as bitmaps or as polygons: both satisfy `detcli.structures.InstanceMasks`.
+
+`BitmapMasks` holds a uint8 (N, H, W) tensor. `PolygonMasks` keeps COCO polygons as polygons
+(a COCO-sized set must not hold a full-image bitmap per instance in RAM), stored flat: every
+vertex in one (V, 2) float64 array, with offsets from polygon to vertices and from instance to
+polygons, so resize, flip, selection and clipping are array operations, not loops over
+instances. Both move with the image exactly as boxes do (`x -> w - x` on a horizontal flip,
+coordinates times the scale factors on a resize), and both give the mask head its targets
+through `crop_and_resize`. `from_coco` turns a list of COCO `segmentation` values into one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from detcli.errors import DataError
+
+Direction = Literal["horizontal", "vertical", "diagonal"]
+Index: TypeAlias = "torch.Tensor | np.ndarray | Sequence[int] | slice | int"
+Segmentation: TypeAlias = "list[list[float]] | dict[str, Any]"
+
+
+def _index_array(index: Index, length: int) -> np.ndarray:
+    """int64 positions from a bool mask, an index tensor/array/list, a slice or an int."""
+    if isinstance(index, slice):
+        return np.arange(length)[index]
+    if isinstance(index, int):
+        return np.array([index if index >= 0 else index + length])
+    arr = index.cpu().numpy() if isinstance(index, torch.Tensor) else np.asarray(index)
+    if arr.dtype == bool:
+        if arr.shape != (length,):
+            raise IndexError(f"a bool index of {arr.shape[0]} for {length} masks")
+        return np.flatnonzero(arr)
+    return arr.astype(np.int64).reshape(-1) % max(length, 1)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions start[i] .. start[i] + count[i] - 1 for every i, concatenated."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return (shift + np.arange(total)).astype(np.int64)
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+
+class BitmapMasks:
+    """Masks as a uint8 (N, H, W) tensor (1 inside the instance), in image pixels."""
+
+    def __init__(self, masks: torch.Tensor | np.ndarray, height: int, width: int):
+        tensor = torch.as_tensor(masks)
+        if tensor.numel() == 0:
+            tensor = tensor.reshape(0, height, width)
+        if tensor.ndim != 3 or tuple(tensor.shape[1:]) != (height, width):
+            raise ValueError(f"masks of shape {tuple(tensor.shape)} for a {height}x{width} image")
+        self.masks = tensor.to(torch.uint8)
+        self._height, self._width = int(height), int(width)
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    def __getitem__(self, index: Index) -> BitmapMasks:
+        rows = torch.from_numpy(_index_array(index, len(self)))
+        return BitmapMasks(self.masks[rows], self.height, self.width)
+
+    def __repr__(self) -> str:
+        return f"BitmapMasks(num_masks={len(self)}, height={self.height}, width={self.width})"
+
+    def resize(self, size: tuple[int, int]) -> BitmapMasks:
+        """The masks at (h, w). Nearest-exact (pixel centres) so they scale like the boxes."""
+        h, w = size
+        if (h, w) == (self.height, self.width):
+            return self
+        if len(self) == 0:
+            return BitmapMasks(self.masks.new_zeros((0, h, w)), h, w)
+        out = F.interpolate(self.masks[None], size=(h, w), mode="nearest-exact")[0]
+        return BitmapMasks(out, h, w)
+
+    def flip(self, direction: Direction = "horizontal") -> BitmapMasks:
+        """Mirrored as RandomFlip mirrors the image."""
+        dims = {"horizontal": [-1], "vertical": [-2], "diagonal": [-2, -1]}[direction]
+        return BitmapMasks(self.masks.flip(dims), self.height, self.width)
+
+    def pad(self, size: tuple[int, int], value: int = 0) -> BitmapMasks:
+        """Grown to (h, w) at the bottom and right, as Pad grows the image."""
+        h, w = size
+        out = self.masks.new_full((len(self), h, w), value)
+        out[:, : self.height, : self.width] = self.masks[:, :h, :w]
+        return BitmapMasks(out, h, w)
+
+    def crop(self, box: Sequence[int] | np.ndarray) -> BitmapMasks:
+        """The window `box` (x1, y1, x2, y2 whole pixels, clipped to the image)."""
+        x1, y1, x2, y2 = _crop_window(box, self.height, self.width)
+        return BitmapMasks(self.masks[:, y1:y2, x1:x2], y2 - y1, x2 - x1)
+
+    def to_bitmap(self) -> BitmapMasks:
+        return self
+
+    def to_tensor(self) -> torch.Tensor:
+        """bool (N, H, W)."""
+        return self.masks.bool()
+
+    @property
+    def areas(self) -> torch.Tensor:
+        """float32 (N,): pixels inside each mask."""
+        return self.masks.flatten(1).sum(1, dtype=torch.int64).float()
+
+    def bounding_boxes(self) -> torch.Tensor:
+        """float32 (N, 4) xyxy: the tightest box around each mask (zeros for an empty one)."""
+        rows, cols = self.masks.bool().any(2), self.masks.bool().any(1)
+        boxes = torch.zeros((len(self), 4))
+        if len(self) == 0:
+            return boxes
+        ys = torch.arange(self.height)
+        xs = torch.arange(self.width)
+        big = max(self.height, self.width)
+        boxes[:, 0] = torch.where(cols, xs, big).amin(1)
+        boxes[:, 1] = torch.where(rows, ys, big).amin(1)
+        boxes[:, 2] = torch.where(cols, xs + 1, 0).amax(1)
+        boxes[:, 3] = torch.where(rows, ys + 1, 0).amax(1)
+        return boxes * (cols.any(1, keepdim=True))
+
+    def crop_and_resize(
+        self,
+        boxes: torch.Tensor,
+        inds: torch.Tensor,
+        size: tuple[int, int],
+        binarize: bool = True,
+    ) -> torch.Tensor:
+        """Float (P, h, w): mask `inds[p]` inside `boxes[p]`, by RoIAlign (aligned, as mmdet).
+
+        Only the masks some RoI uses are turned to float and moved to the boxes' device;
+        `binarize` thresholds at 0.5 as MMDetection's mask targets are.
+        """
+        from torchvision.ops import roi_align
+
+        device = boxes.device
+        if boxes.shape[0] == 0:
+            return torch.zeros((0, *size), device=device)
+        used, which = torch.unique(inds.to(self.masks.device), return_inverse=True)
+        masks = self.masks[used].to(device=device, dtype=torch.float32)[:, None]
+        rois = torch.cat([which.to(device, boxes.dtype)[:, None], boxes], dim=1).float()
+        out = roi_align(masks, rois, size, 1.0, 0, True)[:, 0]
+        return (out >= 0.5).float() if binarize else out
+
+
+class PolygonMasks:
+    """Masks as polygons (each instance: a list of [x0, y0, x1, y1, ...] in image pixels)."""
+
+    def __init__(
+        self,
+        coords: np.ndarray,
+        poly_offsets: np.ndarray,
+        inst_offsets: np.ndarray,
+        height: int,
+        width: int,
+    ):
+        self.coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        self.poly_offsets = np.asarray(poly_offsets, dtype=np.int64)  # polygon -> vertices
+        self.inst_offsets = np.asarray(inst_offsets, dtype=np.int64)  # instance -> polygons
+        self._height, self._width = int(height), int(width)
+
+    @classmethod
+    def from_polygons(
+        cls, polygons: Sequence[Sequence[Sequence[float] | np.ndarray]], height: int, width: int
+    ) -> PolygonMasks:
+        """From nested lists: per instance, its polygons as flat [x0, y0, x1, y1, ...]."""
+        flat = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for inst in polygons for p in inst]
+        coords = np.concatenate(flat) if flat else np.zeros((0, 2))
+        poly_offsets = _offsets(np.array([len(p) for p in flat], dtype=np.int64))
+        inst_offsets = _offsets(np.array([len(inst) for inst in polygons], dtype=np.int64))
+        return cls(coords, poly_offsets, inst_offsets, height, width)
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def __len__(self) -> int:
+        return len(self.inst_offsets) - 1
+
+    def __repr__(self) -> str:
+        return f"PolygonMasks(num_masks={len(self)}, height={self.height}, width={self.width})"
+
+    @property
+    def polygons(self) -> list[list[np.ndarray]]:
+        """Per instance, its polygons as flat float64 arrays [x0, y0, x1, y1, ...]."""
+        polys = [
+            self.coords[a:b].reshape(-1)
+            for a, b in zip(self.poly_offsets[:-1], self.poly_offsets[1:], strict=True)
+        ]
+        return [
+            polys[a:b] for a, b in zip(self.inst_offsets[:-1], self.inst_offsets[1:], strict=True)
+        ]
+
+    def _with(self, coords: np.ndarray, height: int, width: int) -> PolygonMasks:
+        return PolygonMasks(coords, self.poly_offsets, self.inst_offsets, height, width)
+
+    def __getitem__(self, index: Index) -> PolygonMasks:
+        rows = _index_array(index, len(self))
+        n_polys = np.diff(self.inst_offsets)[rows]
+        polys = _ranges(self.inst_offsets[rows], n_polys)
+        n_verts = np.diff(self.poly_offsets)[polys]
+        verts = _ranges(self.poly_offsets[polys], n_verts)
+        return PolygonMasks(
+            self.coords[verts], _offsets(n_verts), _offsets(n_polys), self.height, self.width
+        )
+
+    def resize(self, size: tuple[int, int]) -> PolygonMasks:
+        """The polygons at (h, w): x times w / width, y times h / height (as the boxes)."""
+        h, w = size
+        scale = np.array([w / self.width, h / self.height])
+        return self._with(self.coords * scale, h, w)
+
+    def flip(self, direction: Direction = "horizontal") -> PolygonMasks:
+        """Mirrored as RandomFlip mirrors boxes: x -> width - x, y -> height - y."""
+        coords = self.coords.copy()
+        if direction in ("horizontal", "diagonal"):
+            coords[:, 0] = self.width - coords[:, 0]
+        if direction in ("vertical", "diagonal"):
+            coords[:, 1] = self.height - coords[:, 1]
+        return self._with(coords, self.height, self.width)
+
+    def pad(self, size: tuple[int, int], value: int = 0) -> PolygonMasks:
+        """Bottom/right padding moves no vertex: only the canvas grows."""
+        return self._with(self.coords, *size)
+
+    def crop(self, box: Sequence[int] | np.ndarray) -> PolygonMasks:
+        """The window `box` (x1, y1, x2, y2): polygons clipped to it exactly, then shifted."""
+        x1, y1, x2, y2 = _crop_window(box, self.height, self.width)
+        n_polys = len(self.poly_offsets) - 1
+        window = np.tile(np.array([x1, y1, x2, y2], dtype=np.float64), (n_polys, 1))
+        coords, n_verts = clip_polygons(self.coords, np.diff(self.poly_offsets), window)
+        return PolygonMasks(
+            coords - np.array([x1, y1]), _offsets(n_verts), self.inst_offsets, y2 - y1, x2 - x1
+        )
+
+    def to_bitmap(self) -> BitmapMasks:
+        """Rasterised with pycocotools (the pixels COCO evaluation counts)."""
+        polys_per_inst = np.diff(self.inst_offsets)
+        masks = _rasterise(self.coords, self.poly_offsets, polys_per_inst, self.height, self.width)
+        return BitmapMasks(masks, self.height, self.width)
+
+    def to_tensor(self) -> torch.Tensor:
+        """bool (N, H, W), rasterised."""
+        return self.to_bitmap().to_tensor()
+
+    @property
+    def areas(self) -> torch.Tensor:
+        """float32 (N,): the polygons' areas (shoelace), summed per instance."""
+        n_verts = np.diff(self.poly_offsets)
+        x, y = self.coords[:, 0], self.coords[:, 1]
+        nxt = _next_vertex(n_verts)
+        poly_of_vert = np.repeat(np.arange(len(n_verts)), n_verts)
+        per_poly = np.zeros(len(n_verts))
+        np.add.at(per_poly, poly_of_vert, x * y[nxt] - x[nxt] * y)
+        per_poly = np.abs(per_poly) / 2
+        per_inst = np.zeros(len(self))
+        np.add.at(per_inst, np.repeat(np.arange(len(self)), np.diff(self.inst_offsets)), per_poly)
+        return torch.from_numpy(per_inst).float()
+
+    def bounding_boxes(self) -> torch.Tensor:
+        """float32 (N, 4) xyxy around each instance's vertices (zeros for one with none)."""
+        boxes = np.zeros((len(self), 4))
+        inst_of_vert = np.repeat(
+            np.repeat(np.arange(len(self)), np.diff(self.inst_offsets)), np.diff(self.poly_offsets)
+        )
+        if inst_of_vert.size:
+            boxes[:, :2] = np.inf
+            boxes[:, 2:] = -np.inf
+            np.minimum.at(boxes[:, 0], inst_of_vert, self.coords[:, 0])
+            np.minimum.at(boxes[:, 1], inst_of_vert, self.coords[:, 1])
+            np.maximum.at(boxes[:, 2], inst_of_vert, self.coords[:, 0])
+            np.maximum.at(boxes[:, 3], inst_of_vert, self.coords[:, 1])
+            boxes[~np.isfinite(boxes).all(1)] = 0
+        return torch.from_numpy(boxes).float()
+
+    def crop_and_resize(
+        self,
+        boxes: torch.Tensor,
+        inds: torch.Tensor,
+        size: tuple[int, int],
+        binarize: bool = True,
+    ) -> torch.Tensor:
+        """Float (P, h, w): instance `inds[p]` clipped to `boxes[p]`, scaled into `size` and
+        rasterised there (MMDetection's PolygonMasks.crop_and_resize, with exact clipping).
+
+        Every RoI's polygons are gathered, clipped and scaled as one vertex array; pycocotools
+        rasterises them in one call, and the polygons of each RoI are OR-ed by index_add.
+        """
+        device = boxes.device
+        out_h, out_w = size
+        if boxes.shape[0] == 0:
+            return torch.zeros((0, out_h, out_w), device=device)
+        rois = boxes.detach().cpu().double().numpy()
+        inst = inds.cpu().numpy().astype(np.int64)
+        n_polys = np.diff(self.inst_offsets)[inst]
+        polys = _ranges(self.inst_offsets[inst], n_polys)  # polygons of RoI 0, RoI 1, ...
+        roi_of_poly = np.repeat(np.arange(len(inst)), n_polys)
+        n_verts = np.diff(self.poly_offsets)[polys]
+        coords = self.coords[_ranges(self.poly_offsets[polys], n_verts)]
+        coords, n_verts = clip_polygons(coords, n_verts, rois[roi_of_poly])
+        # into the RoI's frame, then its size: mmdet's (x - x1) * out_w / max(x2 - x1, 1)
+        roi_of_vert = np.repeat(roi_of_poly, n_verts)
+        x1y1 = rois[roi_of_vert, :2]
+        wh = np.maximum(rois[roi_of_vert, 2:] - x1y1, 1.0)
+        coords = (coords - x1y1) * (np.array([out_w, out_h]) / wh)
+        masks = _rasterise(coords, _offsets(n_verts), None, out_h, out_w)  # one per polygon
+        out = torch.zeros((len(inst), out_h, out_w))
+        if len(masks):
+            out.index_add_(0, torch.from_numpy(roi_of_poly), masks.float())
+        return out.clamp_(max=1).to(device)
+
+
+def _crop_window(box: Sequence[int] | np.ndarray, height: int, width: int) -> tuple[int, ...]:
+    x1, y1, x2, y2 = (int(v) for v in box)
+    x1, x2 = min(max(x1, 0), width), min(max(x2, 0), width)
+    y1, y2 = min(max(y1, 0), height), min(max(y2, 0), height)
+    return x1, y1, max(x2, x1), max(y2, y1)
+
+
+def _next_vertex(n_verts: np.ndarray) -> np.ndarray:
+    """For each vertex, the index of the next one around its polygon (the last wraps)."""
+    starts = _offsets(n_verts)[:-1]
+    nxt = np.arange(int(n_verts.sum())) + 1
+    closed = n_verts > 0
+    nxt[(starts + n_verts - 1)[closed]] = starts[closed]
+    return nxt
+
+
+def clip_polygons(
+    coords: np.ndarray, n_verts: np.ndarray, windows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clip every polygon to its own window (P, 4 xyxy): Sutherland-Hodgman, all at once.
+
+    Exact for any polygon against a rectangle (clipping a concave one may leave zero-width
+    slivers along the border, which rasterise to nothing). Returns the vertices and the new
+    vertex count of each polygon (0: the polygon lay outside its window).
+    """
+    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    n_verts = np.asarray(n_verts, dtype=np.int64)
+    # (axis, which window edge, +1 keeps coords >= edge, -1 keeps coords <= edge)
+    for axis, edge, sign in ((0, 0, 1.0), (0, 2, -1.0), (1, 1, 1.0), (1, 3, -1.0)):
+        if coords.size == 0:
+            break
+        poly_of_vert = np.repeat(np.arange(len(n_verts)), n_verts)
+        nxt = _next_vertex(n_verts)
+        bound = windows[poly_of_vert, edge]
+        a = sign * (coords[:, axis] - bound)
+        b = a[nxt]
+        inside_a, inside_b = a >= 0, b >= 0
+        crosses = inside_a != inside_b
+        t = np.divide(a, a - b, out=np.zeros_like(a), where=crosses)
+        inter = coords + t[:, None] * (coords[nxt] - coords)
+        inter[crosses, axis] = bound[crosses]  # exactly on the edge, no rounding drift
+        # each edge p_i -> p_i+1 gives p_i when inside, then the crossing point if it crosses
+        candidates = np.stack((coords, inter), axis=1).reshape(-1, 2)
+        keep = np.stack((inside_a, crosses), axis=1).reshape(-1)
+        coords = candidates[keep]
+        n_verts = np.bincount(np.repeat(poly_of_vert, 2)[keep], minlength=len(n_verts))
+    return coords, n_verts
+
+
+def _rasterise(
+    coords: np.ndarray,
+    poly_offsets: np.ndarray,
+    polys_per_inst: np.ndarray | None,
+    height: int,
+    width: int,
+) -> torch.Tensor:
+    """uint8 (N, h, w): pycocotools polygon rasterisation, one mask per instance (or, with
+    `polys_per_inst` None, per polygon). Polygons under 3 vertices cover nothing."""
+    from pycocotools import mask as mask_utils
+
+    n_verts = np.diff(poly_offsets)
+    usable = n_verts >= 3
+    flat = [
+        coords[a:b].reshape(-1).tolist()
+        for a, b, ok in zip(poly_offsets[:-1], poly_offsets[1:], usable, strict=True)
+        if ok
+    ]
+    n_out = len(n_verts) if polys_per_inst is None else len(polys_per_inst)
+    if not flat:
+        return torch.zeros((n_out, height, width), dtype=torch.uint8)
+    # one call for every polygon (a list of polygons, each > 4 numbers: pycocotools' frPoly)
+    rles = mask_utils.frPyObjects(flat, height, width)
+    decoded = torch.from_numpy(mask_utils.decode(rles)).permute(2, 0, 1)  # (P_usable, h, w)
+    target = (
+        np.arange(len(n_verts))
+        if polys_per_inst is None
+        else np.repeat(np.arange(len(polys_per_inst)), polys_per_inst)
+    )
+    out = torch.zeros((n_out, height, width), dtype=torch.uint8)
+    out.index_add_(0, torch.from_numpy(target[usable]), decoded)
+    return out.clamp_(max=1)
+
+
+def polygon_is_usable(polygon: Any) -> bool:
+    """A COCO polygon pycocotools can rasterise: an even number (>= 6) of coordinates."""
+    return isinstance(polygon, list) and len(polygon) >= 6 and len(polygon) % 2 == 0
+
+
+def segmentation_is_usable(seg: Any) -> bool:
+    """Whether a COCO `segmentation` describes a region: an RLE, or some usable polygon."""
+    if isinstance(seg, dict):
+        return "counts" in seg and "size" in seg
+    return isinstance(seg, list) and any(polygon_is_usable(p) for p in seg)
+
+
+def _rle(seg: dict[str, Any], height: int, width: int, which: int) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    size = [int(v) for v in seg["size"]]
+    if size != [height, width]:
+        raise DataError(
+            f"segmentation {which}: its RLE `size` {size} differs from the image's "
+            f"[{height}, {width}] (height, width). Fix the annotation; `detcli dataset lint` "
+            f"lists every such mask."
+        )
+    if isinstance(seg["counts"], list):  # uncompressed RLE (crowd regions are often written so)
+        rle: dict[str, Any] = mask_utils.frPyObjects(seg, height, width)
+        return rle
+    counts = seg["counts"]
+    return {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
+
+
+def from_coco(
+    segmentations: Sequence[Segmentation], height: int, width: int, poly2mask: bool = True
+) -> BitmapMasks | PolygonMasks:
+    """Masks from COCO `segmentation` values (polygons, or RLE compressed or not).
+
+    Polygons stay polygons unless `poly2mask`; RLE always becomes bitmaps, and so does an
+    image holding any RLE (one image's masks are one kind). Polygons with fewer than 3
+    points or an odd number of coordinates are left out (they cover nothing; lint names them).
+    """
+    from pycocotools import mask as mask_utils
+
+    segs = list(segmentations)
+    has_rle = any(isinstance(s, dict) for s in segs)
+    polys = [[p for p in s if polygon_is_usable(p)] if isinstance(s, list) else [] for s in segs]
+    if not has_rle:
+        masks = PolygonMasks.from_polygons(polys, height, width)
+        return masks.to_bitmap() if poly2mask else masks
+    out = torch.zeros((len(segs), height, width), dtype=torch.uint8)
+    rles = [_rle(s, height, width, i) for i, s in enumerate(segs) if isinstance(s, dict)]
+    rle_rows = [i for i, s in enumerate(segs) if isinstance(s, dict)]
+    if rles:
+        out[rle_rows] = torch.from_numpy(mask_utils.decode(rles)).permute(2, 0, 1)
+    poly_rows = [i for i, s in enumerate(segs) if not isinstance(s, dict)]
+    if poly_rows:
+        picked = PolygonMasks.from_polygons([polys[i] for i in poly_rows], height, width)
+        out[poly_rows] = picked.to_bitmap().masks
+    return BitmapMasks(out, height, width)
+
+
+def empty_masks(height: int, width: int, poly2mask: bool) -> BitmapMasks | PolygonMasks:
+    """No instance: the kind `from_coco` would give an image with polygons."""
+    return from_coco([], height, width, poly2mask)
