@@ -156,7 +156,7 @@ class BitmapMasks:
         used, which = torch.unique(inds.to(self.masks.device), return_inverse=True)
         masks = self.masks[used].to(device=device, dtype=torch.float32)[:, None]
         rois = torch.cat([which.to(device, boxes.dtype)[:, None], boxes], dim=1).float()
-        out = roi_align(masks, rois, size, 1.0, 0, True)[:, 0]
+        out: torch.Tensor = roi_align(masks, rois, size, 1.0, 0, True)[:, 0]
         return (out >= 0.5).float() if binarize else out
 
 
