@@ -25,7 +25,7 @@ META_KEYS = (
     "flip_direction",
     "img_norm_cfg",
 )
-GT_KEYS = ("gt_bboxes", "gt_labels", "gt_bboxes_ignore")
+GT_KEYS = ("gt_bboxes", "gt_labels", "gt_bboxes_ignore", "gt_masks")  # masks pass as they are
 _GT_DTYPES = {
     "gt_bboxes": torch.float32,
     "gt_labels": torch.int64,
