@@ -291,6 +291,14 @@ class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
         img_of_box = np.repeat(np.arange(len(self)), np.diff(self._offsets))
         return img_of_box, self._bboxes, self._labels, self._crowd
 
+    def mask_flags(self) -> np.ndarray | None:
+        """bool per row of `box_table`: has a usable segmentation; None when the pipeline
+        loads no masks (the segmentations were not read)."""
+        if self._segments is None:
+            return None
+        flags: np.ndarray = self._segments.usable[self._seg_rows]
+        return flags
+
     def image_sizes(self) -> np.ndarray:
         """(num_images, 2) width and height of each image, as the json gives them."""
         return np.stack([self._widths, self._heights], axis=1)

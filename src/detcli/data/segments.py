@@ -20,9 +20,10 @@ from detcli.errors import DataError
 class SegmentTable:
     """Segmentations by row: `table[rows]` gives the COCO `segmentation` values of those rows."""
 
-    def __init__(self, buffer: np.ndarray, offsets: np.ndarray):
+    def __init__(self, buffer: np.ndarray, offsets: np.ndarray, usable: np.ndarray):
         self.buffer = buffer  # uint8: JSON texts back to back
         self.offsets = offsets  # int64 (R + 1,)
+        self.usable = usable  # bool (R,): the segmentation covers a region (stats count these)
 
     @classmethod
     def from_annotations(
@@ -30,9 +31,13 @@ class SegmentTable:
     ) -> SegmentTable:
         """The segmentations of `anns[rows]`; DataError naming the file and the first
         annotation id when a non-crowd annotation has none (`with_mask` needs them)."""
+        from detcli.data.masks import segmentation_is_usable
+
         texts: list[bytes] = []
-        for row, is_crowd in zip(rows.tolist(), crowd.tolist(), strict=True):
+        usable = np.zeros(len(rows), dtype=bool)
+        for k, (row, is_crowd) in enumerate(zip(rows.tolist(), crowd.tolist(), strict=True)):
             seg = anns[row].get("segmentation")
+            usable[k] = segmentation_is_usable(seg)
             if seg is None and not is_crowd:
                 missing = sum(
                     "segmentation" not in anns[r] for r, c in zip(rows, crowd, strict=True) if not c
@@ -46,7 +51,7 @@ class SegmentTable:
             texts.append(json.dumps(seg, separators=(",", ":")).encode())
         lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
         buffer = np.frombuffer(b"".join(texts), dtype=np.uint8) if texts else np.zeros(0, np.uint8)
-        return cls(buffer, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64))
+        return cls(buffer, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), usable)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
