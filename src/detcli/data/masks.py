@@ -305,7 +305,7 @@ class PolygonMasks:
         rasterised there (MMDetection's PolygonMasks.crop_and_resize, with exact clipping).
 
         Every RoI's polygons are gathered, clipped and scaled as one vertex array; pycocotools
-        rasterises them in one call, and the polygons of each RoI are OR-ed by index_add.
+        rasterises them in one call, and merges the polygons of each RoI as RLE.
         """
         device = boxes.device
         out_h, out_w = size
@@ -324,11 +324,8 @@ class PolygonMasks:
         x1y1 = rois[roi_of_vert, :2]
         wh = np.maximum(rois[roi_of_vert, 2:] - x1y1, 1.0)
         coords = (coords - x1y1) * (np.array([out_w, out_h]) / wh)
-        masks = _rasterise(coords, _offsets(n_verts), None, out_h, out_w)  # one per polygon
-        out = torch.zeros((len(inst), out_h, out_w))
-        if len(masks):
-            out.index_add_(0, torch.from_numpy(roi_of_poly), masks.float())
-        return out.clamp_(max=1).to(device)
+        masks = _rasterise(coords, _offsets(n_verts), n_polys, out_h, out_w)  # one per RoI
+        return masks.to(device=device, dtype=torch.float32)
 
 
 def _crop_window(box: Sequence[int] | np.ndarray, height: int, width: int) -> tuple[int, ...]:
@@ -383,12 +380,12 @@ def clip_polygons(
 def _rasterise(
     coords: np.ndarray,
     poly_offsets: np.ndarray,
-    polys_per_inst: np.ndarray | None,
+    polys_per_mask: np.ndarray,
     height: int,
     width: int,
 ) -> torch.Tensor:
-    """uint8 (N, h, w): pycocotools polygon rasterisation, one mask per instance (or, with
-    `polys_per_inst` None, per polygon). Polygons under 3 vertices cover nothing."""
+    """uint8 (N, h, w): the union of each mask's polygons, rasterised by pycocotools (the
+    pixels COCO evaluation counts). Polygons under 3 vertices cover nothing."""
     from pycocotools import mask as mask_utils
 
     n_verts = np.diff(poly_offsets)
@@ -398,20 +395,24 @@ def _rasterise(
         for a, b, ok in zip(poly_offsets[:-1], poly_offsets[1:], usable, strict=True)
         if ok
     ]
-    n_out = len(n_verts) if polys_per_inst is None else len(polys_per_inst)
+    n_out = len(polys_per_mask)
     if not flat:
         return torch.zeros((n_out, height, width), dtype=torch.uint8)
     # one call for every polygon (a list of polygons, each > 4 numbers: pycocotools' frPoly)
     rles = mask_utils.frPyObjects(flat, height, width)
-    decoded = torch.from_numpy(mask_utils.decode(rles)).permute(2, 0, 1)  # (P_usable, h, w)
-    target = (
-        np.arange(len(n_verts))
-        if polys_per_inst is None
-        else np.repeat(np.arange(len(polys_per_inst)), polys_per_inst)
+    # each mask's polygons merged as RLE (a union in C), so one decode gives the N masks
+    mask_of_poly = np.repeat(np.arange(n_out), polys_per_mask)
+    usable_per_mask = np.bincount(mask_of_poly[usable], minlength=n_out)
+    empty = mask_utils.frPyObjects(
+        {"size": [height, width], "counts": [height * width]}, height, width
     )
-    out = torch.zeros((n_out, height, width), dtype=torch.uint8)
-    out.index_add_(0, torch.from_numpy(target[usable]), decoded)
-    return out.clamp_(max=1)
+    merged, start = [], 0
+    for count in usable_per_mask.tolist():
+        group = rles[start : start + count]
+        merged.append(empty if not group else group[0] if count == 1 else mask_utils.merge(group))
+        start += count
+    decoded = mask_utils.decode(merged)  # (h, w, N) column-major: its transpose is contiguous
+    return torch.from_numpy(decoded.T).transpose(1, 2)
 
 
 def polygon_is_usable(polygon: Any) -> bool:
@@ -460,16 +461,20 @@ def from_coco(
     if not has_rle:
         masks = PolygonMasks.from_polygons(polys, height, width)
         return masks.to_bitmap() if poly2mask else masks
-    out = torch.zeros((len(segs), height, width), dtype=torch.uint8)
-    rles = [_rle(s, height, width, i) for i, s in enumerate(segs) if isinstance(s, dict)]
-    rle_rows = [i for i, s in enumerate(segs) if isinstance(s, dict)]
-    if rles:
-        out[rle_rows] = torch.from_numpy(mask_utils.decode(rles)).permute(2, 0, 1)
-    poly_rows = [i for i, s in enumerate(segs) if not isinstance(s, dict)]
-    if poly_rows:
-        picked = PolygonMasks.from_polygons([polys[i] for i in poly_rows], height, width)
-        out[poly_rows] = picked.to_bitmap().masks
-    return BitmapMasks(out, height, width)
+    rles = []
+    for i, (seg, parts) in enumerate(zip(segs, polys, strict=True)):
+        if isinstance(seg, dict):
+            rles.append(_rle(seg, height, width, i))
+        elif parts:
+            rles.append(mask_utils.merge(mask_utils.frPyObjects(parts, height, width)))
+        else:  # no region: an all-zero RLE
+            rles.append(
+                mask_utils.frPyObjects(
+                    {"size": [height, width], "counts": [height * width]}, height, width
+                )
+            )
+    decoded = mask_utils.decode(rles)  # (h, w, N) column-major: its transpose is contiguous
+    return BitmapMasks(torch.from_numpy(decoded.T).transpose(1, 2), height, width)
 
 
 def empty_masks(height: int, width: int, poly2mask: bool) -> BitmapMasks | PolygonMasks:

@@ -48,7 +48,8 @@ class SegmentTable:
                     f"masks (LoadAnnotations with_mask: true); {missing} annotation(s) lack one. "
                     f"Use an instance-segmentation json, or set with_mask: false."
                 )
-            texts.append(json.dumps(seg, separators=(",", ":")).encode())
+            # crowd regions stay ignore boxes: their (often large) RLE is never read
+            texts.append(b"null" if is_crowd else json.dumps(seg, separators=(",", ":")).encode())
         lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
         buffer = np.frombuffer(b"".join(texts), dtype=np.uint8) if texts else np.zeros(0, np.uint8)
         return cls(buffer, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), usable)
