@@ -7,7 +7,8 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from detcli.data.masks import BitmapMasks, PolygonMasks, clip_polygons, from_coco
+from detcli.data.masks import BitmapMasks, PolygonMasks, from_coco
+from detcli.data.polygons import clip_polygons
 from detcli.errors import DataError
 
 H, W = 64, 100
@@ -167,4 +168,4 @@ def _runs(flat: np.ndarray) -> list[int]:
     edges = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
     bounds = np.concatenate(([0], edges, [flat.size]))
     runs = np.diff(bounds).tolist()
-    return ([0] + runs) if flat[0] else runs
+    return [0, *runs] if flat[0] else runs

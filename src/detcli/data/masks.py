@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from detcli.data.polygons import clip_polygons, next_vertex, offsets, ranges, rasterise
 from detcli.errors import DataError
 
 Direction = Literal["horizontal", "vertical", "diagonal"]
@@ -37,19 +38,6 @@ def _index_array(index: Index, length: int) -> np.ndarray:
             raise IndexError(f"a bool index of {arr.shape[0]} for {length} masks")
         return np.flatnonzero(arr)
     return arr.astype(np.int64).reshape(-1) % max(length, 1)
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The positions start[i] .. start[i] + count[i] - 1 for every i, concatenated."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    shift = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-    return (shift + np.arange(total)).astype(np.int64)
-
-
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
 class BitmapMasks:
@@ -183,8 +171,8 @@ class PolygonMasks:
         """From nested lists: per instance, its polygons as flat [x0, y0, x1, y1, ...]."""
         flat = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for inst in polygons for p in inst]
         coords = np.concatenate(flat) if flat else np.zeros((0, 2))
-        poly_offsets = _offsets(np.array([len(p) for p in flat], dtype=np.int64))
-        inst_offsets = _offsets(np.array([len(inst) for inst in polygons], dtype=np.int64))
+        poly_offsets = offsets(np.array([len(p) for p in flat], dtype=np.int64))
+        inst_offsets = offsets(np.array([len(inst) for inst in polygons], dtype=np.int64))
         return cls(coords, poly_offsets, inst_offsets, height, width)
 
     @property
@@ -218,11 +206,11 @@ class PolygonMasks:
     def __getitem__(self, index: Index) -> PolygonMasks:
         rows = _index_array(index, len(self))
         n_polys = np.diff(self.inst_offsets)[rows]
-        polys = _ranges(self.inst_offsets[rows], n_polys)
+        polys = ranges(self.inst_offsets[rows], n_polys)
         n_verts = np.diff(self.poly_offsets)[polys]
-        verts = _ranges(self.poly_offsets[polys], n_verts)
+        verts = ranges(self.poly_offsets[polys], n_verts)
         return PolygonMasks(
-            self.coords[verts], _offsets(n_verts), _offsets(n_polys), self.height, self.width
+            self.coords[verts], offsets(n_verts), offsets(n_polys), self.height, self.width
         )
 
     def resize(self, size: tuple[int, int]) -> PolygonMasks:
@@ -251,13 +239,13 @@ class PolygonMasks:
         window = np.tile(np.array([x1, y1, x2, y2], dtype=np.float64), (n_polys, 1))
         coords, n_verts = clip_polygons(self.coords, np.diff(self.poly_offsets), window)
         return PolygonMasks(
-            coords - np.array([x1, y1]), _offsets(n_verts), self.inst_offsets, y2 - y1, x2 - x1
+            coords - np.array([x1, y1]), offsets(n_verts), self.inst_offsets, y2 - y1, x2 - x1
         )
 
     def to_bitmap(self) -> BitmapMasks:
         """Rasterised with pycocotools (the pixels COCO evaluation counts)."""
         polys_per_inst = np.diff(self.inst_offsets)
-        masks = _rasterise(self.coords, self.poly_offsets, polys_per_inst, self.height, self.width)
+        masks = rasterise(self.coords, self.poly_offsets, polys_per_inst, self.height, self.width)
         return BitmapMasks(masks, self.height, self.width)
 
     def to_tensor(self) -> torch.Tensor:
@@ -269,7 +257,7 @@ class PolygonMasks:
         """float32 (N,): the polygons' areas (shoelace), summed per instance."""
         n_verts = np.diff(self.poly_offsets)
         x, y = self.coords[:, 0], self.coords[:, 1]
-        nxt = _next_vertex(n_verts)
+        nxt = next_vertex(n_verts)
         poly_of_vert = np.repeat(np.arange(len(n_verts)), n_verts)
         per_poly = np.zeros(len(n_verts))
         np.add.at(per_poly, poly_of_vert, x * y[nxt] - x[nxt] * y)
@@ -305,7 +293,7 @@ class PolygonMasks:
         rasterised there (MMDetection's PolygonMasks.crop_and_resize, with exact clipping).
 
         Every RoI's polygons are gathered, clipped and scaled as one vertex array; pycocotools
-        rasterises them in one call, and merges the polygons of each RoI as RLE.
+        rasterises them in one call, and one index_add ORs the polygons of each RoI.
         """
         device = boxes.device
         out_h, out_w = size
@@ -314,17 +302,17 @@ class PolygonMasks:
         rois = boxes.detach().cpu().double().numpy()
         inst = inds.cpu().numpy().astype(np.int64)
         n_polys = np.diff(self.inst_offsets)[inst]
-        polys = _ranges(self.inst_offsets[inst], n_polys)  # polygons of RoI 0, RoI 1, ...
+        polys = ranges(self.inst_offsets[inst], n_polys)  # polygons of RoI 0, RoI 1, ...
         roi_of_poly = np.repeat(np.arange(len(inst)), n_polys)
         n_verts = np.diff(self.poly_offsets)[polys]
-        coords = self.coords[_ranges(self.poly_offsets[polys], n_verts)]
+        coords = self.coords[ranges(self.poly_offsets[polys], n_verts)]
         coords, n_verts = clip_polygons(coords, n_verts, rois[roi_of_poly])
         # into the RoI's frame, then its size: mmdet's (x - x1) * out_w / max(x2 - x1, 1)
         roi_of_vert = np.repeat(roi_of_poly, n_verts)
         x1y1 = rois[roi_of_vert, :2]
         wh = np.maximum(rois[roi_of_vert, 2:] - x1y1, 1.0)
         coords = (coords - x1y1) * (np.array([out_w, out_h]) / wh)
-        masks = _rasterise(coords, _offsets(n_verts), n_polys, out_h, out_w)  # one per RoI
+        masks = rasterise(coords, offsets(n_verts), n_polys, out_h, out_w, union_in_rle=False)
         return masks.to(device=device, dtype=torch.float32)
 
 
@@ -333,86 +321,6 @@ def _crop_window(box: Sequence[int] | np.ndarray, height: int, width: int) -> tu
     x1, x2 = min(max(x1, 0), width), min(max(x2, 0), width)
     y1, y2 = min(max(y1, 0), height), min(max(y2, 0), height)
     return x1, y1, max(x2, x1), max(y2, y1)
-
-
-def _next_vertex(n_verts: np.ndarray) -> np.ndarray:
-    """For each vertex, the index of the next one around its polygon (the last wraps)."""
-    starts = _offsets(n_verts)[:-1]
-    nxt = np.arange(int(n_verts.sum())) + 1
-    closed = n_verts > 0
-    nxt[(starts + n_verts - 1)[closed]] = starts[closed]
-    return nxt
-
-
-def clip_polygons(
-    coords: np.ndarray, n_verts: np.ndarray, windows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Clip every polygon to its own window (P, 4 xyxy): Sutherland-Hodgman, all at once.
-
-    Exact for any polygon against a rectangle (clipping a concave one may leave zero-width
-    slivers along the border, which rasterise to nothing). Returns the vertices and the new
-    vertex count of each polygon (0: the polygon lay outside its window).
-    """
-    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-    n_verts = np.asarray(n_verts, dtype=np.int64)
-    # (axis, which window edge, +1 keeps coords >= edge, -1 keeps coords <= edge)
-    for axis, edge, sign in ((0, 0, 1.0), (0, 2, -1.0), (1, 1, 1.0), (1, 3, -1.0)):
-        if coords.size == 0:
-            break
-        poly_of_vert = np.repeat(np.arange(len(n_verts)), n_verts)
-        nxt = _next_vertex(n_verts)
-        bound = windows[poly_of_vert, edge]
-        a = sign * (coords[:, axis] - bound)
-        b = a[nxt]
-        inside_a, inside_b = a >= 0, b >= 0
-        crosses = inside_a != inside_b
-        t = np.divide(a, a - b, out=np.zeros_like(a), where=crosses)
-        inter = coords + t[:, None] * (coords[nxt] - coords)
-        inter[crosses, axis] = bound[crosses]  # exactly on the edge, no rounding drift
-        # each edge p_i -> p_i+1 gives p_i when inside, then the crossing point if it crosses
-        candidates = np.stack((coords, inter), axis=1).reshape(-1, 2)
-        keep = np.stack((inside_a, crosses), axis=1).reshape(-1)
-        coords = candidates[keep]
-        n_verts = np.bincount(np.repeat(poly_of_vert, 2)[keep], minlength=len(n_verts))
-    return coords, n_verts
-
-
-def _rasterise(
-    coords: np.ndarray,
-    poly_offsets: np.ndarray,
-    polys_per_mask: np.ndarray,
-    height: int,
-    width: int,
-) -> torch.Tensor:
-    """uint8 (N, h, w): the union of each mask's polygons, rasterised by pycocotools (the
-    pixels COCO evaluation counts). Polygons under 3 vertices cover nothing."""
-    from pycocotools import mask as mask_utils
-
-    n_verts = np.diff(poly_offsets)
-    usable = n_verts >= 3
-    flat = [
-        coords[a:b].reshape(-1).tolist()
-        for a, b, ok in zip(poly_offsets[:-1], poly_offsets[1:], usable, strict=True)
-        if ok
-    ]
-    n_out = len(polys_per_mask)
-    if not flat:
-        return torch.zeros((n_out, height, width), dtype=torch.uint8)
-    # one call for every polygon (a list of polygons, each > 4 numbers: pycocotools' frPoly)
-    rles = mask_utils.frPyObjects(flat, height, width)
-    # each mask's polygons merged as RLE (a union in C), so one decode gives the N masks
-    mask_of_poly = np.repeat(np.arange(n_out), polys_per_mask)
-    usable_per_mask = np.bincount(mask_of_poly[usable], minlength=n_out)
-    empty = mask_utils.frPyObjects(
-        {"size": [height, width], "counts": [height * width]}, height, width
-    )
-    merged, start = [], 0
-    for count in usable_per_mask.tolist():
-        group = rles[start : start + count]
-        merged.append(empty if not group else group[0] if count == 1 else mask_utils.merge(group))
-        start += count
-    decoded = mask_utils.decode(merged)  # (h, w, N) column-major: its transpose is contiguous
-    return torch.from_numpy(decoded.T).transpose(1, 2)
 
 
 def polygon_is_usable(polygon: Any) -> bool:
