@@ -12,7 +12,7 @@ through `crop_and_resize`. `from_coco` turns a list of COCO `segmentation` value
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import torch
@@ -388,3 +388,10 @@ def from_coco(
 def empty_masks(height: int, width: int, poly2mask: bool) -> BitmapMasks | PolygonMasks:
     """No instance: the kind `from_coco` would give an image with polygons."""
     return from_coco([], height, width, poly2mask)
+
+
+if TYPE_CHECKING:  # both kinds satisfy the contract the mask head reads (checked by mypy)
+    from detcli.structures import InstanceMasks
+
+    _BITMAPS: type[InstanceMasks] = BitmapMasks
+    _POLYGONS: type[InstanceMasks] = PolygonMasks
