@@ -38,7 +38,8 @@ def collate(samples: Sequence[Any]) -> Batch | AugBatch:
     if not samples:
         raise ValueError("collate: empty batch")
     if isinstance(samples[0]["img"], torch.Tensor):
-        return _per_image_batch(samples)
+        # gt_masks stay one InstanceMasks per image: their sizes differ and the head crops them
+        return cast(Batch, _per_image_batch(samples))
     num_views = len(samples[0]["img"])
     views = [
         _per_image_batch([{"img": s["img"][v], "img_metas": s["img_metas"][v]} for s in samples])
