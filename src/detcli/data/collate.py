@@ -39,7 +39,7 @@ def collate(samples: Sequence[Any]) -> Batch | AugBatch:
         raise ValueError("collate: empty batch")
     if isinstance(samples[0]["img"], torch.Tensor):
         # gt_masks stay one InstanceMasks per image: their sizes differ and the head crops them
-        return cast(Batch, _per_image_batch(samples))
+        return _per_image_batch(samples)
     num_views = len(samples[0]["img"])
     views = [
         _per_image_batch([{"img": s["img"][v], "img_metas": s["img_metas"][v]} for s in samples])
