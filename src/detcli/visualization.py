@@ -1,9 +1,11 @@
-"""Boxes drawn on images, readable at any size: `detcli predict` PNGs and `dataset show`.
+"""Boxes (and instance masks) drawn on images, readable at any size: `detcli predict` PNGs
+and `dataset show`.
 
 One drawing path: small images are upscaled (short side at least `MIN_SHORT_SIDE`, boxes
 alike), line width and font grow with the image, each label sits on a box of its class colour
 with black or white text (whichever contrasts), and an optional caption (e.g. the score
-threshold) sits in the bottom-left corner on a dark box.
+threshold) sits in the bottom-left corner on a dark box. Masks are filled translucently in
+their box's colour, at the image's own resolution (before any upscaling).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from detcli.structures import Detections
 MIN_SHORT_SIDE = 512
 CAPTION_BACKGROUND = (0, 0, 0)
 CAPTION_TEXT = (255, 255, 255)
+MASK_ALPHA = 0.45  # the image stays visible under the fill
 
 
 def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
@@ -60,11 +63,15 @@ def draw_boxes(
     colours: Sequence[tuple[int, int, int]],
     caption: str | None = None,
     min_short_side: int = MIN_SHORT_SIDE,
+    masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, H', W'): `img` upscaled as `display_scale` says, each box with its label."""
+    """uint8 (3, H', W'): `img` upscaled as `display_scale` says, each box with its label;
+    `masks` (bool (K, H, W) in `img` pixels, one per box) filled in the box's colour."""
     if img.shape[0] == 1:
         img = img.expand(3, -1, -1)
     h, w = int(img.shape[-2]), int(img.shape[-1])
+    if masks is not None and len(masks):
+        img = fill_masks(img, masks, colours)
     scale = display_scale(h, w, min_short_side)
     if scale > 1:
         img = F.resize(img, [round(h * scale), round(w * scale)], antialias=True)
@@ -95,6 +102,23 @@ def draw_boxes(
     return drawn
 
 
+def fill_masks(
+    img: torch.Tensor, masks: torch.Tensor, colours: Sequence[tuple[int, int, int]]
+) -> torch.Tensor:
+    """uint8 (3, H, W): each mask blended over `img` in its colour (torchvision's drawing)."""
+    from torchvision.utils import draw_segmentation_masks
+
+    if tuple(masks.shape[-2:]) != tuple(img.shape[-2:]):
+        raise ValueError(
+            f"masks of size {tuple(masks.shape[-2:])} for an image of {tuple(img.shape[-2:])}"
+        )
+    tints = [(int(r), int(g), int(b)) for r, g, b in colours]
+    filled: torch.Tensor = draw_segmentation_masks(
+        img.to(torch.uint8), masks.bool().cpu(), alpha=MASK_ALPHA, colors=tints
+    )
+    return filled
+
+
 def draw_detections(
     img: torch.Tensor,
     det: Detections,
@@ -103,7 +127,8 @@ def draw_detections(
     colours: Sequence[tuple[int, int, int]] | None = None,
     score_thr: float | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, H', W') with each box in its class colour, labelled `name 0.93`.
+    """uint8 (3, H', W') with each box in its class colour, labelled `name 0.93`, and its
+    mask filled in that colour when the detections carry masks (`det.masks`).
 
     `colours`: one (r, g, b) per class (a dataset's palette); default: evenly spaced hues.
     `score_thr`: shown in a corner caption (`score >= 0.30`) when given. `width` is kept for
@@ -113,7 +138,8 @@ def draw_detections(
     labels = det.labels.tolist()
     names = [f"{classes[k]} {s:.2f}" for k, s in zip(labels, det.scores.tolist(), strict=True)]
     caption = f"score >= {score_thr:.2f}" if score_thr is not None else None
-    return draw_boxes(img, det.boxes, names, [colours[k] for k in labels], caption)
+    tints = [colours[k] for k in labels]
+    return draw_boxes(img, det.boxes, names, tints, caption, masks=det.masks)
 
 
 def write_drawn(

@@ -301,7 +301,9 @@ def write_mix_config(tmp_path, data_root):
 def test_check_accepts_a_mix_dataset_config_and_names_a_wrong_argument(shapes_coco, tmp_path):
     from detcli.config import resolve_config
     from detcli.config.check import check_config
+    from detcli.plugins import load_plugins
 
+    load_plugins()  # what the CLI does first: the model's types are detcli's built-in plugin's
     path = write_mix_config(tmp_path, shapes_coco.root)
     problems = [p for p in check_config(resolve_config(path)) if not p.note and not p.warning]
     assert problems == []

@@ -120,6 +120,7 @@ def stats(
         ("images", s.num_images),
         ("boxes (targets)", s.num_boxes),
         ("crowd regions (ignored)", s.num_crowd),
+        *([("masks (with_mask)", s.num_masks)] if s.num_masks is not None else []),
         ("images without boxes", s.images_without_boxes),
         ("boxes per image (mean)", f"{s.boxes_per_image.mean():.2f}" if s.num_images else "-"),
         (
@@ -134,12 +135,13 @@ def stats(
     console.print(summary)
 
     per_class = Table(title="per class", title_justify="left")
-    for column in ("label", "class", "boxes", "images"):
+    masks = s.masks_per_class
+    for column in ("label", "class", "boxes", "images", *(["masks"] if masks is not None else [])):
         per_class.add_column(column, justify="right" if column != "class" else "left")
     for k, name in enumerate(s.classes):
-        per_class.add_row(
-            str(k), escape(name), str(int(s.boxes_per_class[k])), str(int(s.images_per_class[k]))
-        )
+        cells = [int(s.boxes_per_class[k]), int(s.images_per_class[k])]
+        cells += [int(masks[k])] if masks is not None else []
+        per_class.add_row(str(k), escape(name), *map(str, cells))
     console.print(per_class)
 
     sizes = Table(title="box sizes (COCO: area < 32², < 96², larger)", title_justify="left")

@@ -15,7 +15,7 @@ from detcli.config.loader import ResolvedConfig
 from detcli.config.model_check import metric_problems, model_problems
 from detcli.config.origins import ConfigPath, format_path
 from detcli.config.paths import join_root
-from detcli.config.pipeline_check import pipeline_problems
+from detcli.config.pipeline_check import mask_problems, pipeline_problems
 from detcli.config.schema import CHECKPOINT_SCHEMES, COMPONENT_PLACES, PATH_KEYS, Place
 from detcli.config.settings import KNOWN_TOP_LEVEL_KEYS, RunSettings, collect_run_settings
 from detcli.config.settings.schedule import schedule_warnings
@@ -83,6 +83,8 @@ class _Checker:
             self._dataset_paths(loader.dataset, loader.dataset_path)
             dataset = self._get(loader.dataset_path)
             for path, message in pipeline_problems(self.cfg.get("model"), dataset, loader):
+                self.report(path, message)
+            for path, message in mask_problems(dataset, loader.dataset_path):
                 self.report(path, message)
             for path, message in class_problems(loader.dataset, loader.dataset_path):
                 self.report(path, message)

@@ -1,4 +1,5 @@
-"""`detcli check` on data pipelines: 2.x habits in a 3.x pipeline, double normalisation."""
+"""`detcli check` on data pipelines: 2.x habits in a 3.x pipeline, double normalisation, and
+masks asked of a json without segmentations or of a transform that cannot move them."""
 
 from __future__ import annotations
 
@@ -58,6 +59,73 @@ def pipeline_problems(model: Any, dataset: Any, loader: LoaderSettings) -> list[
                     f"loader's; 3.x uses {better}.",
                 )
             )
+    return found
+
+
+# Transforms that move boxes but not masks yet: with with_mask they stop the run at once.
+NO_MASK_SUPPORT = ("Mosaic", "MixUp", "RandomAffine")
+
+
+def mask_problems(dataset: Any, path: ConfigPath) -> list[Finding]:
+    """With `LoadAnnotations with_mask: true` in a dataset's pipelines: every (non-crowd)
+    annotation of its json(s) needs a `segmentation`, and no step may leave the masks behind."""
+    steps = _pipeline_steps(dataset, path)
+    loads = [
+        p for p, s in steps if s.get("type") == "LoadAnnotations" and s.get("with_mask") is True
+    ]
+    if not loads:
+        return []
+    where = ".".join(str(k) for k in (*loads[0], "with_mask"))
+    found: list[Finding] = [
+        (
+            (*p, "type"),
+            f"{s['type']} is not supported with masks yet (it would move the boxes and not the "
+            f"masks); remove it, or set {where} to false to train boxes only.",
+        )
+        for p, s in steps
+        if s.get("type") in NO_MASK_SUPPORT
+    ]
+    for leaf_path, leaf in _leaf_datasets(dataset, path):
+        found += _segmentations_present(leaf, leaf_path, where)
+    return found
+
+
+def _segmentations_present(leaf: dict[str, Any], path: ConfigPath, where: str) -> list[Finding]:
+    from detcli.config.paths import join_root
+    from detcli.data.coco_json import read_coco_json
+    from detcli.data.segments import segmentation_missing
+    from detcli.errors import DataError
+
+    ann = leaf.get("ann_file")
+    if not isinstance(ann, str) or not ann:
+        return []
+    ann_file = join_root(leaf.get("data_root"), ann)
+    try:
+        data = read_coco_json(ann_file, allow_no_annotations=True)
+    except (DataError, OSError):
+        return []  # a missing or unreadable file is reported by the path and dataset checks
+    missing = segmentation_missing(data.get("annotations") or [])
+    if not missing:
+        return []
+    return [
+        (
+            (*path, "ann_file"),
+            f"{ann_file}: {len(missing)} annotation(s) have no `segmentation` (first: "
+            f"annotation id {missing[0]}), but {where} is true. Use an instance-segmentation "
+            f"json (COCO instances_*.json), or set with_mask to false to train boxes only.",
+        )
+    ]
+
+
+def _leaf_datasets(dataset: Any, path: ConfigPath) -> list[tuple[ConfigPath, dict[str, Any]]]:
+    """The datasets with an `ann_file` under a dataset config (through wrappers)."""
+    if not isinstance(dataset, dict):
+        return []
+    if isinstance(dataset.get("dataset"), dict):
+        return _leaf_datasets(dataset["dataset"], (*path, "dataset"))
+    found = [(path, dataset)] if "ann_file" in dataset else []
+    for i, part in enumerate(dataset.get("datasets") or []):
+        found += _leaf_datasets(part, (*path, "datasets", i))
     return found
 
 

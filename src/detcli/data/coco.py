@@ -34,6 +34,7 @@ from detcli.data.coco_json import (
     read_coco_json,
 )
 from detcli.data.protocol import BoolMatrix, ClassIndex
+from detcli.data.segments import SegmentTable
 from detcli.data.transforms import BadImageError, Compose
 from detcli.data.transforms.compose import TransformFn
 from detcli.errors import DataError
@@ -104,6 +105,13 @@ class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
         self.PALETTE = read_palette(meta.pop("palette", None), self.CLASSES)
         self.metainfo: dict[str, Any] = {"classes": self.CLASSES, "palette": self.PALETTE, **meta}
         self._load_arrays(data)
+        # segmentations only when the pipeline loads masks: a box detector holds none of them
+        self._segments: SegmentTable | None = None
+        if wants_masks(pipeline):
+            self._segments = SegmentTable.from_annotations(
+                self.ann_file, data["annotations"], self._ann_rows, self._crowd
+            )
+        self._seg_rows = np.arange(len(self._bboxes))  # row of each kept box in _segments
         if indices is not None:
             self._take(subset(indices, len(self)))
         self._coco: Any = _make_coco(data)
@@ -158,6 +166,7 @@ class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
         self._bboxes = xyxy.astype(np.float32)
         self._labels = labels[sel][by_img].astype(np.int64)
         self._crowd = anns.crowd[sel][by_img]
+        self._ann_rows = np.flatnonzero(sel)[by_img]  # position of each kept box in the json
         self._offsets = np.concatenate(
             ([0], np.cumsum(np.bincount(ann_img, minlength=int(keep.sum()))))
         )
@@ -180,6 +189,7 @@ class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
             self._labels[rows],
             self._crowd[rows],
         )
+        self._seg_rows = self._seg_rows[rows]
         self._offsets = np.concatenate(([0], np.cumsum(counts)))
         self._img_ids = self._img_ids[order]
         self.img_ids = self._img_ids.tolist()
@@ -261,21 +271,33 @@ class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
             "height": int(self._heights[idx]),
         }
 
-    def get_ann_info(self, idx: int) -> dict[str, np.ndarray]:
-        """Boxes (xyxy float32), labels (int64) and crowd boxes to ignore, for image `idx`."""
+    def get_ann_info(self, idx: int) -> dict[str, Any]:
+        """Boxes (xyxy float32), labels (int64) and crowd boxes to ignore, for image `idx`;
+        with a pipeline that loads masks, `masks`: the COCO segmentation of each box."""
         lo, hi = int(self._offsets[idx]), int(self._offsets[idx + 1])
         crowd = self._crowd[lo:hi]
         boxes = self._bboxes[lo:hi]
-        return {
+        info: dict[str, Any] = {
             "bboxes": boxes[~crowd],
             "labels": self._labels[lo:hi][~crowd],
             "bboxes_ignore": boxes[crowd],
         }
+        if self._segments is not None:
+            info["masks"] = self._segments[self._seg_rows[lo:hi][~crowd]]
+        return info
 
     def box_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every kept box at once: (image index, xyxy float32, label, crowd flag)."""
         img_of_box = np.repeat(np.arange(len(self)), np.diff(self._offsets))
         return img_of_box, self._bboxes, self._labels, self._crowd
+
+    def mask_flags(self) -> np.ndarray | None:
+        """bool per row of `box_table`: has a usable segmentation; None when the pipeline
+        loads no masks (the segmentations were not read)."""
+        if self._segments is None:
+            return None
+        flags: np.ndarray = self._segments.usable[self._seg_rows]
+        return flags
 
     def image_sizes(self) -> np.ndarray:
         """(num_images, 2) width and height of each image, as the json gives them."""
@@ -333,6 +355,18 @@ class CocoDataset(ClassIndex, Dataset):  # type: ignore[type-arg]
         return (
             f"CocoDataset({self.ann_file}, {len(self)} images, {len(self.CLASSES)} classes, {mode})"
         )
+
+
+def wants_masks(pipeline: Sequence[Any]) -> bool:
+    """Whether a step (or a step inside a test-time wrapper) loads instance masks."""
+    for step in pipeline:
+        if getattr(step, "with_mask", False) is True:
+            return True
+        inner = getattr(step, "transforms", None)
+        inner = getattr(inner, "transforms", inner)  # MultiScaleFlipAug holds a Compose
+        if isinstance(inner, (list, tuple)) and wants_masks(inner):
+            return True
+    return False
 
 
 def _make_coco(data: dict[str, Any]) -> Any:

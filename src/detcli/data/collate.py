@@ -38,6 +38,7 @@ def collate(samples: Sequence[Any]) -> Batch | AugBatch:
     if not samples:
         raise ValueError("collate: empty batch")
     if isinstance(samples[0]["img"], torch.Tensor):
+        # gt_masks stay one InstanceMasks per image: their sizes differ and the head crops them
         return _per_image_batch(samples)
     num_views = len(samples[0]["img"])
     views = [

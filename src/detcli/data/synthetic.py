@@ -4,8 +4,9 @@ Tests and the demo need data that exists without a download and that a small det
 learn from scratch on a CPU in minutes. So every class is one distinct shape (class name =
 shape name), drawn in a random colour that contrasts with a plain, mildly noisy background;
 the class is carried by the shape alone, never by the colour. Boxes are the exact extent of
-the drawn pixels. Everything is derived from `(seed, split)`, so a set is reproducible and
-the splits never share images.
+the drawn pixels, and each object's `segmentation` is the exact set of pixels it shows (COCO
+RLE), so Mask R-CNN trains on the same set. Everything is derived from `(seed, split)`, so a
+set is reproducible and the splits never share images.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def write_shapes_coco(
         save_args: dict[str, Any] = {"quality": 95} if image_format == "jpg" else {}
         Image.fromarray(pixels).save(img_dir / file_name, **save_args)
         images.append({"id": img_id, "file_name": file_name, "width": width, "height": height})
-        for label, (x1, y1, x2, y2) in objects:
+        for label, (x1, y1, x2, y2), rle in objects:
             w, h = x2 - x1, y2 - y1
             annotations.append(
                 {
@@ -98,6 +99,7 @@ def write_shapes_coco(
                     "bbox": [float(x1), float(y1), float(w), float(h)],
                     "area": float(w * h),
                     "iscrowd": 0,
+                    "segmentation": rle,
                 }
             )
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(names)]
@@ -115,8 +117,10 @@ def write_shapes_coco(
 
 def _draw_image(
     rng: np.random.Generator, width: int, height: int, num_classes: int
-) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
-    """One image (HWC uint8) and its objects as (label, tight xyxy box in pixels)."""
+) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int], dict[str, Any]]]]:
+    """One image (HWC uint8) and its objects as (label, tight xyxy box in pixels, RLE mask)."""
+    from pycocotools import mask as mask_utils
+
     background = rng.integers(0, 256, size=3)
     canvas = np.empty((height, width, 3), dtype=np.float32)
     canvas[:] = background
@@ -144,7 +148,10 @@ def _draw_image(
         ys, xs = np.nonzero(owner == index)
         if ys.size:
             box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-            objects.append((label, box))
+            rle = mask_utils.encode(np.asfortranarray(owner == index, dtype=np.uint8))
+            objects.append(
+                (label, box, {"size": [height, width], "counts": rle["counts"].decode()})
+            )
     canvas += rng.normal(0.0, 6.0, size=canvas.shape).astype(np.float32)
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), objects
 

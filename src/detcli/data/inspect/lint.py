@@ -21,6 +21,7 @@ from detcli.data.coco_json import (
     malformed_boxes,
     read_coco_json,
 )
+from detcli.data.inspect.mask_lint import is_mask_file, lint_masks
 
 EDGE_TOLERANCE = 1.0  # px a box may reach past the border before it counts (rounding in exports)
 _EXIF_SWAPS_AXES = {5, 6, 7, 8}  # orientations that rotate by 90 degrees
@@ -199,6 +200,8 @@ def lint_coco(
                 ann_id=int(anns.ids[k]),
                 image_id=int(anns.image_ids[k]),
             )
+    if is_mask_file(data["annotations"]):
+        lint_masks(data["annotations"], width, height, add)
     if check_images:
         problems += _check_image_files(images, img_prefix, decode, workers, max_pixels)
     return problems

@@ -1,4 +1,4 @@
-"""Images with their boxes and class names drawn, raw or after the pipeline, as PNG files."""
+"""Images with their boxes, class names (and masks) drawn, raw or after the pipeline, as PNGs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torchvision.io import write_png
 
+from detcli.data.masks import from_coco
 from detcli.data.protocol import DetectionDataset
 from detcli.data.transforms.loading import load_image
 from detcli.visualization import class_colours, draw_boxes
@@ -17,8 +18,8 @@ from detcli.visualization import class_colours, draw_boxes
 __all__ = ["CROWD_COLOUR", "class_colours", "denormalize", "draw", "show_samples"]
 
 CROWD_COLOUR = (160, 160, 160)
-# image, boxes, labels, crowd boxes, a name for the file
-_Drawn = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]
+# image, boxes, labels, crowd boxes, a name for the file, masks (bool (N, H, W)) or None
+_Drawn = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str, torch.Tensor | None]
 
 
 def draw(
@@ -29,10 +30,12 @@ def draw(
     ignore: torch.Tensor | None = None,
     colours: Sequence[tuple[int, int, int]] | None = None,
     caption: str | None = None,
+    masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """uint8 (3, H', W') with boxes and class names drawn (crowd/ignore regions in grey),
     upscaled when small (see `detcli.visualization.draw_boxes`); `colours`: one (r, g, b) per
-    class (the dataset's palette), else evenly spaced hues; `caption` in the bottom-left corner."""
+    class (the dataset's palette), else evenly spaced hues; `caption` in the bottom-left corner;
+    `masks`: bool (N, H, W), one per box, filled in the box's colour."""
     colours = colours or class_colours(len(classes))
     names = [classes[int(k)] for k in labels]
     tints = [colours[int(k)] for k in labels]
@@ -40,7 +43,9 @@ def draw(
         boxes = torch.cat([boxes.float(), ignore.float()])
         names += ["crowd"] * len(ignore)
         tints += [CROWD_COLOUR] * len(ignore)
-    drawn: torch.Tensor = draw_boxes(img, boxes, names, tints, caption)
+    if masks is not None and ignore is not None and len(ignore):
+        masks = torch.cat([masks.bool(), masks.new_zeros((len(ignore), *masks.shape[1:]))])
+    drawn: torch.Tensor = draw_boxes(img, boxes, names, tints, caption, masks=masks)
     return drawn
 
 
@@ -65,13 +70,14 @@ def show_samples(
     written = []
     for idx in range(min(num, len(dataset))):
         if after_pipeline:
-            img, boxes, labels, ignore, name = _after_pipeline(dataset, idx)
+            img, boxes, labels, ignore, name, masks = _after_pipeline(dataset, idx)
         else:
-            img, boxes, labels, ignore, name = _raw(dataset, idx)
+            img, boxes, labels, ignore, name, masks = _raw(dataset, idx)
         path = out_dir / f"{idx:04d}_{name}.png"
         # Drawings of small images are upscaled: the caption keeps the real size in view.
         size = f"{img.shape[-1]}x{img.shape[-2]} px"
-        write_png(draw(img, boxes, labels, classes, ignore, palette, size), str(path))
+        drawn = draw(img, boxes, labels, classes, ignore, palette, size, masks)
+        write_png(drawn, str(path))
         written.append(path)
     return written
 
@@ -95,12 +101,18 @@ def _raw(dataset: DetectionDataset, idx: int) -> _Drawn:
     info = results["img_info"]
     path = str(Path(leaf.img_prefix) / info["filename"]) if leaf.img_prefix else info["filename"]
     ann = results["ann_info"]
+    img = load_image(path, info["id"])
+    masks = None
+    if "masks" in ann:  # the pipeline loads masks: the dataset read the segmentations
+        h, w = int(img.shape[-2]), int(img.shape[-1])
+        masks = from_coco(ann["masks"], h, w, poly2mask=True).to_tensor()
     return (
-        load_image(path, info["id"]),
+        img,
         torch.from_numpy(ann["bboxes"]),
         torch.from_numpy(ann["labels"]),
         torch.from_numpy(ann["bboxes_ignore"]),
         f"id{info['id']}",
+        masks,
     )
 
 
@@ -116,4 +128,16 @@ def _after_pipeline(dataset: DetectionDataset, idx: int) -> _Drawn:
     ignore = sample.get("gt_bboxes_ignore", empty)
     flip = meta.get("flip_direction") if meta.get("flip") else None
     suffix = f"_flip-{flip}" if flip else ""
-    return shown, boxes, labels, ignore, f"id{meta.get('img_id', idx)}{suffix}"
+    gt_masks = sample.get("gt_masks")
+    masks = None
+    if gt_masks is not None and not isinstance(gt_masks, list):
+        masks = _fit(gt_masks.to_tensor(), int(shown.shape[-2]), int(shown.shape[-1]))
+    return shown, boxes, labels, ignore, f"id{meta.get('img_id', idx)}{suffix}", masks
+
+
+def _fit(masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Masks cut or zero-padded (bottom/right) to the drawn image's size."""
+    out = masks.new_zeros((len(masks), height, width))
+    h, w = min(height, masks.shape[-2]), min(width, masks.shape[-1])
+    out[:, :h, :w] = masks[:, :h, :w]
+    return out

@@ -27,6 +27,12 @@ class DatasetStats:
     areas: np.ndarray  # (num_boxes,) box area in original pixels
     aspect_ratios: np.ndarray  # (num_boxes,) width / height
     image_sizes: np.ndarray  # (num_images, 2) width, height as the json gives them
+    # (C,) boxes of each class with a usable mask; None when the pipeline loads no masks
+    masks_per_class: np.ndarray | None = None
+
+    @property
+    def num_masks(self) -> int | None:
+        return None if self.masks_per_class is None else int(self.masks_per_class.sum())
 
     @property
     def num_boxes(self) -> int:
@@ -52,9 +58,15 @@ def dataset_stats(dataset: DetectionDataset) -> DatasetStats:
     """Statistics of a dataset (of every leaf of a wrapper, each image counted once)."""
     leaves = [checked_coco_style(leaf, "dataset stats") for leaf in leaf_datasets(dataset)]
     boxes, labels, counts, sizes = [], [], [], []
+    mask_labels: list[np.ndarray] | None = []
     num_crowd = 0
     for leaf in leaves:
         img_of_box, xyxy, label, crowd = leaf.box_table()
+        flags = leaf.mask_flags() if hasattr(leaf, "mask_flags") else None
+        if flags is None or mask_labels is None:
+            mask_labels = None  # one split without masks: no mask count
+        else:
+            mask_labels.append(label[~crowd & flags])
         num_crowd += int(crowd.sum())
         boxes.append(xyxy[~crowd])
         labels.append(label[~crowd])
@@ -67,6 +79,9 @@ def dataset_stats(dataset: DetectionDataset) -> DatasetStats:
     w = all_boxes[:, 2] - all_boxes[:, 0]
     h = all_boxes[:, 3] - all_boxes[:, 1]
     per_image = np.concatenate(counts)
+    masks_per_class = (
+        np.bincount(np.concatenate(mask_labels), minlength=len(classes)) if mask_labels else None
+    )
     return DatasetStats(
         classes=classes,
         num_images=int(per_image.size),
@@ -78,6 +93,7 @@ def dataset_stats(dataset: DetectionDataset) -> DatasetStats:
         areas=(w * h).astype(np.float64),
         aspect_ratios=(w / np.maximum(h, 1e-6)).astype(np.float64),
         image_sizes=np.concatenate(sizes),
+        masks_per_class=masks_per_class,
     )
 
 

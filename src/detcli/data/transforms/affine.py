@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as nnf
 
-from detcli.data.transforms.boxes import LABELS_OF, box_fields
+from detcli.data.transforms.boxes import LABELS_OF, box_fields, refuse_masks
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
@@ -169,6 +169,7 @@ class RandomAffine:
         return (translate.double() @ shear.double() @ rotate.double() @ scaling.double()).float()
 
     def __call__(self, results: Results) -> Results:
+        refuse_masks(results, "RandomAffine")
         img: torch.Tensor = results["img"]
         height = int(img.shape[-2]) + 2 * self.border[1]
         width = int(img.shape[-1]) + 2 * self.border[0]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 
-from detcli.data.transforms.boxes import LABELS_OF, box_fields
+from detcli.data.transforms.boxes import MASKS_OF, box_fields, keep_rows, mask_fields
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
@@ -24,12 +24,9 @@ class RandomCrop:
     (h and w drawn in [crop_size[0], min(side, crop_size[1])]); fractions of the image for
     `relative` and `relative_range` (each drawn in [crop_size[i], 1]). A crop that keeps no
     box is rejected (None: the dataset draws another image) unless `allow_negative_crop`.
-    `recompute_bbox` needs instance masks, which detcli does not load: it has no effect.
+    Instance masks are cut to the window and dropped with their boxes; `recompute_bbox` then
+    sets each box to its cropped mask's bounds (without masks it has no effect).
     """
-
-    NO_EFFECT_ARGS: ClassVar[dict[str, str]] = {
-        "recompute_bbox": "boxes are recomputed from masks only; detcli has no masks yet",
-    }
 
     def __init__(
         self,
@@ -87,6 +84,9 @@ class RandomCrop:
         y0 = random.randint(0, max(h - crop_h, 0))
         x0 = random.randint(0, max(w - crop_w, 0))
         shift = torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
+        window = (x0, y0, x0 + crop_w, y0 + crop_h)
+        for key in mask_fields(results):
+            results[key] = results[key].crop(window)
         kept: dict[str, torch.Tensor] = {}
         for key in box_fields(results):
             boxes = results[key] - shift
@@ -108,10 +108,11 @@ class RandomCrop:
                 & (boxes[:, 3] > 0)
             )
             kept[key] = inside
-            results[key] = boxes[inside]
-            labels = LABELS_OF.get(key)
-            if labels in results:
-                results[labels] = results[labels][inside]
+            results[key] = boxes
+            keep_rows(results, key, inside)
+            masks = MASKS_OF.get(key)
+            if self.recompute_bbox and masks in results:
+                results[key] = results[masks].bounding_boxes()
         # mmdet 3.x keeps crowd boxes among gt_bboxes (flagged), so they count as boxes too
         if kept and not any(bool(k.any()) for k in kept.values()) and not self.allow_negative_crop:
             return None

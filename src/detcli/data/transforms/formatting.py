@@ -25,7 +25,7 @@ META_KEYS = (
     "flip_direction",
     "img_norm_cfg",
 )
-GT_KEYS = ("gt_bboxes", "gt_labels", "gt_bboxes_ignore")
+GT_KEYS = ("gt_bboxes", "gt_labels", "gt_bboxes_ignore", "gt_masks")  # masks pass as they are
 _GT_DTYPES = {
     "gt_bboxes": torch.float32,
     "gt_labels": torch.int64,
@@ -73,7 +73,7 @@ class DefaultFormatBundle:
         if "img" in results:
             img = results["img"]
             results["img"] = _image_tensor(img) if self.img_to_float else torch.as_tensor(img)
-        for key in GT_KEYS:
+        for key in _GT_DTYPES:  # gt_masks stay InstanceMasks
             if key in results:
                 results[key] = _gt_tensor(key, results[key])
         _fill_meta_defaults(results)

@@ -1,4 +1,4 @@
-"""Resize and RandomFlip: geometric steps that move the boxes with the image.
+"""Resize and RandomFlip: geometric steps that move the boxes (and masks) with the image.
 
 Semantics follow MMDetection 2.x so configs port unchanged: `img_scale` is (w, h); with
 `keep_ratio` it bounds the long and short edge (factor = min(long/L, short/S)); without, the
@@ -17,7 +17,7 @@ import torchvision.transforms.v2.functional as F
 from torchvision.transforms import InterpolationMode
 from torchvision.tv_tensors import BoundingBoxFormat
 
-from detcli.data.transforms.boxes import box_fields, clip_and_drop
+from detcli.data.transforms.boxes import box_fields, clip_and_drop, mask_fields
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
@@ -175,6 +175,8 @@ class Resize:
         factor = torch.from_numpy(sf)
         for key in box_fields(results):
             results[key] = results[key] * factor
+        for key in mask_fields(results):  # to the image's size: x and y scale as the boxes'
+            results[key] = results[key].resize((new_h, new_w))
         clip_and_drop(results, new_h, new_w, clip=self.bbox_clip_border)
         return results
 
@@ -258,6 +260,8 @@ class RandomFlip:
             if direction in ("vertical", "diagonal"):
                 boxes = F.vertical_flip_bounding_boxes(boxes, BoundingBoxFormat.XYXY, (h, w))
             results[key] = boxes
+        for key in mask_fields(results):
+            results[key] = results[key].flip(direction)
         return results
 
     def __repr__(self) -> str:

@@ -9,9 +9,11 @@ import threading
 import warnings
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torchvision.io import ImageReadMode, decode_image
 
+from detcli.data.masks import from_coco, segmentation_is_usable
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
@@ -195,7 +197,13 @@ def load_image(
 
 @TRANSFORMS.register()
 class LoadAnnotations:
-    """Put the image's boxes (xyxy float32), labels (int64) and crowd/ignore boxes in results."""
+    """Put the image's boxes (xyxy float32), labels (int64) and crowd/ignore boxes in results.
+
+    `with_mask`: `gt_masks`, one mask per row of `gt_bboxes` (crowd regions stay ignore boxes
+    and get none), as bitmaps, or as polygons when `poly2mask` is false (RLE masks are always
+    bitmaps). An instance whose segmentation covers nothing (no polygon of 3 points) becomes
+    an ignore box, as MMDetection 3.x ignores it.
+    """
 
     def __init__(
         self,
@@ -208,12 +216,11 @@ class LoadAnnotations:
         backend_args: dict[str, Any] | None = None,
         imdecode_backend: str = "cv2",
     ):
-        if with_mask or with_seg:
-            what = "instance masks (with_mask)" if with_mask else "semantic maps (with_seg)"
+        if with_seg:
             raise DataError(
-                f"LoadAnnotations: {what} are not supported by detcli yet (they come with Mask "
-                f"R-CNN); detcli trains box detectors. Set with_mask / with_seg to false (or "
-                f"remove them) in the pipeline."
+                "LoadAnnotations: semantic maps (with_seg) are not supported by detcli (they come "
+                "with panoptic and semantic models). Set with_seg to false (or remove it) in the "
+                "pipeline; instance masks (with_mask) are supported."
             )
         if box_type not in ("hbox", None):
             raise DataError(
@@ -223,7 +230,8 @@ class LoadAnnotations:
         _local_only("LoadAnnotations", "backend_args", backend_args)
         self.with_bbox = with_bbox
         self.with_label = with_label
-        self.poly2mask = poly2mask  # masks are refused above: no effect
+        self.with_mask = with_mask
+        self.poly2mask = poly2mask
 
     def __call__(self, results: Results) -> Results:
         ann = results["ann_info"]
@@ -234,10 +242,52 @@ class LoadAnnotations:
             fields += [k for k in ("gt_bboxes", "gt_bboxes_ignore") if k not in fields]
         if self.with_label:
             results["gt_labels"] = torch.from_numpy(ann["labels"])
+        if self.with_mask:
+            self._load_masks(results, ann)
         return results
 
+    def _load_masks(self, results: Results, ann: dict[str, Any]) -> None:
+        info = results["img_info"]
+        which = f"image {info.get('filename')} (image id {info.get('id')})"
+        segs = ann.get("masks")
+        if segs is None:
+            raise DataError(
+                f"LoadAnnotations(with_mask=True): the dataset gave no segmentations for {which}. "
+                f"CocoDataset reads them when LoadAnnotations with_mask: true is in its pipeline; "
+                f"another dataset must put `masks` (one COCO segmentation per box) in ann_info."
+            )
+        h, w = int(info["height"]), int(info["width"])
+        shape = results.get("img_shape")
+        if shape is not None and tuple(shape[:2]) != (h, w):
+            raise DataError(
+                f"{which}: the file decodes to {shape[1]}x{shape[0]} pixels but the annotation "
+                f"file says {w}x{h}; its masks would not fit the image. Fix `width`/`height` "
+                f"(`detcli dataset lint --decode` lists every such image)."
+            )
+        usable = np.fromiter((segmentation_is_usable(s) for s in segs), bool, len(segs))
+        if not usable.all() and "gt_bboxes" in results:
+            keep = torch.from_numpy(usable)
+            boxes = results["gt_bboxes"]
+            results["gt_bboxes_ignore"] = torch.cat([results["gt_bboxes_ignore"], boxes[~keep]])
+            results["gt_bboxes"] = boxes[keep]
+            if "gt_labels" in results:
+                results["gt_labels"] = results["gt_labels"][keep]
+        try:
+            masks = from_coco(
+                [s for s, u in zip(segs, usable, strict=True) if u], h, w, self.poly2mask
+            )
+        except DataError as exc:
+            raise DataError(f"{which}: {exc}") from None
+        results["gt_masks"] = masks
+        fields = results.setdefault("mask_fields", [])
+        if "gt_masks" not in fields:
+            fields.append("gt_masks")
+
     def __repr__(self) -> str:
-        return f"LoadAnnotations(with_bbox={self.with_bbox}, with_label={self.with_label})"
+        return (
+            f"LoadAnnotations(with_bbox={self.with_bbox}, with_label={self.with_label}, "
+            f"with_mask={self.with_mask}, poly2mask={self.poly2mask})"
+        )
 
 
 def _local_only(owner: str, key: str, args: dict[str, Any] | None) -> None:

@@ -16,7 +16,7 @@ import torchvision.transforms.v2.functional as F
 from torchvision.transforms import InterpolationMode
 
 from detcli.data.transforms.affine import keep_inside
-from detcli.data.transforms.boxes import LABELS_OF, box_fields
+from detcli.data.transforms.boxes import LABELS_OF, box_fields, refuse_masks
 from detcli.data.transforms.compose import Results
 from detcli.errors import DataError
 from detcli.registry import TRANSFORMS
@@ -121,6 +121,7 @@ class Mosaic:
         return (x1, y1, x2, y2), crop
 
     def __call__(self, results: Results) -> Results:
+        refuse_masks(results, "Mosaic")  # checked before the draw: the error comes at once
         if random.uniform(0, 1) > self.prob:
             return results
         others = _mix_results(results, "Mosaic", 3)
@@ -206,6 +207,7 @@ class MixUp:
         return index
 
     def __call__(self, results: Results) -> Results:
+        refuse_masks(results, "MixUp")
         (other,) = _mix_results(results, "MixUp", 1)
         if len(other.get("gt_bboxes", ())) == 0:
             return results

@@ -32,7 +32,8 @@ class Pad:
 
     `size` is (h, w) in MMDetection 2.x and (w, h) in 3.x: a pipeline spelled the 3.x way
     (one with PackDetInputs or TestTimeAug) tells its Pads so (see Compose). `pad_val` is a
-    number, one value per channel, or mmcv 2.x's `{img: ..., seg: ...}` (seg is unused).
+    number, one value per channel, or mmcv 2.x's `{img: ..., masks: ..., seg: ...}` (masks
+    pad with `masks`, 0 by default; seg is unused). Instance masks grow with the image.
     `padding_mode` edge / reflect / symmetric copy border pixels as mmcv.impad does.
     The unpadded `img_shape` is kept (mmcv 2.x overwrites it) so boxes map back unchanged.
     """
@@ -61,6 +62,8 @@ class Pad:
         self.size_divisor = size_divisor
         self.pad_to_square = pad_to_square
         self.fill = _fill(pad_val)
+        # masks pad with pad_val's `masks` entry (mmdet's default 0): background
+        self.mask_fill = int(pad_val.get("masks", 0)) if isinstance(pad_val, dict) else 0
         self.pad_val = pad_val
         self.padding_mode = padding_mode
         self.size_is_wh = False  # set by Compose for a 3.x pipeline
@@ -79,6 +82,9 @@ class Pad:
         ph, pw = self._padded_size(h, w)
         if (ph, pw) != (h, w):
             img = self._pad(img, ph, pw)
+        for key in results.get("mask_fields", ()):
+            if key in results:
+                results[key] = results[key].pad((ph, pw), self.mask_fill)
         results.update(
             img=img,
             pad_shape=(ph, pw, c),

@@ -40,8 +40,9 @@ class MultiScaleFlipAug:
         for scale in self.img_scale:
             for flip, direction in flips:
                 view = dict(results, scale=scale, flip=flip, flip_direction=direction)
-                if "bbox_fields" in view:
-                    view["bbox_fields"] = list(view["bbox_fields"])
+                for fields in ("bbox_fields", "mask_fields"):
+                    if fields in view:
+                        view[fields] = list(view[fields])
                 out = self.transforms(view)
                 if out is None:
                     raise DataError("MultiScaleFlipAug: an inner transform rejected a test view.")
@@ -79,8 +80,9 @@ class TestTimeAug:
         views = []
         for subroutine in self.subroutines:
             view = dict(results)  # transforms replace tensors, never write into them
-            if "bbox_fields" in view:
-                view["bbox_fields"] = list(view["bbox_fields"])
+            for fields in ("bbox_fields", "mask_fields"):
+                if fields in view:
+                    view[fields] = list(view[fields])
             out = subroutine(view)
             if out is None:
                 raise DataError("TestTimeAug: a transform rejected a test view (returned None).")
