@@ -8,10 +8,10 @@ import copy
 import pytest
 import torch
 from model_helpers import REPO, boxes, meta, shapes_image
-from torchvision.ops import roi_align
 
 from detcli.config import load_config, resolve_config
 from detcli.config.check import check_config
+from detcli.data.masks import BitmapMasks, PolygonMasks
 from detcli.errors import ModelError
 from detcli.model_config import build_model
 from detcli.models import CrossEntropyLoss, FCNMaskHead, MaskRCNN
@@ -40,36 +40,12 @@ CASCADE_MASK_CONFIGS = [
 ]
 
 
-class BitmapMasks:
-    """A minimal `InstanceMasks` over a bool (N, H, W) tensor (the Protocol's contract), cut and
-    resized as mmdet's BitmapMasks does it: RoIAlign (aligned) over the bitmap."""
-
-    def __init__(self, masks: torch.Tensor):
-        self.masks = masks
-
-    @property
-    def height(self) -> int:
-        return int(self.masks.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.masks.shape[2])
-
-    def __len__(self) -> int:
-        return int(self.masks.shape[0])
-
-    def crop_and_resize(self, boxes, inds, size):
-        rois = torch.cat([torch.arange(len(inds), dtype=boxes.dtype)[:, None], boxes], 1)
-        bitmaps = self.masks[inds.cpu()].float()[:, None]
-        return roi_align(bitmaps, rois.cpu(), size, 1.0, 0, True)[:, 0].to(boxes.device)
-
-
 def rectangles(size: int, rects: list[tuple[int, int, int, int]]) -> BitmapMasks:
-    """Masks of filled rectangles `x1, y1, x2, y2` (exclusive ends) in a size x size image."""
-    masks = torch.zeros(len(rects), size, size, dtype=torch.bool)
+    """Bitmap masks of filled rectangles `x1, y1, x2, y2` (exclusive ends), size x size px."""
+    masks = torch.zeros(len(rects), size, size, dtype=torch.uint8)
     for i, (x1, y1, x2, y2) in enumerate(rects):
-        masks[i, y1:y2, x1:x2] = True
-    return BitmapMasks(masks)
+        masks[i, y1:y2, x1:x2] = 1
+    return BitmapMasks(masks, size, size)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -148,10 +124,17 @@ def test_mask_targets_are_the_matched_instance_cut_to_the_roi_exactly():
         assert torch.equal(target, expected[label])
 
 
-def test_mask_targets_of_a_larger_roi_are_exact():
+def polygon_rectangles(size: int, rects: list[tuple[int, int, int, int]]) -> PolygonMasks:
+    """The same rectangles as polygons (corners on pixel edges)."""
+    polys = [[[x1, y1, x2, y1, x2, y2, x1, y2]] for x1, y1, x2, y2 in rects]
+    return PolygonMasks.from_polygons(polys, size, size)
+
+
+@pytest.mark.parametrize("kind", [rectangles, polygon_rectangles], ids=["bitmap", "polygon"])
+def test_mask_targets_of_a_larger_roi_are_exact(kind):
     """A 32 px square mask under a RoI twice its height: the top half of the target is ones."""
     head = FCNMaskHead(num_classes=1, in_channels=4, roi_feat_size=14)
-    square = rectangles(64, [(16, 16, 48, 48)])
+    square = kind(64, [(16, 16, 48, 48)])
     rois = boxes([[16, 16, 48, 48], [16, 16, 48, 80], [0, 0, 64, 64]])
     targets = head.get_targets([rois], [torch.zeros(3, dtype=torch.long)], [square], (28, 28))
     top = torch.zeros(28, 28)
