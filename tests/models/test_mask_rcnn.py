@@ -440,3 +440,24 @@ def test_a_batch_without_objects_trains_with_a_zero_mask_loss():
     assert losses["loss_mask"] == 0
     sum(v for k, v in losses.items() if k.startswith("loss")).backward()
     assert model.roi_head.mask_head.conv_logits.weight.grad is not None
+
+
+@pytest.mark.parametrize("path", [SHAPES_MASK, SHAPES_CASCADE_MASK], ids=lambda p: p.stem)
+def test_mask_models_train_and_evaluate_bbox_and_segm_from_their_configs(
+    shapes_coco, tmp_path, path
+):
+    import detcli
+
+    overrides = [
+        f"data_root={shapes_coco.root}",
+        "runner.max_epochs=1",
+        "evaluation.interval=100",  # evaluated below, once
+        "log_config.hooks=[{type: TextLoggerHook}]",
+        # 8 images x 20 detections: under the 256 RLEs that pycocotools' `area` takes at once
+        "model.test_cfg.rcnn.max_per_img=20",
+    ]
+    cfg = load_config(path, overrides)
+    result = detcli.train(cfg, work_dir=tmp_path / "work", device="cpu", threads=1)
+    evaluated = detcli.evaluate(cfg, result.last_checkpoint, split="val", device="cpu")
+    assert 0 <= evaluated.metrics["bbox_mAP"] <= 1 and 0 <= evaluated.metrics["segm_mAP"] <= 1
+    assert all(d.rles is not None and len(d.rles) == len(d) for d in evaluated.detections)
