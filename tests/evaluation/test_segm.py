@@ -155,11 +155,24 @@ def test_per_class_table_and_pr_curves_have_segm(mask_set, tmp_path):
     assert [p.name for p in plots] == ["pr_segm_00_square.png", "pr_segm_01_blob.png"]
 
 
+def test_mask_areas_of_more_than_255_masks():
+    from detcli.evaluation.masks import mask_areas, masks_to_rles
+
+    masks = torch.zeros(300, 8, 8, dtype=torch.bool)
+    masks[:, :2, :3] = True
+    assert mask_areas(masks_to_rles(masks)).tolist() == [6.0] * 300
+
+
 def test_segm_needs_masks_on_both_sides(mask_set, tmp_path, shapes_coco):
     boxes_only = [Detections(d.boxes, d.scores, d.labels) for d in _perfect(mask_set)]
     with pytest.raises(DataError, match=r"no mask head \(model.roi_head.mask_head\)"):
         evaluate_detections(mask_set, boxes_only, "segm")
-    no_segm = CocoDataset(str(shapes_coco.val_ann), [], str(shapes_coco.val_img), test_mode=True)
+    stripped = json.loads(shapes_coco.val_ann.read_text())
+    for ann in stripped["annotations"]:
+        ann.pop("segmentation", None)
+    boxes_json = tmp_path / "boxes_only.json"
+    boxes_json.write_text(json.dumps(stripped))
+    no_segm = CocoDataset(str(boxes_json), [], str(shapes_coco.val_img), test_mode=True)
     dets = [Detections(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))]
     with pytest.raises(DataError, match=r"have none .*Use metric: bbox"):
         evaluate_detections(no_segm, dets * len(no_segm), "segm")

@@ -58,7 +58,10 @@ def mask_areas(rles: list[RLE]) -> np.ndarray:
 
     if not rles:
         return np.zeros(0)
-    return np.asarray(mask_utils.area([_bytes_counts(r) for r in rles]), np.float64)
+    encoded = [_bytes_counts(r) for r in rles]
+    # pycocotools' `area` stores the count of masks in a uint8 under numpy 2: at most 255 a call.
+    chunks = [encoded[i : i + 255] for i in range(0, len(encoded), 255)]
+    return np.concatenate([np.asarray(mask_utils.area(c), np.float64) for c in chunks])
 
 
 def mask_boxes(rles: list[RLE]) -> np.ndarray:
