@@ -453,8 +453,6 @@ def test_mask_models_train_and_evaluate_bbox_and_segm_from_their_configs(
         "runner.max_epochs=1",
         "evaluation.interval=100",  # evaluated below, once
         "log_config.hooks=[{type: TextLoggerHook}]",
-        # 8 images x 20 detections: under the 256 RLEs that pycocotools' `area` takes at once
-        "model.test_cfg.rcnn.max_per_img=20",
     ]
     cfg = load_config(path, overrides)
     result = detcli.train(cfg, work_dir=tmp_path / "work", device="cpu", threads=1)
