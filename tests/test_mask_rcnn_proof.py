@@ -215,20 +215,15 @@ def _printed_table(out: str) -> dict[str, dict[str, str]]:
 
 
 def _pycocotools_eval(ann_file: Path, results: Path, iou_type: str) -> Any:
-    """pycocotools' own COCOeval of a results json (independent of detcli's faster-coco-eval).
-
-    A segm result is scored as COCO's segm results format has it: mask and score. detcli's
-    .segm.json also carries each mask's `bbox` (as MMDetection's does), and `loadRes` gives a
-    result with a `bbox` the box's area, not the mask's, which moves detections between the
-    small/medium/large ranges; MMDetection's CocoMetric drops `bbox` before scoring masks, and
-    detcli scores by mask area likewise.
-    """
+    """pycocotools' own COCOeval of a results json as written (independent of detcli's
+    faster-coco-eval). A segm file is COCO's segm results format: mask and score, no `bbox`
+    (with one, `loadRes` would size a result by its box, not its mask)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     written = json.loads(results.read_text())
     if iou_type == "segm":
-        written = [{k: v for k, v in r.items() if k != "bbox"} for r in written]
+        assert all("bbox" not in r for r in written)
     gt = COCO(str(ann_file))
     coco_eval = COCOeval(gt, gt.loadRes(written), iou_type)
     coco_eval.evaluate()

@@ -66,9 +66,7 @@ def _row(out: str, label: str) -> list[float]:
 def _pycocotools_segm_stats(coco, results_file):
     from pycocotools.cocoeval import COCOeval
 
-    rows = json.loads(results_file.read_text())
-    for row in rows:
-        row.pop("bbox")  # each area from its mask, as MMDetection scores segm
+    rows = json.loads(results_file.read_text())  # as written: COCO's segm format, no bbox
     with contextlib.redirect_stdout(io.StringIO()):
         coco_eval = COCOeval(coco, coco.loadRes(rows), "segm")
         coco_eval.evaluate()
@@ -101,11 +99,14 @@ def test_eval_prints_the_segm_numbers_pycocotools_gives_its_results_file(cli, ma
         "pr_segm_00_square.png",
         "pr_segm_01_blob.png",
     ]
-    # the bbox results file stays boxes only; scoring the segm file gives the same numbers
+    # the bbox results file stays boxes only; the segm file (masks only, COCO's format) scores
+    # to the same segm numbers, and each file scores to its own
     assert "segmentation" not in json.loads((tmp_path / "results_val.bbox.json").read_text())[0]
     rescored = cli("eval", str(config), str(segm_file))
     assert rescored.code == 0, rescored.out + rescored.err
-    assert _row(rescored.out, "AP @[IoU=0.50:0.95]") == [bbox_ap, segm_ap]
+    assert _row(rescored.out, "AP @[IoU=0.50:0.95]") == [segm_ap]
+    boxes = cli("eval", str(config), str(tmp_path / "results_val.bbox.json"))
+    assert _row(boxes.out, "AP @[IoU=0.50:0.95]") == [bbox_ap]
 
 
 def test_evaluate_keeps_masks_as_rle_only(mask_run, tmp_path):

@@ -106,25 +106,25 @@ def test_segm_results_file_scores_as_the_detections_and_as_pycocotools(mask_set,
     path = write_segm_json(tmp_path / "results_val.segm.json", mask_set, shifted)
     rows = json.loads(path.read_text())
     assert len(rows) == sum(len(d) for d in shifted)
-    assert {"image_id", "category_id", "bbox", "score", "segmentation"} <= set(rows[0])
+    # COCO's segm results format: no `bbox`, so any COCO tool sizes each result by its mask
+    assert set(rows[0]) == {"image_id", "category_id", "score", "segmentation"}
     assert {r["category_id"] for r in rows} <= {3, 7}
     loaded = load_results_json(path, mask_set)
     assert [d.rles is not None for d in loaded] == [True] * len(loaded)
     in_memory = evaluate_detections(mask_set, shifted, "segm")
     from_file = evaluate_detections(mask_set, loaded, "segm")
     assert from_file == pytest.approx(in_memory, abs=1e-6)
-    for row in rows:
-        row.pop("bbox")  # area from the mask, as MMDetection scores a segm file
-    (tmp_path / "no_bbox.json").write_text(json.dumps(rows))
     with contextlib.redirect_stdout(io.StringIO()):
         coco_eval = COCOeval(mask_set.coco, mask_set.coco.loadRes(rows), "segm")
         coco_eval.evaluate()
         coco_eval.accumulate()
         coco_eval.summarize()
     assert in_memory["segm_mAP"] == pytest.approx(coco_eval.stats[0], abs=1e-6)
-    # a segm file may leave bbox out: boxes come from the masks
-    boxes_from_masks = load_results_json(tmp_path / "no_bbox.json", mask_set)
-    assert evaluate_detections(mask_set, boxes_from_masks, "segm") == pytest.approx(in_memory)
+    # a segm file with boxes (MMDetection writes them) scores the same: detcli sizes by mask
+    with_boxes = [dict(r, bbox=[0.0, 0.0, 1.0, 1.0]) for r in json.loads(path.read_text())]
+    (tmp_path / "with_bbox.json").write_text(json.dumps(with_boxes))
+    boxed = load_results_json(tmp_path / "with_bbox.json", mask_set)
+    assert evaluate_detections(mask_set, boxed, "segm") == pytest.approx(in_memory)
 
 
 def test_segm_files_of_another_dataset_or_half_segm_are_refused(mask_set, tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 
 from detcli.data.coco_json import index_of
 from detcli.errors import DataError
-from detcli.evaluation.coco_metric import detections_to_array
+from detcli.evaluation.coco_metric import IouType, detections_to_array
 from detcli.evaluation.masks import RLE, mask_boxes, require_rles
 from detcli.structures import CocoGroundTruth, Detections
 
@@ -41,7 +41,7 @@ def coco_results(
     dataset: CocoGroundTruth, detections: Sequence[Detections], segm: bool = False
 ) -> list[dict[str, Any]]:
     """COCO results dicts (original category ids, xywh boxes) for one Detections per image;
-    with `segm`, each with its mask's RLE `segmentation` as well."""
+    with `segm`, each with its mask's RLE `segmentation` instead of its box."""
     rles = require_rles(detections, "A segm results file") if segm else None
     rows = detections_to_array(dataset, detections)
     ids = rows[:, 0].astype(np.int64).tolist()
@@ -54,8 +54,13 @@ def coco_results(
         for i, c, b, s in zip(ids, cats, boxes, scores, strict=True)
     ]
     if rles is not None:
+        # COCO's segm results format: mask and score, no `bbox`. With a `bbox`, pycocotools and
+        # faster-coco-eval size a result (small/medium/large) by its box, not its mask, so the
+        # file would not score as detcli printed (mmdet drops `bbox` before scoring for the same
+        # reason).
         flat = (r for per_image in rles for r in per_image)
         for result, rle in zip(results, flat, strict=True):
+            del result["bbox"]
             result["segmentation"] = rle
     return results
 
@@ -184,6 +189,12 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
     A segm results file (every entry with a `segmentation` RLE) gives Detections with `rles`;
     its entries may leave out `bbox` (then it is the mask's box).
     """
+    return load_results(path, dataset)[0]
+
+
+def load_results(path: Path, dataset: CocoGroundTruth) -> tuple[list[Detections], list[IouType]]:
+    """`load_results_json`, and what the file holds to be scored: `bbox` when its entries have
+    boxes, `segm` when they have masks (a segm file in COCO's format has masks only)."""
     import torch
 
     rows = _read_rows(path)
@@ -195,7 +206,9 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
         image = np.fromiter((r["image_id"] for r in rows), np.int64, len(rows))
         cat = np.fromiter((r["category_id"] for r in rows), np.int64, len(rows))
         score = np.fromiter((r["score"] for r in rows), np.float32, len(rows))
-        if rles is not None and not all("bbox" in r for r in rows):
+        boxes_given = rles is None or all("bbox" in r for r in rows)
+        if not boxes_given:
+            assert rles is not None
             xywh = mask_boxes(rles).astype(np.float32)
         else:
             xywh = np.asarray([r["bbox"] for r in rows], np.float32).reshape(-1, 4)
@@ -236,16 +249,16 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
             "Score it with the config (and split, --set classes) it was predicted on."
         )
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    _refuse_boxes_outside(path, ann, dataset, index, boxes)
-    if rles is not None:
+    if rles is not None:  # first: a mask of another size also puts its box elsewhere
         _refuse_masks_of_other_sizes(path, ann, dataset, index, rles)
+    _refuse_boxes_outside(path, ann, dataset, index, boxes)
     order = np.argsort(index, kind="stable")
     splits = np.cumsum(np.bincount(index, minlength=img_ids.size))[:-1]
     per_box = (torch.from_numpy(boxes[order]), torch.from_numpy(score[order]))
     labels = torch.from_numpy(label[order].astype(np.int64))
     ordered_rles = [rles[k] for k in order.tolist()] if rles is not None else None
     bounds = [0, *splits.tolist(), len(rows)]
-    return [
+    detections = [
         Detections(
             per_box[0][a:b],
             per_box[1][a:b],
@@ -254,6 +267,8 @@ def load_results_json(path: Path, dataset: CocoGroundTruth) -> list[Detections]:
         )
         for a, b in itertools.pairwise(bounds)
     ]
+    kinds: list[IouType] = (["bbox"] if boxes_given else []) + (["segm"] if rles else [])
+    return detections, kinds
 
 
 def _segmentations(path: Path, rows: list[dict[str, Any]]) -> list[RLE] | None:

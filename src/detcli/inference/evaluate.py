@@ -32,7 +32,7 @@ from detcli.evaluation.coco_metric import IOU_TYPES, IouType, score_detections
 from detcli.evaluation.pr_curves import plot_pr_curves
 from detcli.evaluation.results_files import (
     PartialResults,
-    load_results_json,
+    load_results,
     segm_path,
     write_results,
     write_segm_json,
@@ -201,15 +201,10 @@ def evaluate_results(
         build_dataset(loader_settings.dataset, test_mode=True, where=where), where
     )
     _require_annotations(dataset, split)
-    detections = load_results_json(Path(results_file), dataset)
-    # a file is scored for what it holds: boxes, and masks when it is a segm results file
-    has_masks = any(d.rles is not None for d in detections)
+    # a file is scored for what it holds: boxes if it has them, masks if it is a segm file
+    detections, kinds = load_results(Path(results_file), dataset)
     result = EvalResult(
-        split,
-        len(dataset),
-        detections,
-        results_file=Path(results_file),
-        iou_types=["bbox", "segm"] if has_masks else ["bbox"],
+        split, len(dataset), detections, results_file=Path(results_file), iou_types=kinds
     )
     _score(result, dataset, plot_dir, metrics_file)
     return result
