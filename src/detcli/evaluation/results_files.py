@@ -267,7 +267,11 @@ def load_results(path: Path, dataset: CocoGroundTruth) -> tuple[list[Detections]
         )
         for a, b in itertools.pairwise(bounds)
     ]
-    kinds: list[IouType] = (["bbox"] if boxes_given else []) + (["segm"] if rles else [])
+    kinds: list[IouType] = []
+    if boxes_given:
+        kinds.append("bbox")
+    if rles is not None:
+        kinds.append("segm")
     return detections, kinds
 
 
