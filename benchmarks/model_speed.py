@@ -80,7 +80,7 @@ def torchvision_model(num_classes: int, size: int, model: str = "faster_rcnn") -
     if model == "mask_rcnn":  # RoIAlign 14 sampling adaptively, as detcli's sampling_ratio: 0
         build = maskrcnn_resnet50_fpn
         extra = {"mask_roi_pool": MultiScaleRoIAlign(["0", "1", "2", "3"], 14, sampling_ratio=0)}
-    model = build(
+    net = build(
         weights=None,
         weights_backbone=None,
         num_classes=num_classes + 1,
@@ -107,10 +107,10 @@ def torchvision_model(num_classes: int, size: int, model: str = "faster_rcnn") -
         image_std=[1.0, 1.0, 1.0],
         **extra,
     )
-    for name, p in model.backbone.body.named_parameters():  # = frozen_stages: 1
+    for name, p in net.backbone.body.named_parameters():  # = frozen_stages: 1
         if name.startswith(("conv1.", "bn1.", "layer1.")):
             p.requires_grad_(False)
-    return model
+    return net
 
 
 def copy_weights(ours: nn.Module, ref: nn.Module, num_classes: int) -> None:
