@@ -1,10 +1,10 @@
-"""Where a detcli Faster R-CNN R50-FPN train step (or inference) spends its time.
+"""Where a detcli Faster (or Mask) R-CNN R50-FPN train step (or inference) spends its time.
 
 torch.profiler over a few steps of the same set-up as model_speed.py; prints the top operators
 by self time on the host and the device, and how often the host waited for the device
 (cudaStreamSynchronize / device-to-host copies: each one stalls the Python side).
 
-    python benchmarks/profile_model.py --device cuda [--infer] [--rows 30]
+    python benchmarks/profile_model.py --device cuda [--infer] [--rows 30] [--model mask_rcnn]
 
 On the CPU, batched NMS takes the CUDA code path (see `_take_cuda_nms_path`) so that op
 counts stand in for kernel launches on a GPU; times are then not the CPU's own.
@@ -29,6 +29,7 @@ from model_speed import Runner
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--model", default="faster_rcnn", choices=["faster_rcnn", "mask_rcnn"])
     parser.add_argument("--infer", action="store_true", help="profile inference, not training")
     parser.add_argument("--ref", action="store_true", help="profile torchvision's model instead")
     parser.add_argument("--steps", type=int, default=5)
@@ -40,7 +41,7 @@ def main() -> None:
     args.amp, args.batch, args.size, args.num_classes, args.boxes = False, 2, 512, 10, 8
     if args.device == "cpu":
         _take_cuda_nms_path()
-    run = Runner(args)
+    run = Runner(args, args.model)
     _label_stages(run)
     step = {
         (False, False): run.train_ours,
