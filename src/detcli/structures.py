@@ -111,10 +111,15 @@ class InstanceMasks(Protocol):
     def __len__(self) -> int: ...
 
     def crop_and_resize(
-        self, boxes: torch.Tensor, inds: torch.Tensor, size: tuple[int, int]
+        self,
+        boxes: torch.Tensor,
+        inds: torch.Tensor,
+        size: tuple[int, int],
+        binarize: bool = True,
     ) -> torch.Tensor:
         """Float (P, h, w) in [0, 1]: mask `inds[p]` cut to box `boxes[p]` (xyxy, these pixels)
-        and resized to `size` (the mask head's targets), on `boxes`' device."""
+        and resized to `size` (the mask head's targets), on `boxes`' device; thresholded at
+        0.5 with `binarize` (MMDetection's targets), else soft."""
         ...
 
 

@@ -459,3 +459,18 @@ def test_mask_models_train_and_evaluate_bbox_and_segm_from_their_configs(
     evaluated = detcli.evaluate(cfg, result.last_checkpoint, split="val", device="cpu")
     assert 0 <= evaluated.metrics["bbox_mAP"] <= 1 and 0 <= evaluated.metrics["segm_mAP"] <= 1
     assert all(d.rles is not None and len(d.rles) == len(d) for d in evaluated.detections)
+
+
+def test_soft_mask_targets_keep_the_fractions_of_a_boundary():
+    """`soft_mask_target`: the resized GT mask as it is; default: thresholded at 0.5."""
+    bitmap = torch.zeros(1, 16, 16, dtype=torch.bool)
+    bitmap[:, :, :5] = True  # the left 5 columns
+    masks = BitmapMasks(bitmap, 16, 16)
+    head = FCNMaskHead(num_classes=1, in_channels=8, roi_feat_size=14, conv_out_channels=8)
+    roi = [torch.tensor([[0.0, 0.0, 16.0, 16.0]])]
+    inds = [torch.tensor([0])]
+    hard = head.get_targets(roi, inds, [masks], (4, 4))
+    soft = head.get_targets(roi, inds, [masks], (4, 4), binarize=False)
+    assert set(hard.unique().tolist()) <= {0.0, 1.0}
+    assert soft[0, 0, 1] == pytest.approx(0.25)  # the target column over pixels 4-7: 1 of 4 set
+    assert hard[0, 0].tolist() == [1.0, 0.0, 0.0, 0.0]

@@ -191,16 +191,15 @@ class FCNMaskHead(nn.Module):
 
         One `crop_and_resize` per image, over all its RoIs at once.
         """
+        # mmdet binarises the resized masks at 0.5 unless `soft_mask_target`.
         parts = [
-            masks.crop_and_resize(b, inds, size)
+            masks.crop_and_resize(b, inds, size, binarize=binarize)
             for b, inds, masks in zip(boxes, gt_inds, gt_masks, strict=True)
             if b.shape[0] > 0
         ]
         if not parts:
             return torch.zeros((0, *size), device=boxes[0].device if boxes else None)
-        targets = torch.cat([p.to(boxes[0].device, torch.float32) for p in parts])
-        # mmdet binarises the resized masks at 0.5 unless `soft_mask_target`.
-        return (targets >= 0.5).float() if binarize else targets
+        return torch.cat([p.to(boxes[0].device, torch.float32) for p in parts])
 
     def loss(self, mask_pred: Tensor, targets: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """`loss_mask`: the loss of each positive RoI's own-class logits against its target."""
